@@ -1,0 +1,1 @@
+"""Sinks: where ticks, candles and quarantined rows land."""

@@ -1,0 +1,46 @@
+"""The six UTC-aligned timeframes and their arithmetic."""
+
+from __future__ import annotations
+
+from .errors import ConfigError
+
+US_PER_SECOND = 1_000_000
+
+# Ordered shortest first; each divides the next, so each can be derived exactly from the previous.
+TIMEFRAME_US: dict[str, int] = {
+    "15s": 15 * US_PER_SECOND,
+    "1m": 60 * US_PER_SECOND,
+    "5m": 300 * US_PER_SECOND,
+    "15m": 900 * US_PER_SECOND,
+    "4h": 4 * 3600 * US_PER_SECOND,
+    "1d": 86400 * US_PER_SECOND,
+}
+ALL_TIMEFRAMES: tuple[str, ...] = tuple(TIMEFRAME_US)
+ALIASES = {"24h": "1d", "1min": "1m", "5min": "5m", "15min": "15m"}
+
+
+def normalize(name: str) -> str:
+    """Canonical timeframe name for `name` (accepts `24h` for `1d`)."""
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in TIMEFRAME_US:
+        raise ConfigError(f"unknown timeframe {name!r}; choose from {', '.join(ALL_TIMEFRAMES)} (24h = 1d)")
+    return key
+
+
+def parse_list(text: str | None) -> tuple[str, ...]:
+    """Comma-separated timeframes -> canonical names in shortest-first order, deduplicated."""
+    if not text:
+        return ALL_TIMEFRAMES
+    wanted = {normalize(part) for part in text.split(",") if part.strip()}
+    return tuple(tf for tf in ALL_TIMEFRAMES if tf in wanted)
+
+
+def duration_us(name: str) -> int:
+    """Length of one window of `name` in microseconds."""
+    return TIMEFRAME_US[normalize(name)]
+
+
+def duration_seconds(name: str) -> float:
+    """Length of one window of `name` in seconds."""
+    return duration_us(name) / US_PER_SECOND
