@@ -1,0 +1,1 @@
+"""The continuous micro-batch job."""

@@ -1,0 +1,1 @@
+"""SQL shipped with mdstream: DuckDB and BigQuery views and recomputation queries."""

@@ -1,0 +1,24 @@
+"""Shared fixtures: where the real exchange recordings live, and small tick builders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def real_data_dir() -> Path:
+    """Folder of real exchange recordings: $MDSTREAM_REAL_DATA or ../shared/data/real beside the repo."""
+    return Path(os.environ.get("MDSTREAM_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """The real-data folder, or skip the test with the reason when it is absent."""
+    folder = real_data_dir()
+    if not folder.is_dir():
+        pytest.skip(f"real exchange recordings not found at {folder} (set MDSTREAM_REAL_DATA)")
+    return folder
