@@ -22,3 +22,6 @@ def real_data() -> Path:
     if not folder.is_dir():
         pytest.skip(f"real exchange recordings not found at {folder} (set MDSTREAM_REAL_DATA)")
     return folder
+
+
+from bq_emulator import bq_emulator  # noqa: E402,F401  (session fixture: the local BigQuery emulator)

@@ -1,0 +1,118 @@
+"""The local BigQuery emulator for tests: use the running one (env) or start one via scripts/bq-emulator.sh."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "scripts" / "bq-emulator.sh"
+ENDPOINT_ENV = "MDSTREAM_TEST_BQ_ENDPOINT"
+GRPC_ENV = "MDSTREAM_TEST_BQ_GRPC"
+HOME_ENV = "MDSTREAM_BQ_EMULATOR_HOME"
+PROJECT = "test-project"
+
+
+@dataclass
+class Emulator:
+    """Where a running emulator answers, and whether this process started it."""
+
+    endpoint: str  # REST, e.g. http://127.0.0.1:9050
+    grpc: str  # Storage Read/Write, e.g. 127.0.0.1:9060
+    home: Path
+    owned: bool
+
+    @property
+    def port(self) -> int:
+        """REST port."""
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    @property
+    def grpc_port(self) -> int:
+        """gRPC port."""
+        return int(self.grpc.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM via the script); its data folder stays."""
+        _script("stop", self.home)
+
+    def start(self) -> None:
+        """Start the server again on the same ports and wait until it answers."""
+        _script("start", self.home, {"MDSTREAM_BQ_EMULATOR_PORT": str(self.port),
+                                     "MDSTREAM_BQ_EMULATOR_GRPC_PORT": str(self.grpc_port)})
+        wait_ready(self.endpoint)
+
+    def restart(self) -> None:
+        """Stop and start on the same ports; tables survive, write streams do not (as after a real outage)."""
+        self.stop()
+        self.start()
+
+
+def _home() -> Path:
+    """Emulator folder: $MDSTREAM_BQ_EMULATOR_HOME or .bq-emulator at the repository root."""
+    return Path(os.environ.get(HOME_ENV, REPO / ".bq-emulator")).resolve()
+
+
+def _script(action: str, home: Path, extra: dict[str, str] | None = None) -> str:
+    """Run scripts/bq-emulator.sh <action>; its stdout, or RuntimeError with its stderr."""
+    env = {**os.environ, HOME_ENV: str(home), **(extra or {})}
+    done = subprocess.run(["bash", str(SCRIPT), action], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"bq-emulator.sh {action} failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+def _parse_exports(text: str) -> dict[str, str]:
+    """`export K=V` lines -> {K: V}."""
+    pairs = (line.removeprefix("export ").split("=", 1) for line in text.splitlines() if line.startswith("export "))
+    return {key: value for key, value in pairs}
+
+
+def wait_ready(endpoint: str, timeout: float = 30.0) -> None:
+    """Poll the dataset list until it answers 200, or raise after `timeout` seconds."""
+    url = f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"BigQuery emulator at {endpoint} not ready after {timeout}s")
+        time.sleep(0.1)
+
+
+def start_or_attach() -> Emulator:
+    """The emulator named by the env vars, or a fresh one set up and started through the script."""
+    home = _home()
+    if os.environ.get(ENDPOINT_ENV) and os.environ.get(GRPC_ENV):
+        emulator = Emulator(os.environ[ENDPOINT_ENV], os.environ[GRPC_ENV], home, owned=False)
+        wait_ready(emulator.endpoint)
+        return emulator
+    _script("setup", home)
+    exports = _parse_exports(_script("start", home))
+    return Emulator(exports[ENDPOINT_ENV], exports[GRPC_ENV], home, owned=True)
+
+
+@pytest.fixture(scope="session")
+def bq_emulator():
+    """A running BigQuery emulator for the session; skipped with the reason only if it cannot be set up."""
+    try:
+        emulator = start_or_attach()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
+        if os.environ.get("CI"):
+            raise  # in CI a missing emulator is a failure, not a skip
+        pytest.skip(f"BigQuery emulator unavailable: {error}")
+    yield emulator
+    if emulator.owned:
+        emulator.stop()
