@@ -1,0 +1,229 @@
+"""DuckDB sink: the embedded default store of candles, ticks and quarantined rows.
+
+Frames go in as Arrow (registered with DuckDB, never converted row by row). Candles are idempotent by
+their key (exchange, symbol, timeframe, timestamp_in, revision) through delete-then-insert inside one
+transaction: measured faster than INSERT OR REPLACE on a primary key (about 35 ms against 62 ms per
+10k-row batch into a 1M-row table) and it keeps the table free of indexes, so additive ALTER TABLE
+migrations and same-transaction delete + insert of one key always work.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from .. import columns as c
+from .. import schema, sqlfiles
+from ..errors import ConfigError, SinkError
+from . import base
+
+TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    base.CANDLES: schema.CANDLE_SCHEMA,
+    base.TICKS: schema.TICK_SCHEMA,
+    base.QUARANTINE: schema.QUARANTINE_SCHEMA,
+}
+_BATCH = "_mdstream_batch"
+
+
+def duckdb_type(dtype: pl.DataType) -> str:
+    """DuckDB column type of a Polars dtype of the data contract (UTC datetimes -> TIMESTAMPTZ)."""
+    if isinstance(dtype, pl.Datetime):
+        return "TIMESTAMPTZ"
+    names = {pl.String: "VARCHAR", pl.Float64: "DOUBLE", pl.Int64: "BIGINT", pl.Boolean: "BOOLEAN"}
+    for polars_type, sql_type in names.items():
+        if dtype == polars_type:
+            return sql_type
+    raise ConfigError(f"no DuckDB type for {dtype}")
+
+
+def create_table_sql(table: str, columns: dict[str, pl.DataType]) -> str:
+    """CREATE TABLE IF NOT EXISTS statement with the columns of `columns`, in order."""
+    body = ", ".join(f'"{name}" {duckdb_type(dtype)}' for name, dtype in columns.items())
+    return f"CREATE TABLE IF NOT EXISTS {table} ({body})"
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Create missing tables, add missing columns (additive migration), (re)create the views; returns added columns."""
+    added: list[str] = []
+    for table, columns in TABLE_SCHEMAS.items():
+        con.execute(create_table_sql(table, columns))
+        present = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+        for name, dtype in columns.items():
+            if name not in present:
+                con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {duckdb_type(dtype)}')
+                added.append(f"{table}.{name}")
+    # Views bind `SELECT *` at creation, so they are recreated after every migration.
+    con.execute(sqlfiles.read("duckdb/views.sql"))
+    return added
+
+
+def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose session time zone is UTC (so ::DATE and date_trunc mean UTC days)."""
+    con = duckdb.connect(str(path), read_only=read_only)
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def day_bounds(day: str | date) -> tuple[datetime, datetime]:
+    """[start, end) of the UTC day `day` ('YYYY-MM-DD' or a date) as aware datetimes."""
+    try:
+        start_date = day if isinstance(day, date) else date.fromisoformat(day)
+    except ValueError as exc:
+        raise ConfigError(f"day must be YYYY-MM-DD, got {day!r}") from exc
+    start = datetime(start_date.year, start_date.month, start_date.day, tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` conformed to the schema of `kind`, deduplicated by its key (the last copy of a key wins)."""
+    if kind not in TABLE_SCHEMAS:
+        raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
+    frame = schema.conform(frame, TABLE_SCHEMAS[kind])
+    if kind == base.CANDLES:
+        return frame.unique(subset=list(c.CANDLE_KEY), keep="last", maintain_order=True)
+    if kind == base.TICKS:
+        with_id = frame.filter(pl.col(c.ID).is_not_null())
+        with_id = with_id.unique(subset=[c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
+        return pl.concat([with_id, frame.filter(pl.col(c.ID).is_null())])
+    return frame.unique(keep="first", maintain_order=True)
+
+
+class DuckDBSink:
+    """Sink into one DuckDB file: tables candles, ticks, quarantine and the views of views.sql."""
+
+    def __init__(self, path: str | Path = "./mdstream.duckdb"):
+        """Open (creating or migrating) the database at `path`."""
+        self.path = Path(path)
+        try:
+            self.con = connect(self.path)
+            self.migrated = ensure_schema(self.con)
+        except duckdb.Error as exc:
+            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        self._pending: dict[str, list[pl.DataFrame]] = {kind: [] for kind in base.KINDS}
+        self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
+
+    def write(self, kind: str, frame: pl.DataFrame) -> None:
+        """Buffer `frame` of `kind`; nothing is visible until flush()."""
+        if kind not in TABLE_SCHEMAS:
+            raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
+        if frame.height:
+            self._pending[kind].append(frame)
+
+    def flush(self) -> None:
+        """Upsert everything buffered in one transaction; on failure nothing is applied and the buffer is kept."""
+        batches = {kind: pl.concat(frames, how="diagonal_relaxed") for kind, frames in self._pending.items() if frames}
+        if not batches:
+            return
+        prepared = {kind: prepare(kind, frame) for kind, frame in batches.items()}
+        self._transaction(lambda: [self._upsert(kind, frame) for kind, frame in prepared.items()])
+        for kind, frame in prepared.items():
+            self.rows_written[kind] += frame.height
+        self._pending = {kind: [] for kind in base.KINDS}
+
+    def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
+        """Replace every row of (exchange, symbol, UTC day) with `frames`, all or nothing."""
+        start, end = day_bounds(day)
+        prepared = {kind: prepare(kind, frame) for kind, frame in frames.items()}
+
+        def replace() -> None:
+            """Delete the day's rows then insert the new frames (inside the caller's transaction)."""
+            self._delete_day(exchange, symbol, day, start, end, prepared.get(base.QUARANTINE))
+            for kind, frame in prepared.items():
+                self._insert(kind, frame)
+
+        self._transaction(replace)
+        for kind, frame in prepared.items():
+            self.rows_written[kind] += frame.height
+
+    def close(self) -> None:
+        """Flush and close the connection."""
+        try:
+            self.flush()
+        finally:
+            self.con.close()
+
+    def summary(self) -> str:
+        """One line: rows written per kind and the file."""
+        counts = ", ".join(f"{n:,} {kind}" for kind, n in self.rows_written.items() if n)
+        return f"DuckDB {self.path}: {counts or 'nothing'} written"
+
+    def _transaction(self, body) -> None:
+        """Run `body` inside BEGIN/COMMIT; roll back and raise SinkError on any failure."""
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            body()
+            self.con.execute("COMMIT")
+        except BaseException as exc:
+            self.con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                raise SinkError(f"DuckDB write to {self.path} failed, nothing applied: {exc}") from exc
+            raise
+
+    def _register(self, frame: pl.DataFrame) -> None:
+        """Expose `frame` to SQL as the relation _mdstream_batch (zero-copy Arrow)."""
+        self.con.register(_BATCH, frame.to_arrow())
+
+    def _insert(self, kind: str, frame: pl.DataFrame) -> None:
+        """Plain insert of an already prepared frame."""
+        if not frame.height:
+            return
+        self._register(frame)
+        try:
+            self.con.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM {_BATCH}")
+        finally:
+            self.con.unregister(_BATCH)
+
+    def _upsert(self, kind: str, frame: pl.DataFrame) -> None:
+        """Idempotent insert: candles replace their key, ticks and quarantine rows already stored are skipped."""
+        if not frame.height:
+            return
+        self._register(frame)
+        try:
+            if kind == base.CANDLES:
+                lo, hi = frame[c.TIMESTAMP_IN].min(), frame[c.TIMESTAMP_IN].max()
+                match = " AND ".join(f't."{k}" = b."{k}"' for k in c.CANDLE_KEY)
+                # the constant range lets DuckDB skip row groups by their min/max before the join
+                self.con.execute(
+                    f"DELETE FROM candles AS t USING {_BATCH} AS b WHERE t.timestamp_in BETWEEN $lo AND $hi AND {match}",
+                    {"lo": lo, "hi": hi},
+                )
+                self.con.execute(f"INSERT INTO candles BY NAME SELECT * FROM {_BATCH}")
+            elif kind == base.TICKS:
+                lo, hi = frame[c.TIMESTAMP].min(), frame[c.TIMESTAMP].max()
+                # a duplicate trade has the same event time, so only that time range needs probing
+                self.con.execute(
+                    f"""INSERT INTO ticks BY NAME SELECT * FROM {_BATCH} AS b
+                    WHERE b.id IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM ticks AS t WHERE t.timestamp BETWEEN $lo AND $hi
+                        AND t.exchange = b.exchange AND t.symbol = b.symbol AND t.id = b.id)""",
+                    {"lo": lo, "hi": hi},
+                )
+            else:
+                same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM b."{k}"' for k in (c.Q_SOURCE, c.Q_LINE, c.Q_FIELD, c.Q_RAW))
+                self.con.execute(
+                    f"INSERT INTO quarantine BY NAME SELECT * FROM {_BATCH} AS b "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM quarantine AS t WHERE {same})"
+                )
+        finally:
+            self.con.unregister(_BATCH)
+
+    def _delete_day(self, exchange, symbol, day, start, end, quarantine: pl.DataFrame | None) -> None:
+        """Delete the candles (by timestamp_in), ticks (by timestamp) and quarantine rows of one day."""
+        params = {"exchange": exchange, "symbol": symbol, "start": start, "end": end}
+        for table, column in ((base.CANDLES, c.TIMESTAMP_IN), (base.TICKS, c.TIMESTAMP)):
+            self.con.execute(
+                f"DELETE FROM {table} WHERE exchange = $exchange AND symbol = $symbol "
+                f'AND "{column}" >= $start AND "{column}" < $end',
+                params,
+            )
+        # Quarantine rows carry no exchange/symbol: a day owns the rows of the sources it quarantines now,
+        # and of earlier sources whose name carries both the symbol and the day (dataset file names do).
+        sources = [] if quarantine is None else quarantine[c.Q_SOURCE].drop_nulls().unique().to_list()
+        self.con.execute(
+            "DELETE FROM quarantine WHERE list_contains($sources, source) "
+            "OR (contains(lower(source), lower($symbol)) AND contains(source, $day))",
+            {"sources": sources, "symbol": symbol, "day": str(day)},
+        )

@@ -1,0 +1,100 @@
+-- Reader-facing views over the tables `candles`, `ticks` and `quarantine`.
+-- Same view names and columns as sql/bigquery/ so dashboards and queries port unchanged.
+-- Days and hours are taken in UTC whatever the session time zone: timezone('UTC', ts) is the UTC wall time.
+
+-- One row per (exchange, symbol, timeframe, timestamp_in): the highest revision wins (a late trade
+-- produces revision + 1); equal revisions (the same key written twice) resolve to the latest timestamp_out.
+CREATE OR REPLACE VIEW candles_latest AS
+SELECT *
+FROM candles
+QUALIFY row_number() OVER (
+    PARTITION BY exchange, symbol, timeframe, timestamp_in
+    ORDER BY revision DESC, timestamp_out DESC NULLS LAST
+) = 1;
+
+CREATE OR REPLACE VIEW candles_15s AS SELECT * FROM candles_latest WHERE timeframe = '15s';
+CREATE OR REPLACE VIEW candles_1m AS SELECT * FROM candles_latest WHERE timeframe = '1m';
+CREATE OR REPLACE VIEW candles_5m AS SELECT * FROM candles_latest WHERE timeframe = '5m';
+CREATE OR REPLACE VIEW candles_15m AS SELECT * FROM candles_latest WHERE timeframe = '15m';
+CREATE OR REPLACE VIEW candles_4h AS SELECT * FROM candles_latest WHERE timeframe = '4h';
+CREATE OR REPLACE VIEW candles_1d AS SELECT * FROM candles_latest WHERE timeframe = '1d';
+
+-- Key columns plus the feature columns, latest revision only.
+CREATE OR REPLACE VIEW features AS
+SELECT
+    exchange, symbol, timeframe, timestamp_in, close, gap,
+    sma_5, sma_10, sma_20, ema_5, ema_10, ema_20, wma_5,
+    momentum_3, momentum_5, velocity, acceleration,
+    volume_sma_20, volume_ratio, vwap_deviation, vwap_day,
+    log_return, volatility_5, volatility_10, high_low_ratio,
+    trade_intensity, avg_trade_size, amihud, kyle_lambda, roll_spread, cs_spread,
+    rsi_5, bb_pctb_20, macd, macd_signal, macd_hist
+FROM candles_latest;
+
+-- One row per exchange, symbol and UTC day, from the 1d candles.
+CREATE OR REPLACE VIEW daily_summary AS
+SELECT
+    exchange, symbol,
+    CAST(timezone('UTC', timestamp_in) AS DATE) AS day,
+    open, high, low, close, volume, quote_volume, buy_volume, sell_volume, trades, vwap,
+    (close / open - 1) AS change,
+    (high / low - 1) AS range
+FROM candles_1d;
+
+-- Streaming SLO: how long after a window closed its candle was emitted, per UTC hour of emission.
+CREATE OR REPLACE VIEW ingest_latency AS
+SELECT
+    exchange, symbol, timeframe,
+    date_trunc('hour', timezone('UTC', timestamp_out)) AS hour,
+    count(*) AS candles,
+    quantile_cont(latency_ms, 0.5) AS latency_p50_ms,
+    quantile_cont(latency_ms, 0.95) AS latency_p95_ms,
+    quantile_cont(latency_ms, 0.99) AS latency_p99_ms,
+    max(latency_ms) AS latency_max_ms
+FROM candles
+WHERE revision = 0
+GROUP BY ALL;
+
+-- Per exchange, symbol, timeframe and UTC day: completeness, gaps by cause, late trades and revisions.
+CREATE OR REPLACE VIEW data_quality AS
+WITH latest AS (
+    SELECT
+        exchange, symbol, timeframe,
+        CAST(timezone('UTC', timestamp_in) AS DATE) AS day,
+        count(*) AS candles,
+        count(*) FILTER (WHERE trades = 0) AS empty_candles,
+        count(*) FILTER (WHERE gap = 'quiet') AS gaps_quiet,
+        count(*) FILTER (WHERE gap = 'feed') AS gaps_feed,
+        coalesce(sum(late_trades), 0) AS late_trades,
+        count(*) FILTER (WHERE revision > 0) AS revised_candles,
+        min(timestamp_in) AS first_candle,
+        max(timestamp_in) AS last_candle
+    FROM candles_latest
+    GROUP BY ALL
+), stored AS (
+    SELECT
+        exchange, symbol, timeframe,
+        CAST(timezone('UTC', timestamp_in) AS DATE) AS day,
+        count(*) AS revisions
+    FROM candles
+    WHERE revision > 0
+    GROUP BY ALL
+)
+SELECT l.*, coalesce(s.revisions, 0) AS revisions
+FROM latest AS l
+LEFT JOIN stored AS s USING (exchange, symbol, timeframe, day);
+
+-- Rejected input rows by source, UTC day of quarantine, field and reason.
+CREATE OR REPLACE VIEW quarantine_summary AS
+SELECT
+    source,
+    CAST(timezone('UTC', quarantined_at) AS DATE) AS day,
+    field,
+    reason,
+    count(*) AS rows,
+    min(line) AS first_line,
+    max(line) AS last_line,
+    min(quarantined_at) AS first_at,
+    max(quarantined_at) AS last_at
+FROM quarantine
+GROUP BY ALL;
