@@ -1,0 +1,233 @@
+"""Ticks -> dense, UTC-aligned candles for every timeframe (pure Polars, no I/O, no clock reads)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+import polars as pl
+
+from . import columns as c
+from . import timeframes as tfm
+from .schema import CANDLE_BASE_SCHEMA, TS
+
+# Trades inside a window are ordered by these, ascending: exchange time, then receive time, then the trade id
+# compared as a number when it is one (length first makes "9" < "10").
+_ID_LEN = "_id_len"
+ORDER_KEYS = (c.TIMESTAMP, c.LOCAL_TIMESTAMP, _ID_LEN, c.ID)
+_BUCKET = "_bucket"
+
+SPARSE_COLUMNS = (
+    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME,
+    c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.FIRST_TRADE_AT, c.LAST_TRADE_AT,
+)
+
+
+def window_start(ts: pl.Expr, timeframe: str) -> pl.Expr:
+    """floor(ts / timeframe) * timeframe, on epoch microseconds: the UTC-aligned window a time falls in."""
+    width = tfm.duration_us(timeframe)
+    return ((ts.dt.epoch("us") // width) * width).cast(TS)
+
+
+def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
+    """One frame per (exchange, symbol); a single-series frame (a Tardis day file) is returned as is."""
+    if ticks.height == 0:
+        return []
+    single = ticks.select(
+        ((pl.col(c.EXCHANGE) == pl.col(c.EXCHANGE).first()) & (pl.col(c.SYMBOL) == pl.col(c.SYMBOL).first())).all()
+    ).item()
+    return [ticks] if single else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
+
+
+def order_ticks(series: pl.DataFrame) -> pl.DataFrame:
+    """Ticks of one series sorted by the trade order rule (timestamp, local_timestamp, id as a number).
+    Most inputs already are (a Tardis day file): that is checked in O(n) on integers and the sort skipped."""
+    if series.height == 0 or _is_ordered(series):
+        return series
+    return (
+        series.with_columns(pl.col(c.ID).str.len_bytes().alias(_ID_LEN))
+        .sort(list(ORDER_KEYS), nulls_last=False)
+        .drop(_ID_LEN)
+    )
+
+
+def _is_ordered(series: pl.DataFrame) -> bool:
+    """True when rows already follow (timestamp, local_timestamp, id length, id)."""
+    if not series[c.TIMESTAMP].is_sorted():
+        return False
+    ts = series[c.TIMESTAMP].dt.epoch("us")
+    tied = (ts.diff() == 0).arg_true()
+    if tied.len() == 0:
+        return True
+    # Only rows sharing a timestamp with their predecessor need the tie-breakers compared.
+    keys = series.select(c.LOCAL_TIMESTAMP, pl.col(c.ID).str.len_bytes().alias(_ID_LEN), c.ID)
+    cur, prev = keys[tied], keys[tied - 1]
+    lts, plts = cur[c.LOCAL_TIMESTAMP], prev[c.LOCAL_TIMESTAMP]
+    iln, piln = cur[_ID_LEN], prev[_ID_LEN]
+    ids, pids = cur[c.ID], prev[c.ID]
+    ok = (lts > plts) | ((lts == plts) & ((iln > piln) | ((iln == piln) & (ids >= pids))))
+    return bool(ok.fill_null(False).all())
+
+
+def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str) -> pl.DataFrame:
+    """Windows with at least one trade, for ONE series already in trade order (order_ticks)."""
+    width = tfm.duration_us(timeframe)
+    side, amount, price = pl.col(c.SIDE), pl.col(c.AMOUNT), pl.col(c.PRICE)
+    # The bucket is sorted because the ticks are: flagging it lets Polars group by runs, ~2.5x faster.
+    bucket = (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).set_sorted()
+    return (
+        ordered.lazy()
+        .with_columns(bucket.alias(_BUCKET))
+        .group_by(_BUCKET, maintain_order=True)
+        .agg(
+            pl.col(c.EXCHANGE).first(),
+            pl.col(c.SYMBOL).first(),
+            price.first().alias(c.OPEN),
+            price.max().alias(c.HIGH),
+            price.min().alias(c.LOW),
+            price.last().alias(c.CLOSE),
+            amount.sum().alias(c.VOLUME),
+            (price * amount).sum().alias(c.QUOTE_VOLUME),
+            amount.filter(side == c.SIDE_BUY).sum().alias(c.BUY_VOLUME),
+            amount.filter(side == c.SIDE_SELL).sum().alias(c.SELL_VOLUME),
+            pl.len().cast(pl.Int64).alias(c.TRADES),
+            pl.col(c.TIMESTAMP).min().alias(c.FIRST_TRADE_AT),
+            pl.col(c.TIMESTAMP).max().alias(c.LAST_TRADE_AT),
+        )
+        .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
+        .select(SPARSE_COLUMNS)
+        .collect()
+    )
+
+
+def rollup(sparse: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
+    """Sparse candles of a finer timeframe -> sparse candles of `timeframe` (a multiple of it); exact."""
+    return (
+        sparse.sort([c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN])
+        .with_columns(window_start(pl.col(c.TIMESTAMP_IN), timeframe).alias(_BUCKET))
+        .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
+        .agg(
+            pl.col(c.OPEN).first(),
+            pl.col(c.HIGH).max(),
+            pl.col(c.LOW).min(),
+            pl.col(c.CLOSE).last(),
+            pl.col(c.VOLUME).sum(),
+            pl.col(c.QUOTE_VOLUME).sum(),
+            pl.col(c.BUY_VOLUME).sum(),
+            pl.col(c.SELL_VOLUME).sum(),
+            pl.col(c.TRADES).sum(),
+            pl.col(c.FIRST_TRADE_AT).min(),
+            pl.col(c.LAST_TRADE_AT).max(),
+        )
+        .rename({_BUCKET: c.TIMESTAMP_IN})
+        .with_columns(pl.lit(timeframe).alias(c.TIMEFRAME))
+        .select(SPARSE_COLUMNS)
+    )
+
+
+def sparse_all(ticks: pl.DataFrame, timeframes: Sequence[str]) -> dict[str, pl.LazyFrame]:
+    """Sparse candles per timeframe for every series: the shortest from ticks, each longer one rolled up
+    from the previous (exact, and ~10x cheaper than re-reading the ticks)."""
+    wanted = sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us)
+    parts = split_series(ticks)
+    base = wanted[0]
+    sparse = pl.concat([sparse_from_ticks(order_ticks(part), base) for part in parts]) if parts else pl.DataFrame(
+        schema={k: CANDLE_BASE_SCHEMA[k] for k in SPARSE_COLUMNS}
+    )
+    out: dict[str, pl.LazyFrame] = {base: sparse.lazy()}
+    previous = sparse
+    for tf in wanted[1:]:
+        previous = rollup(previous.lazy(), tf).collect()
+        out[tf] = previous.lazy()
+    return out
+
+
+def densify(
+    sparse: pl.LazyFrame,
+    timeframe: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    prior_close: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Dense grid per series from max(first trade window, start) up to `end` (exclusive; default: last trade
+    window inclusive); empty windows get trades 0, volumes 0, OHLC = previous close, gap = quiet.
+    `prior_close` (exchange, symbol, close) seeds the close carried into leading empty windows."""
+    width = tfm.duration_us(timeframe)
+    bounds = sparse.group_by([c.EXCHANGE, c.SYMBOL]).agg(
+        pl.col(c.TIMESTAMP_IN).min().alias("_lo"), pl.col(c.TIMESTAMP_IN).max().alias("_hi")
+    )
+    if start is not None:
+        lo = window_start(pl.lit(start).cast(TS), timeframe)
+        bounds = bounds.with_columns(pl.max_horizontal(pl.col("_lo"), lo).alias("_lo"))
+    if end is not None:
+        # `end` is exclusive: the last window is the one that starts before it.
+        last = (pl.lit(end).cast(TS).dt.epoch("us") - 1) // width * width
+        bounds = bounds.with_columns(last.cast(TS).alias("_hi"))
+    grid = (
+        bounds.filter(pl.col("_hi") >= pl.col("_lo"))
+        .with_columns(
+            pl.datetime_ranges(pl.col("_lo"), pl.col("_hi"), interval=f"{width}us", time_unit="us", time_zone="UTC")
+            .alias(c.TIMESTAMP_IN)
+        )
+        .explode(c.TIMESTAMP_IN)
+        .select(c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN)
+    )
+    dense = grid.join(
+        sparse.filter(pl.col(c.TIMESTAMP_IN).is_not_null()), on=[c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN], how="left"
+    ).sort([c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN])
+    carried = pl.col(c.CLOSE).forward_fill().over([c.EXCHANGE, c.SYMBOL])
+    if prior_close is not None:
+        dense = dense.join(prior_close.rename({c.CLOSE: "_prior"}), on=[c.EXCHANGE, c.SYMBOL], how="left")
+        carried = pl.coalesce(carried, pl.col("_prior"))
+    empty = pl.col(c.TRADES).is_null()
+    zero = pl.when(empty).then(0.0)
+    return dense.with_columns(
+        pl.lit(timeframe).alias(c.TIMEFRAME),
+        carried.alias("_carried"),
+    ).with_columns(
+        *[pl.when(empty).then(pl.col("_carried")).otherwise(pl.col(k)).alias(k) for k in (c.OPEN, c.HIGH, c.LOW, c.CLOSE)],
+        *[zero.otherwise(pl.col(k)).alias(k) for k in (c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)],
+        pl.col(c.TRADES).fill_null(0),
+        (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP),
+        pl.when(empty).then(pl.lit(c.GAP_QUIET)).otherwise(pl.lit(None, pl.String)).alias(c.GAP),
+    ).select(*SPARSE_COLUMNS, c.VWAP, c.GAP)
+
+
+def finalize(dense: pl.LazyFrame, *, now: datetime, revision: int = 0) -> pl.LazyFrame:
+    """Add timestamp_out = now, latency_ms = now - window end (ms), revision and late_trades; contract order."""
+    seconds = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
+    now_us = int(now.timestamp() * 1_000_000) if now.tzinfo else None
+    if now_us is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    window_end_us = pl.col(c.TIMESTAMP_IN).dt.epoch("us") + seconds
+    return dense.with_columns(
+        pl.lit(now).cast(TS).alias(c.TIMESTAMP_OUT),
+        ((pl.lit(now_us) - window_end_us) / 1000.0).alias(c.LATENCY_MS),
+        pl.lit(revision, pl.Int64).alias(c.REVISION),
+        pl.lit(0, pl.Int64).alias(c.LATE_TRADES),
+    ).select([pl.col(name).cast(dtype) for name, dtype in CANDLE_BASE_SCHEMA.items()])
+
+
+def candles_from_ticks(
+    ticks: pl.LazyFrame | pl.DataFrame,
+    timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES,
+    *,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    feed_gaps: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Dense candles (base contract columns) of every requested timeframe from ticks of any series.
+    `start`/`end` bound the grid (end exclusive); `feed_gaps` (exchange, symbol, start, end) marks gap=feed."""
+    from .gaps import mark_feed_gaps
+
+    frame = ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks
+    sparse = sparse_all(frame, timeframes)
+    frames = []
+    for tf, frame in sparse.items():
+        dense = densify(frame, tf, start=start, end=end)
+        if feed_gaps is not None:
+            dense = mark_feed_gaps(dense, feed_gaps, tf)
+        frames.append(finalize(dense, now=now))
+    return pl.concat(frames, how="vertical") if frames else pl.LazyFrame(schema=CANDLE_BASE_SCHEMA)
