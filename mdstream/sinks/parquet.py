@@ -1,0 +1,170 @@
+"""Parquet sink: hive-partitioned files readable by DuckDB, Polars, BigQuery external tables and Spark.
+
+Layout under `root`:
+    candles/exchange=X/symbol=Y/timeframe=Z/date=YYYY-MM-DD/part.parquet        (backfill day)
+    candles/exchange=X/symbol=Y/timeframe=Z/date=YYYY-MM-DD/part-<seq>.parquet   (stream batches)
+    ticks/exchange=X/symbol=Y/date=YYYY-MM-DD/part[-<seq>].parquet
+    quarantine/date=YYYY-MM-DD/day-<exchange>-<symbol>.parquet | part-<seq>.parquet
+Partition columns live only in the paths. Every file is written under a temporary name (not ending in
+.parquet, so readers skip it) in its final folder and renamed with os.replace, so a reader sees a file
+whole or not at all. Stream batches append files; the same key may then exist in several files (a
+re-sent batch, or a later revision), so readers take the latest revision per key: `read_candles` below,
+or in SQL `QUALIFY row_number() OVER (PARTITION BY exchange, symbol, timeframe, timestamp_in
+ORDER BY revision DESC, timestamp_out DESC) = 1` over read_parquet(..., hive_partitioning = true).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import polars as pl
+
+from .. import columns as c
+from .. import schema
+from ..errors import ConfigError, SinkError
+from . import base
+from .duckdb import day_bounds
+
+DATE = "date"
+# Partition columns of each kind, outermost first (DATE is derived from the event time).
+PARTITIONS: dict[str, tuple[str, ...]] = {
+    base.CANDLES: (c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, DATE),
+    base.TICKS: (c.EXCHANGE, c.SYMBOL, DATE),
+    base.QUARANTINE: (DATE,),
+}
+EVENT_TIME = {base.CANDLES: c.TIMESTAMP_IN, base.TICKS: c.TIMESTAMP, base.QUARANTINE: c.Q_QUARANTINED_AT}
+SCHEMAS = {base.CANDLES: schema.CANDLE_SCHEMA, base.TICKS: schema.TICK_SCHEMA, base.QUARANTINE: schema.QUARANTINE_SCHEMA}
+
+
+def partition_dir(root: Path, kind: str, values: dict[str, str]) -> Path:
+    """Folder of one partition: root/kind/col=value/... (values percent-encoded so '/' cannot nest)."""
+    folder = root / kind
+    for column in PARTITIONS[kind]:
+        folder = folder / f"{column}={quote(str(values[column]), safe='-_.')}"
+    return folder
+
+
+def write_atomic(frame: pl.DataFrame, target: Path) -> None:
+    """Write `frame` to `target` through a temporary file in the same folder and an atomic rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        os.replace(temporary, target)
+    except OSError as exc:
+        temporary.unlink(missing_ok=True)
+        raise SinkError(f"cannot write {target}: {exc}") from exc
+
+
+def split(kind: str, frame: pl.DataFrame) -> list[tuple[dict[str, str], pl.DataFrame]]:
+    """(partition values, rows without the partition columns) for every partition present in `frame`."""
+    if kind not in SCHEMAS:
+        raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
+    frame = schema.conform(frame, SCHEMAS[kind]).with_columns(
+        pl.col(EVENT_TIME[kind]).dt.date().cast(pl.String).fill_null("unknown").alias(DATE)
+    )
+    keys = list(PARTITIONS[kind])
+    parts = []
+    for values, rows in frame.group_by(keys, maintain_order=True):
+        parts.append((dict(zip(keys, (str(v) for v in values))), rows.drop(keys)))
+    return parts
+
+
+class ParquetSink:
+    """Sink into a hive-partitioned Parquet tree under `root`."""
+
+    def __init__(self, root: str | Path, *, session: str | None = None):
+        """Files of this process are named part-<session>-<seq>; the default session sorts by start time."""
+        self.root = Path(root)
+        self.session = session or f"{time.time_ns():020d}"
+        self._seq = 0
+        self._pending: dict[str, list[pl.DataFrame]] = {kind: [] for kind in base.KINDS}
+        self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
+
+    def write(self, kind: str, frame: pl.DataFrame) -> None:
+        """Buffer `frame` of `kind` until flush()."""
+        if kind not in SCHEMAS:
+            raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
+        if frame.height:
+            self._pending[kind].append(frame)
+
+    def flush(self) -> None:
+        """Write one new file per touched partition, named by the batch sequence number."""
+        if not any(self._pending.values()):
+            return
+        self._seq += 1
+        name = f"part-{self.session}-{self._seq:06d}.parquet"
+        for kind, frames in self._pending.items():
+            if not frames:
+                continue
+            for values, rows in split(kind, pl.concat(frames, how="diagonal_relaxed")):
+                write_atomic(rows, partition_dir(self.root, kind, values) / name)
+            self.rows_written[kind] += sum(frame.height for frame in frames)
+            self._pending[kind] = []
+
+    def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
+        """Replace (exchange, symbol, day): new part.parquet files renamed into place, then older files removed."""
+        start, _ = day_bounds(day)
+        day_text = start.date().isoformat()
+        written: set[Path] = set()
+        for kind, frame in frames.items():
+            frame = schema.conform(frame, SCHEMAS[kind]) if kind in SCHEMAS else frame
+            if kind == base.QUARANTINE:
+                target = partition_dir(self.root, kind, {DATE: day_text}) / f"day-{quote(exchange, safe='-_.')}-{quote(symbol, safe='-_.')}.parquet"
+                write_atomic(frame, target)
+                written.add(target)
+                self.rows_written[kind] += frame.height
+                continue
+            for values, rows in split(kind, frame):
+                if (values[c.EXCHANGE], values[c.SYMBOL], values[DATE]) != (exchange, symbol, day_text):
+                    raise SinkError(f"{kind} row of {values} does not belong to {exchange} {symbol} {day_text}")
+                target = partition_dir(self.root, kind, values) / "part.parquet"
+                write_atomic(rows, target)
+                written.add(target)
+            self.rows_written[kind] += frame.height
+        self._remove_stale(exchange, symbol, day_text, written)
+
+    def close(self) -> None:
+        """Flush what is buffered."""
+        self.flush()
+
+    def summary(self) -> str:
+        """One line: rows written per kind and the root folder."""
+        counts = ", ".join(f"{n:,} {kind}" for kind, n in self.rows_written.items() if n)
+        return f"Parquet {self.root}: {counts or 'nothing'} written"
+
+    def _remove_stale(self, exchange: str, symbol: str, day: str, keep: set[Path]) -> None:
+        """Delete the day's files of this exchange and symbol not written by the current write_day."""
+        values = {c.EXCHANGE: exchange, c.SYMBOL: symbol, DATE: day}
+        candle_days = (partition_dir(self.root, base.CANDLES, {**values, c.TIMEFRAME: tf}) for tf in self._timeframes(values))
+        for folder in [*candle_days, partition_dir(self.root, base.TICKS, values)]:
+            for path in folder.glob("*.parquet"):
+                if path not in keep:
+                    path.unlink(missing_ok=True)
+
+    def _timeframes(self, values: dict[str, str]) -> list[str]:
+        """Timeframes that have a folder for this exchange and symbol."""
+        folder = partition_dir(self.root, base.CANDLES, {**values, c.TIMEFRAME: "x", DATE: "x"}).parent.parent
+        prefix = f"{c.TIMEFRAME}="
+        return [p.name[len(prefix):] for p in folder.glob(f"{prefix}*")] if folder.is_dir() else []
+
+
+def scan(root: str | Path, kind: str) -> pl.LazyFrame:
+    """All files of `kind` under `root` as one LazyFrame with the contract's columns (partition columns restored)."""
+    pattern = str(Path(root) / kind / "**" / "*.parquet")
+    frame = pl.scan_parquet(pattern, hive_partitioning=True, missing_columns="insert", extra_columns="ignore")
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in SCHEMAS[kind].items()])
+
+
+def read_candles(root: str | Path) -> pl.LazyFrame:
+    """candles_latest semantics over the Parquet tree: one row per window key, the highest revision."""
+    window = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN]
+    return (
+        scan(root, base.CANDLES)
+        .sort([c.REVISION, c.TIMESTAMP_OUT], descending=True, nulls_last=True)
+        .unique(subset=window, keep="first")
+        .sort(window)
+    )
