@@ -8,6 +8,7 @@ from typing import AsyncIterator, Protocol
 
 import polars as pl
 
+from .. import columns as c
 from .. import schema
 from ..clock import Clock
 
@@ -74,3 +75,101 @@ def empty_ticks() -> pl.DataFrame:
 def empty_quarantine() -> pl.DataFrame:
     """An empty frame with the quarantine schema."""
     return schema.empty(schema.QUARANTINE_SCHEMA)
+
+
+class FeedTracker:
+    """Per-symbol bookkeeping of a feed: drops trades already seen, reports id jumps, outages and startup.
+
+    Pure state, no I/O: `accept` takes decoded ticks carrying an integer `_trade_id` (null when the exchange's
+    ids are not integers) and returns the new ticks plus the gaps they reveal.
+    """
+
+    def __init__(self, exchange: str, symbols: tuple[str, ...] = (), *, check_id_jumps: bool = False,
+                 recent_ids: int = 50_000):
+        self.exchange = exchange
+        self.symbols = tuple(symbols)
+        self.check_id_jumps = check_id_jumps
+        self.last_id: dict[str, int] = {}
+        self.last_time: dict[str, datetime] = {}
+        self._recent: dict[str, list[str]] = {}  # non-integer ids seen lately, per symbol (bounded)
+        self._recent_cap = recent_ids
+        self._open: FeedGap | None = None  # outage waiting for its first event after resumption
+
+    def last_event_time(self) -> datetime | None:
+        """The latest event time seen on any symbol."""
+        return max(self.last_time.values(), default=None)
+
+    def down(self, reason: str, now: datetime) -> FeedGap | None:
+        """Mark the feed down; returns the open gap (end None), or None if one is already open."""
+        if self._open is not None:
+            return None
+        start = self.last_event_time() or now
+        self._open = FeedGap(self.exchange, self._all_symbols(), start, None, reason)
+        return self._open
+
+    def _all_symbols(self) -> tuple[str, ...]:
+        """Subscribed symbols, or every symbol seen when none were named."""
+        return self.symbols or tuple(sorted(self.last_time))
+
+    def accept(self, ticks: pl.DataFrame, id_col: str) -> tuple[pl.DataFrame, list[FeedGap]]:
+        """(ticks not seen before, gaps): drops ids <= the last seen per symbol; an id jump or resumption is a gap."""
+        if ticks.height == 0:
+            return ticks, []
+        sym, tid = pl.col(c.SYMBOL), pl.col(id_col)
+        known = pl.DataFrame({c.SYMBOL: list(self.last_id), "_known": list(self.last_id.values())},
+                             schema={c.SYMBOL: pl.String, "_known": pl.Int64})
+        frame = ticks.with_row_index("_row").join(known, on=c.SYMBOL, how="left").sort("_row")
+        # highest id before each row: the last id seen earlier, or an earlier row of this chunk
+        before = pl.max_horizontal(pl.col("_known"), tid.cum_max().shift(1).over(sym))
+        frame = frame.with_columns(before.alias("_before"))
+        fresh = tid.is_null() | pl.col("_before").is_null() | (tid > pl.col("_before"))
+        frame = frame.filter(fresh)
+        frame = self._drop_seen_text_ids(frame, id_col)
+        gaps: list[FeedGap] = []
+        if self._open is not None and frame.height:
+            first = frame.get_column(c.TIMESTAMP).min()
+            gaps.append(FeedGap(self.exchange, self._open.symbols, self._open.start, first, self._open.reason))
+            self._open = None
+        if self.check_id_jumps:
+            gaps.extend(self._id_jumps(frame, id_col))
+        self._remember(frame, id_col)
+        return frame.drop("_row", "_known", "_before"), gaps
+
+    def _drop_seen_text_ids(self, frame: pl.DataFrame, id_col: str) -> pl.DataFrame:
+        """Drop rows whose non-integer id was seen recently for the same symbol."""
+        text = frame.filter(pl.col(id_col).is_null() & pl.col(c.ID).is_not_null())
+        if text.height == 0:
+            return frame
+        seen = [(s, i) for s, ids in self._recent.items() for i in ids]
+        seen_frame = pl.DataFrame(seen, schema={c.SYMBOL: pl.String, "_seen": pl.String}, orient="row")
+        frame = frame.join(seen_frame, left_on=[c.SYMBOL, c.ID], right_on=[c.SYMBOL, "_seen"], how="anti").sort("_row")
+        repeat = pl.col(id_col).is_null() & (pl.int_range(pl.len()).over([c.SYMBOL, c.ID]) > 0)
+        return frame.filter(~repeat)
+
+    def _id_jumps(self, frame: pl.DataFrame, id_col: str) -> list[FeedGap]:
+        """Gaps where a symbol's consecutive trade ids skip (id > previous id + 1)."""
+        last = pl.DataFrame({c.SYMBOL: list(self.last_id), "_lid": list(self.last_id.values()),
+                             "_lts": list(self.last_time.get(s) for s in self.last_id)},
+                            schema={c.SYMBOL: pl.String, "_lid": pl.Int64, "_lts": schema.TS})
+        ids = frame.filter(pl.col(id_col).is_not_null()).join(last, on=c.SYMBOL, how="left").sort("_row")
+        prev_id = pl.coalesce(pl.col(id_col).shift(1).over(c.SYMBOL), pl.col("_lid"))
+        prev_ts = pl.coalesce(pl.col(c.TIMESTAMP).shift(1).over(c.SYMBOL), pl.col("_lts"))
+        jumps = ids.with_columns(prev_id.alias("_pid"), prev_ts.alias("_pts")).filter(pl.col(id_col) > pl.col("_pid") + 1)
+        return [
+            FeedGap(self.exchange, (row[c.SYMBOL],), row["_pts"], row[c.TIMESTAMP], id_jump_reason(row["_pid"], row[id_col]))
+            for row in jumps.select(c.SYMBOL, c.TIMESTAMP, id_col, "_pid", "_pts").iter_rows(named=True)
+        ]
+
+    def _remember(self, frame: pl.DataFrame, id_col: str) -> None:
+        """Update the last id, last event time and recent text ids per symbol."""
+        summary = frame.group_by(c.SYMBOL).agg(pl.col(id_col).max().alias("_max"), pl.col(c.TIMESTAMP).max().alias("_ts"))
+        for symbol, max_id, ts in summary.iter_rows():
+            if max_id is not None:
+                self.last_id[symbol] = max(max_id, self.last_id.get(symbol, max_id))
+            if ts is not None:
+                self.last_time[symbol] = max(ts, self.last_time.get(symbol, ts))
+        text = frame.filter(pl.col(id_col).is_null() & pl.col(c.ID).is_not_null())
+        for symbol, ids in text.group_by(c.SYMBOL).agg(pl.col(c.ID)).iter_rows():
+            kept = self._recent.setdefault(symbol, [])
+            kept.extend(ids)
+            del kept[: max(0, len(kept) - self._recent_cap)]
