@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from mdstream import columns as c
 from mdstream import schema
 from mdstream.clock import ManualClock
-from mdstream.stream.metrics import BatchHealth, StreamMetrics, start_metrics_server
+from mdstream.stream.metrics import BatchHealth, StreamMetrics, default_host, start_metrics_server
 
 T0 = datetime(2024, 8, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -149,3 +149,14 @@ def test_snapshot_sums_labelled_series(metrics):
     assert snap["ticks_total"] == 3 and snap["rows_written_total"] == 8
     metrics.observe_ticks(ticks([]), T0)  # empty batch: no change, no error
     assert metrics.snapshot()["ticks_total"] == 3
+
+
+def test_host_from_environment(monkeypatch):
+    monkeypatch.setenv("MDSTREAM_METRICS_HOST", "127.0.0.1")
+    server = start_metrics_server(0)
+    try:
+        assert server.host == "127.0.0.1" and get(f"{server.url}/healthz")[0] == 200
+    finally:
+        server.stop()
+    monkeypatch.delenv("MDSTREAM_METRICS_HOST")
+    assert default_host() == "127.0.0.1"

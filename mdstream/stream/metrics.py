@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -18,6 +19,7 @@ NAMESPACE = "mdstream"
 # Emission latency after a window closes: sub-second is the goal, tens of seconds means trouble.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 HEALTHY = ("ok", "starting")
+HOST_ENV = "MDSTREAM_METRICS_HOST"
 
 
 class StreamMetrics:
@@ -192,17 +194,22 @@ def _handler(registry: CollectorRegistry, health: Callable[[], dict]) -> type[Ba
     return Handler
 
 
+def default_host() -> str:
+    """Bind address: $MDSTREAM_METRICS_HOST (containers set 0.0.0.0 so probes can reach it) or 127.0.0.1."""
+    return os.environ.get(HOST_ENV) or "127.0.0.1"
+
+
 def start_metrics_server(
     port: int,
-    host: str = "127.0.0.1",
+    host: str | None = None,
     health: Callable[[], dict] | None = None,
     registry: CollectorRegistry | None = None,
 ) -> MetricsServer:
     """Serve /metrics (from `registry`) and /healthz (200 if health()["status"] is ok|starting, else 503)."""
     probe = health if health is not None else (lambda: {"status": "ok"})
     reg = registry if registry is not None else CollectorRegistry()
-    httpd = ThreadingHTTPServer((host, port), _handler(reg, probe))
+    httpd = ThreadingHTTPServer((host or default_host(), port), _handler(reg, probe))
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, name="mdstream-metrics", daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="mdstream-metrics", daemon=True)
     thread.start()
     return MetricsServer(httpd, thread)
