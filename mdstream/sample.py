@@ -1,4 +1,4 @@
-"""A realistic trades day in Tardis CSV format, generated with numpy (for benchmarks)."""
+"""Simulated trade days in Tardis CSV format (offline demo, tests, benchmarks)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,17 @@ def write_csv_gz(df: pl.DataFrame, path: Path) -> Path:
     with gzip.open(path, "wb", compresslevel=6) as fh:
         df.write_csv(fh)
     return path
+
+
+def demo_files(folder: Path, *, day: date = date(2024, 1, 1), n: int = 200_000) -> list[Path]:
+    """Two simulated symbols' days (BTCUSDT, ETHUSDT) written as Tardis trade files under `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, (symbol, base) in enumerate((("BTCUSDT", 1.0), ("ETHUSDT", 0.055))):
+        path = folder / f"binance-futures_trades_{day.isoformat()}_{symbol}.csv.gz"
+        if not path.exists():
+            frame = trades_day(n // (i + 1), day=day, symbol=symbol, seed=11 + i)
+            frame = frame.with_columns((pl.col("price") * base).round(2 if base < 1 else 1))
+            write_csv_gz(frame, path)
+        out.append(path)
+    return out

@@ -1,0 +1,253 @@
+"""`mdstream backfill`: historical days of ticks -> candles + features -> a sink, one atomic day at a time."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date, datetime, time as dtime, timedelta, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import polars as pl
+
+from . import columns as c
+from . import gaps as gp
+from .candles import candles_from_ticks
+from .clock import Clock
+from .errors import ConfigError
+from .features import STATE_COLUMNS, add_features, tail_state
+from .schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
+from .sinks import base
+from .tardis import TickRead, download_trades, read_trades
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    """What to backfill: Tardis days (exchange, symbols, [from, to)) or explicit input files."""
+
+    exchange: str | None = None
+    symbols: tuple[str, ...] = ()
+    from_date: date | None = None
+    to_date: date | None = None  # exclusive, as in tardis-dev
+    inputs: tuple[Path, ...] = ()
+    timeframes: tuple[str, ...] = ()
+    store_ticks: bool = False
+    cache_dir: Path = Path("./datasets")
+    tardis_endpoint: str | None = None
+    shard: tuple[int, int] | None = None
+
+
+@dataclass
+class DayResult:
+    """What one (exchange, symbol, day) produced."""
+
+    exchange: str
+    symbol: str
+    day: date
+    ticks: int
+    candles: int
+    quarantined: int
+    duplicates: int
+    complete: bool
+
+
+@dataclass
+class BackfillSummary:
+    """Totals of a backfill run; seconds is wall time of the whole run."""
+
+    days: list[DayResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ticks(self) -> int:
+        """Ticks turned into candles."""
+        return sum(d.ticks for d in self.days)
+
+    @property
+    def candles(self) -> int:
+        """Candle rows written."""
+        return sum(d.candles for d in self.days)
+
+    @property
+    def quarantined(self) -> int:
+        """Rows rejected and kept in the quarantine table."""
+        return sum(d.quarantined for d in self.days)
+
+    @property
+    def ticks_per_second(self) -> float:
+        """ticks / seconds."""
+        return self.ticks / self.seconds if self.seconds > 0 else 0.0
+
+
+Progress = Callable[[str, int, int], None]  # (label, done, total)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """[midnight UTC of day, next midnight)."""
+    start = datetime.combine(day, dtime(0), tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)
+
+
+def process_day(
+    ticks: pl.DataFrame,
+    *,
+    day: date,
+    timeframes: Sequence[str],
+    now: datetime,
+    end: datetime | None,
+    complete: bool = True,
+    prior: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Candles with features of one day's ticks, continuing `prior` (feature tail of earlier days);
+    returns (candles in contract columns, new tail state). Pure: no I/O, `now` passed in."""
+    start, midnight = day_bounds(day)
+    feed = gp.id_jump_gaps(ticks.lazy())
+    if not complete and ticks.height:
+        # A truncated file: whatever followed its last tick that day is missing, not quiet.
+        cut = ticks.group_by(c.EXCHANGE, c.SYMBOL).agg(pl.col(c.TIMESTAMP).max().alias(gp.GAP_START))
+        feed = pl.concat([feed, cut.lazy().with_columns(
+            pl.lit(end or midnight).cast(gp.GAP_SCHEMA[gp.GAP_END]).alias(gp.GAP_END),
+            pl.lit("input truncated").alias(gp.GAP_REASON),
+        ).select(list(gp.GAP_SCHEMA))])
+    prior_close = None
+    if prior is not None and prior.height:
+        prior_close = prior.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.col(c.CLOSE).last())
+    candles = candles_from_ticks(
+        ticks, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
+    )
+    featured = add_features(candles, prior=prior.lazy() if prior is not None and prior.height else None).collect()
+    return conform(featured.drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA), tail_state(featured)
+
+
+def _input_reads(opts: BackfillOptions, now: datetime) -> list[TickRead]:
+    """Read every explicit --input file."""
+    return [read_trades(path, now=now) for path in opts.inputs]
+
+
+def plan_days(opts: BackfillOptions) -> list[tuple[str, date]]:
+    """(symbol, day) tasks of a Tardis backfill, in order, after sharding."""
+    if not (opts.exchange and opts.symbols and opts.from_date and opts.to_date):
+        raise ConfigError("a Tardis backfill needs --exchange, --symbols, --from and --to (or give --input files)")
+    if opts.to_date <= opts.from_date:
+        raise ConfigError(f"--to {opts.to_date} must be after --from {opts.from_date} (--to is exclusive)")
+    days = [opts.from_date + timedelta(days=i) for i in range((opts.to_date - opts.from_date).days)]
+    tasks = [(symbol, day) for symbol in opts.symbols for day in days]
+    if opts.shard:
+        from .shard import select_tasks
+
+        keep = set(select_tasks([(day, symbol) for symbol, day in tasks], *opts.shard))
+        tasks = [(symbol, day) for symbol, day in tasks if (day, symbol) in keep]
+    return tasks
+
+
+def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progress: Progress | None = None) -> BackfillSummary:
+    """Run a backfill. Steps, in order:
+    1. resolve inputs: the --input files, or each (symbol, day) Tardis file downloaded into the cache;
+    2. read and validate ticks (bad rows to quarantine, duplicate trade ids counted once);
+    3. per series and UTC day, in time order: candles of every timeframe, continuing the previous day's
+       close and feature state so multi-day input is one continuous grid;
+    4. features;
+    5. sink.write_day: the day's candles (+ ticks, quarantine) replace that day whole or not at all.
+    """
+    began = time.perf_counter()
+    summary = BackfillSummary()
+    carry: dict[tuple[str, str], pl.DataFrame | None] = {}
+    if opts.inputs:
+        reads = _input_reads(opts, clock.now())
+        _backfill_frames(reads, opts, sink, clock, summary, carry, progress)
+    else:
+        tasks = plan_days(opts)
+        for n, (symbol, day) in enumerate(tasks):
+            paths = download_trades(
+                opts.exchange, [symbol], day.isoformat(), (day + timedelta(days=1)).isoformat(),
+                cache_dir=opts.cache_dir, endpoint=opts.tardis_endpoint,
+            )
+            reads = [read_trades(p, now=clock.now()) for p in paths]
+            _backfill_frames(reads, opts, sink, clock, summary, carry, None, explicit_end=True, only_day=day)
+            if progress:
+                progress(f"{opts.exchange} {symbol} {day}", n + 1, len(tasks))
+    sink.flush()
+    summary.seconds = time.perf_counter() - began
+    return summary
+
+
+def _backfill_frames(
+    reads: list[TickRead],
+    opts: BackfillOptions,
+    sink: base.DaySink,
+    clock: Clock,
+    summary: BackfillSummary,
+    carry: dict[tuple[str, str], pl.DataFrame | None],
+    progress: Progress | None,
+    *,
+    explicit_end: bool = False,
+    only_day: date | None = None,
+) -> None:
+    """Split the reads' ticks by series and UTC day and write each day (steps 3-5 of run_backfill)."""
+    ticks = pl.concat([r.ticks for r in reads]) if reads else pl.DataFrame(schema=TICK_SCHEMA)
+    before = ticks.height
+    # The same trade in two files counts once (ids are unique per exchange and symbol).
+    with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
+    ticks = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())]) if len(reads) > 1 else ticks
+    cross_dups = before - ticks.height
+    quarantine = pl.concat([r.quarantine for r in reads]) if reads else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    complete = all(r.complete for r in reads)
+    if opts.symbols:
+        ticks = ticks.filter(pl.col(c.SYMBOL).is_in(list(opts.symbols)))
+    if opts.exchange:
+        ticks = ticks.filter(pl.col(c.EXCHANGE) == opts.exchange)
+    days_of = ticks.with_columns(pl.col(c.TIMESTAMP).dt.date().alias("_day"))
+    if opts.from_date:
+        days_of = days_of.filter(pl.col("_day") >= opts.from_date)
+    if opts.to_date:
+        days_of = days_of.filter(pl.col("_day") < opts.to_date)
+    series = days_of.select(c.EXCHANGE, c.SYMBOL).unique(maintain_order=True).rows()
+    timeframes = opts.timeframes or None
+    for exchange, symbol in series:
+        mine = days_of.filter((pl.col(c.EXCHANGE) == exchange) & (pl.col(c.SYMBOL) == symbol))
+        days = sorted(set(mine["_day"].to_list()) | ({only_day} if only_day else set()))
+        if opts.from_date and opts.to_date and not only_day:
+            # An explicit range is one continuous grid, quiet days included.
+            first = min(days)
+            days = [first + timedelta(days=i) for i in range((opts.to_date - first).days)]
+        prior = carry[(exchange, symbol)] if (exchange, symbol) in carry else _warm_tail(sink, exchange, symbol, days[0])
+        for i, day in enumerate(days):
+            day_ticks = mine.filter(pl.col("_day") == day).drop("_day")
+            last = i == len(days) - 1
+            ranged = explicit_end or (opts.to_date is not None) or not last
+            _, end = day_bounds(day)
+            candles, prior = process_day(
+                day_ticks, day=day, timeframes=timeframes or _all(), now=clock.now(),
+                end=end if ranged else None, complete=complete or not last, prior=prior,
+            )
+            frames = {base.CANDLES: candles}
+            if opts.store_ticks:
+                frames[base.TICKS] = conform(day_ticks, TICK_SCHEMA)
+            q = quarantine if i == 0 else quarantine.clear()
+            frames[base.QUARANTINE] = conform(q, QUARANTINE_SCHEMA)
+            sink.write_day(exchange, symbol, day.isoformat(), frames)
+            dups = sum(r.duplicates for r in reads) + cross_dups if i == 0 else 0
+            summary.days.append(DayResult(exchange, symbol, day, day_ticks.height, candles.height, q.height, dups, complete or not last))
+            if progress:
+                progress(f"{exchange} {symbol} {day}", len(summary.days), len(summary.days))
+        carry[(exchange, symbol)] = prior
+    if not series and quarantine.height:
+        sink.write(base.QUARANTINE, conform(quarantine, QUARANTINE_SCHEMA))
+
+
+def _all() -> tuple[str, ...]:
+    from .timeframes import ALL_TIMEFRAMES
+
+    return ALL_TIMEFRAMES
+
+
+def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.DataFrame | None:
+    """Feature tail of the days before `day` already in the sink, if the sink can read them back."""
+    reader = getattr(sink, "read_tail", None)
+    if reader is None:
+        return None
+    start, _ = day_bounds(day)
+    tail = reader(exchange, symbol, before=start)
+    if tail is None or tail.height == 0:
+        return None
+    return tail_state(add_features(tail.lazy()).collect())

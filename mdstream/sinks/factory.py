@@ -1,0 +1,50 @@
+"""Build the sink a command asked for from its options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+SINK_NAMES = ("duckdb", "parquet", "bigquery")
+
+
+@dataclass(frozen=True)
+class SinkOptions:
+    """Where output goes: the DuckDB file (default), a Parquet folder, or BigQuery."""
+
+    kind: str = "duckdb"
+    duckdb_path: Path = Path("./mdstream.duckdb")
+    parquet_dir: Path = Path("./parquet")
+    bq_project: str | None = None
+    bq_dataset: str | None = None
+    bq_location: str | None = None
+    bq_api_endpoint: str | None = None
+    bq_write_endpoint: str | None = None
+
+
+def open_sink(opts: SinkOptions, *, mode: str):
+    """A Sink (and DaySink) for `opts`; mode is "backfill" or "stream" (BigQuery picks its stream type by it)."""
+    if opts.kind == "duckdb":
+        from .duckdb import DuckDBSink
+
+        return DuckDBSink(opts.duckdb_path)
+    if opts.kind == "parquet":
+        from .parquet import ParquetSink
+
+        return ParquetSink(opts.parquet_dir)
+    if opts.kind == "bigquery":
+        from ..bigquery import BigQueryConfig
+        from ..bigquery import open_sink as open_bigquery
+
+        overrides = {
+            "project": opts.bq_project,
+            "dataset": opts.bq_dataset,
+            "location": opts.bq_location,
+            "api_endpoint": opts.bq_api_endpoint,
+            "write_endpoint": opts.bq_write_endpoint,
+        }
+        config = BigQueryConfig.from_env(**{k: v for k, v in overrides.items() if v is not None})
+        return open_bigquery(config, mode=mode)
+    raise ConfigError(f"unknown sink {opts.kind!r}; choose from {', '.join(SINK_NAMES)}")
