@@ -4,7 +4,8 @@
 -- Windows are epoch-aligned in integer microseconds (every timeframe divides a day, so this is the same
 -- as counting from UTC midnight) and half-open: a trade at exactly 00:01:00 belongs to the 00:01 window.
 -- Trades inside a window are ordered by (timestamp, local_timestamp, length(id), id): ids are numeric
--- strings, so the length first makes '9' sort before '10'.
+-- strings, so the length first makes '9' sort before '10'. NULLs sort first, as in the engine. Rows tied on
+-- all of these keep their arrival order: the rowid of the `ticks` table (which must be a table, not a view).
 -- The dense grid spans the first to the last window with trades of each series; empty windows carry the
 -- previous close, zero volumes and trades, and a NULL vwap.
 WITH timeframes(timeframe, us) AS (
@@ -12,7 +13,8 @@ WITH timeframes(timeframe, us) AS (
            ('15m', 900000000::BIGINT), ('4h', 14400000000::BIGINT), ('1d', 86400000000::BIGINT)
 ),
 trades AS (
-    SELECT exchange, symbol, timestamp, local_timestamp, id, side, price, amount, epoch_us(timestamp) AS ts_us
+    SELECT exchange, symbol, timestamp, local_timestamp, id, side, price, amount, epoch_us(timestamp) AS ts_us,
+           rowid AS arrival
     FROM ticks
     WHERE ($from_us IS NULL OR epoch_us(timestamp) >= $from_us)
       AND ($to_us IS NULL OR epoch_us(timestamp) < $to_us)
@@ -26,10 +28,10 @@ bucketed AS (
 windows AS (
     SELECT
         exchange, symbol, timeframe, us, win_us,
-        first(price ORDER BY timestamp, local_timestamp, length(id) NULLS FIRST, id NULLS FIRST) AS open,
+        first(price ORDER BY timestamp, local_timestamp NULLS FIRST, length(id) NULLS FIRST, id NULLS FIRST, arrival) AS open,
         max(price) AS high,
         min(price) AS low,
-        last(price ORDER BY timestamp, local_timestamp, length(id) NULLS FIRST, id NULLS FIRST) AS close,
+        last(price ORDER BY timestamp, local_timestamp NULLS FIRST, length(id) NULLS FIRST, id NULLS FIRST, arrival) AS close,
         sum(amount) AS volume,
         sum(price * amount) AS quote_volume,
         coalesce(sum(amount) FILTER (WHERE side = 'buy'), 0) AS buy_volume,

@@ -1,0 +1,74 @@
+"""Ad-hoc SQL over the DuckDB file (read-only) and rendering of the result."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+from rich.console import Console
+from rich.table import Table
+
+from .errors import ConfigError, MdstreamError
+from .sinks.duckdb import connect
+
+FORMATS = ("table", "csv", "json", "parquet")
+
+
+def run_query(db: Path, sql: str) -> pl.DataFrame:
+    """Result of `sql` on a read-only connection to `db` (views such as candles_latest included)."""
+    db = Path(db)
+    if not db.is_file():
+        raise ConfigError(f"DuckDB file {db} does not exist (run a backfill or stream first, or pass --duckdb)")
+    try:
+        con = connect(db, read_only=True)
+    except duckdb.Error as exc:
+        raise MdstreamError(f"cannot open {db} read-only: {exc}") from exc
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement without a result (SET, PRAGMA ...)
+            return pl.DataFrame()
+        return pl.from_arrow(relation.to_arrow_table())
+    except duckdb.Error as exc:
+        raise MdstreamError(f"query failed: {exc}") from exc
+    finally:
+        con.close()
+
+
+def to_table(df: pl.DataFrame, *, title: str | None = None) -> Table:
+    """A rich Table of `df`: one column per frame column, numbers right-aligned, nulls shown as empty."""
+    table = Table(title=title, show_lines=False)
+    for name, dtype in df.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left", overflow="fold")
+    for row in df.iter_rows():
+        table.add_row(*("" if value is None else str(value) for value in row))
+    return table
+
+
+def render(df: pl.DataFrame, fmt: str = "table", out: Path | None = None, *, console: Console | None = None) -> None:
+    """Write `df` as a terminal table, CSV, JSON (array of records) or Parquet to `out` or standard output."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        if out is None:
+            raise ConfigError("--format parquet needs --output FILE")
+        df.write_parquet(out)
+    elif fmt == "csv":
+        text = df.write_csv()
+        _emit(text, out)
+    elif fmt == "json":
+        _emit(df.write_json() + "\n", out)
+    elif out is not None:
+        with open(out, "w", encoding="utf-8") as handle:
+            Console(file=handle, width=200).print(to_table(df))
+    else:
+        (console or Console()).print(to_table(df, title=f"{df.height:,} rows"))
+
+
+def _emit(text: str, out: Path | None) -> None:
+    """Text to the file `out`, or to standard output."""
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text, encoding="utf-8")
