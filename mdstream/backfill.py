@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .features import STATE_COLUMNS, add_features, tail_state
 from .schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from .sinks import base
-from .tardis import TickRead, download_trades, read_trades
+from .tardis import TickRead, read_trades
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,8 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
         reads = _input_reads(opts, clock.now())
         _backfill_frames(reads, opts, sink, clock, summary, carry, progress)
     else:
+        from .tardis import download_trades
+
         tasks = plan_days(opts)
         for n, (symbol, day) in enumerate(tasks):
             paths = download_trades(
