@@ -1,0 +1,183 @@
+"""Tardis `trades` CSV datasets (.csv or .csv.gz) read into tick frames, with quarantine of bad rows."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import polars as pl
+
+from . import columns as c
+from . import schema, validate
+from .errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+# Types of the file as written: timestamps stay integers until the vectorised conversion after the read.
+CSV_SCHEMA: dict[str, pl.DataType] = {
+    c.EXCHANGE: pl.String(),
+    c.SYMBOL: pl.String(),
+    c.TIMESTAMP: pl.Int64(),
+    c.LOCAL_TIMESTAMP: pl.Int64(),
+    c.ID: pl.String(),
+    c.SIDE: pl.String(),
+    c.PRICE: pl.Float64(),
+    c.AMOUNT: pl.Float64(),
+}
+_CHUNK = 1 << 16
+_TEXT = "__text"
+_NUMBER = "__number"
+
+
+@dataclass
+class TickRead:
+    """Result of reading one file: valid ticks, quarantined rows and read statistics."""
+
+    ticks: pl.DataFrame
+    quarantine: pl.DataFrame
+    rows_read: int
+    duplicates: int
+    complete: bool  # False when the file was truncated (e.g. broken gzip)
+    source: str
+
+
+def read_trades(path: str | Path, *, now: datetime) -> TickRead:
+    """Read a Tardis trades CSV: a fast typed read when the file is clean, a tolerant line-level read otherwise."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError("file not found", path=source)
+    _check_header(path, source)
+    try:
+        frame = pl.read_csv(path, schema=CSV_SCHEMA, has_header=True)
+    except (pl.exceptions.PolarsError, OSError, UnicodeError):
+        # Unparseable numbers, ragged rows, bad UTF-8, broken gzip: the tolerant path finds out which line.
+        frame = None
+    if frame is not None and validate.is_clean(frame):
+        return TickRead(validate.finish(frame), schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source)
+    return _read_tolerant(path, source, now)
+
+
+def _opener(path: Path):
+    """gzip.open for gzip data (by magic bytes, not by name), else open."""
+    with open(path, "rb") as handle:
+        magic = handle.read(2)
+    return gzip.open if magic == GZIP_MAGIC else open
+
+
+def _check_header(path: Path, source: str) -> None:
+    """Raise InputError naming line 1 and the first column that differs from the Tardis trades header."""
+    try:
+        with _opener(path)(path, "rb") as handle:
+            first = handle.readline(1 << 16)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"cannot read the header: {exc}", path=source, line=1) from exc
+    if not first:
+        raise InputError("empty file: no header", path=source, line=1)
+    names = first.decode("utf-8-sig", errors="replace").rstrip("\r\n").split(",")
+    expected = list(c.TICK_COLUMNS)
+    for position, want in enumerate(expected):
+        got = names[position] if position < len(names) else None
+        if got != want:
+            raise InputError(
+                f"unexpected header: column {position + 1} is {got!r}, expected {want!r} "
+                f"(header must be {','.join(expected)})", path=source, line=1, field=want,
+            )
+    if len(names) > len(expected):
+        raise InputError(
+            f"unexpected header: extra column {names[len(expected)]!r} (header must be {','.join(expected)})",
+            path=source, line=1, field=names[len(expected)],
+        )
+
+
+def read_bytes(path: Path) -> tuple[bytes, bool]:
+    """File content, decompressed when gzip; (every byte recovered before a break, complete?)."""
+    data = path.read_bytes()
+    if not data.startswith(GZIP_MAGIC):
+        return data, True
+    out: list[bytes] = []
+    rest = data
+    while rest:
+        stream = zlib.decompressobj(wbits=31)
+        rest, ok = _inflate(stream, rest, out)
+        if not ok:
+            return b"".join(out), False
+    return b"".join(out), True
+
+
+def _inflate(stream, data: bytes, out: list[bytes]) -> tuple[bytes, bool]:
+    """Inflate one gzip member into `out`; (bytes after the member, member ended cleanly?)."""
+    for start in range(0, len(data), _CHUNK):
+        chunk = data[start:start + _CHUNK]
+        saved = stream.copy()
+        try:
+            out.append(stream.decompress(chunk))
+        except zlib.error:
+            # Corruption inside this chunk: replay it byte by byte to keep all output before the bad byte.
+            for i in range(len(chunk)):
+                try:
+                    out.append(saved.decompress(chunk[i:i + 1]))
+                except zlib.error:
+                    return b"", False
+            return b"", False
+        if stream.eof:
+            return stream.unused_data + data[start + _CHUNK:], True
+    return b"", stream.eof
+
+
+def _read_tolerant(path: Path, source: str, now: datetime) -> TickRead:
+    """Line-level read: split lines and fields with Polars string ops, quarantine what does not fit."""
+    data, complete = read_bytes(path)
+    text = data.decode("utf-8", errors="replace")
+    lines = (
+        pl.DataFrame({_TEXT: [text]})
+        .select(pl.col(_TEXT).str.split("\n"))
+        .explode(_TEXT)
+        .with_row_index(_NUMBER, offset=1)
+        .with_columns(pl.col(_NUMBER).cast(pl.Int64))
+    )
+    last = lines.tail(1)
+    lines = lines.head(lines.height - 1) if (not complete or last[_TEXT].item() == "") else lines
+    lines = lines.slice(1).with_columns(pl.col(_TEXT).str.strip_suffix("\r"))
+
+    fields = pl.col(_TEXT).str.split(",")
+    shape_field, shape_reason = _shape_problem(fields)
+    judged = lines.with_columns(shape_field.alias(c.Q_FIELD), shape_reason.alias(c.Q_REASON))
+    misshapen = judged.filter(pl.col(c.Q_FIELD).is_not_null())
+    shaped = judged.filter(pl.col(c.Q_FIELD).is_null()).select(
+        *[fields.list.get(i).str.strip_chars('"').alias(name) for i, name in enumerate(c.TICK_COLUMNS)],
+        pl.col(_TEXT).alias(c.Q_RAW),
+        pl.col(_NUMBER),
+    )
+    ticks, rejected = validate.validate_ticks(
+        shaped.drop(_NUMBER), source=source, now=now, line_numbers=shaped[_NUMBER]
+    )
+    parts = [validate.quarantine(source, misshapen.rename({_NUMBER: c.Q_LINE, _TEXT: c.Q_RAW}), now=now), rejected]
+    if not complete:
+        broken = last.select(
+            pl.col(_NUMBER).alias(c.Q_LINE), pl.lit("file").alias(c.Q_FIELD),
+            pl.lit(validate.R_TRUNCATED).alias(c.Q_REASON), pl.col(_TEXT).alias(c.Q_RAW),
+        )
+        parts.append(validate.quarantine(source, broken, now=now))
+    quarantine = pl.concat(parts).sort(c.Q_LINE, maintain_order=True)
+    duplicates = int((quarantine[c.Q_REASON] == validate.R_DUPLICATE).sum())
+    return TickRead(ticks, quarantine, lines.height, duplicates, complete, source)
+
+
+def _shape_problem(fields: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """(field, reason) expressions for lines that cannot be split into the tick columns; null when fine."""
+    text = pl.col(_TEXT)
+    empty = text == ""
+    broken_utf8 = text.str.contains("\ufffd", literal=True)
+    ragged = fields.list.len() != len(c.TICK_COLUMNS)
+    bad = empty | broken_utf8 | ragged
+    field = pl.when(bad).then(pl.lit(validate.ROW_FIELD)).otherwise(pl.lit(None, pl.String))
+    reason = (
+        pl.when(empty).then(pl.lit(validate.R_EMPTY_LINE))
+        .when(broken_utf8).then(pl.lit(validate.R_INVALID_UTF8))
+        .when(ragged).then(pl.lit(validate.R_FIELD_COUNT))
+        .otherwise(pl.lit(None, pl.String))
+    )
+    return field, reason

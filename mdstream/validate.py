@@ -1,0 +1,194 @@
+"""Tick validation and quarantine: vectorised checks shared by file and live sources."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from . import columns as c
+from . import schema
+
+# Reasons are fixed strings so quarantine rows can be counted and grouped by reason.
+R_FIELD_COUNT = f"wrong number of fields (expected {len(c.TICK_COLUMNS)})"
+R_EMPTY_LINE = "empty line"
+R_INVALID_UTF8 = "invalid UTF-8"
+R_MISSING = "missing value"
+R_NOT_INTEGER = "not an integer"
+R_NOT_NUMBER = "not a number"
+R_NOT_POSITIVE = "not positive"
+R_UNKNOWN_SIDE = "unknown side (expected buy, sell or unknown)"
+R_MILLISECONDS = "timestamp in milliseconds, expected microseconds (value < 1e14)"
+R_NANOSECONDS = "timestamp in nanoseconds, expected microseconds (value >= 1e17)"
+R_DUPLICATE = "duplicate trade id"
+R_TRUNCATED = "file truncated"
+
+ROW_FIELD = "row"
+# Microseconds since the epoch: below 1e14 is before 1973 (a millisecond clock); 1e17 is year 5138 (nanoseconds).
+MIN_US = 10**14
+MAX_US = 10**17
+
+_TIMESTAMPS = (c.TIMESTAMP, c.LOCAL_TIMESTAMP)
+_AMOUNTS = (c.PRICE, c.AMOUNT)
+_TEXT = (c.EXCHANGE, c.SYMBOL, c.ID, c.SIDE)
+_LINE = "__line"
+_ORDER = "__order"
+
+
+def _text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Column as String with empty values as null (a CSV's empty field is a missing value)."""
+    expr = pl.col(name) if dtype == pl.String else pl.col(name).cast(pl.String)
+    return pl.when(expr == "").then(None).otherwise(expr)
+
+
+def _micros(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Column as Int64 microseconds since the epoch; null where it does not parse."""
+    if dtype == pl.String:
+        return pl.col(name).str.strip_chars().cast(pl.Int64, strict=False)
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(name).dt.epoch("us")
+    return pl.col(name).cast(pl.Int64, strict=False)
+
+
+def _number(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Column as Float64; null where it does not parse."""
+    if dtype == pl.String:
+        return pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)
+    return pl.col(name).cast(pl.Float64, strict=False)
+
+
+def _present(name: str, dtype: pl.DataType) -> pl.Expr:
+    """True where the column holds a value (not null, not blank text)."""
+    if dtype == pl.String:
+        return (pl.col(name).str.strip_chars() != "").fill_null(False)
+    return pl.col(name).is_not_null()
+
+
+def normalise(df: pl.DataFrame) -> pl.DataFrame:
+    """`df` with tick columns as String / Int64 microseconds / Float64, plus `__present_<name>` flags."""
+    missing = [name for name in c.TICK_COLUMNS if name not in df.columns]
+    df = df.with_columns([pl.lit(None, pl.String).alias(name) for name in missing])
+    dtypes = df.schema
+    present = [_present(name, dtypes[name]).alias(f"__present_{name}") for name in (*_TIMESTAMPS, *_AMOUNTS)]
+    typed = (
+        [_text(name, dtypes[name]).alias(name) for name in _TEXT]
+        + [_micros(name, dtypes[name]).alias(name) for name in _TIMESTAMPS]
+        + [_number(name, dtypes[name]).alias(name) for name in _AMOUNTS]
+    )
+    return df.with_columns(present).with_columns(typed)
+
+
+def checks() -> list[tuple[str, pl.Expr, str]]:
+    """(field, row-is-bad expression, reason) over a normalised frame, in priority order."""
+    out: list[tuple[str, pl.Expr, str]] = [
+        (c.EXCHANGE, pl.col(c.EXCHANGE).is_null(), R_MISSING),
+        (c.SYMBOL, pl.col(c.SYMBOL).is_null(), R_MISSING),
+    ]
+    for name in _TIMESTAMPS:
+        value = pl.col(name)
+        out.append((name, ~pl.col(f"__present_{name}"), R_MISSING))
+        out.append((name, value.is_null(), R_NOT_INTEGER))
+        out.append((name, value < MIN_US, R_MILLISECONDS))
+        out.append((name, value >= MAX_US, R_NANOSECONDS))
+    out.append((c.SIDE, pl.col(c.SIDE).is_null(), R_MISSING))
+    out.append((c.SIDE, ~pl.col(c.SIDE).is_in(c.SIDES), R_UNKNOWN_SIDE))
+    for name in _AMOUNTS:
+        value = pl.col(name)
+        out.append((name, ~pl.col(f"__present_{name}"), R_MISSING))
+        # NaN compares greater than every number in Polars, so finiteness is checked explicitly.
+        out.append((name, value.is_null() | ~value.is_finite(), R_NOT_NUMBER))
+        out.append((name, value <= 0, R_NOT_POSITIVE))
+    return out
+
+
+def is_clean(df: pl.DataFrame) -> bool:
+    """True when a typed tick frame (Int64 us timestamps, Float64 amounts) has no bad row and no duplicate id."""
+    if df.height == 0:
+        return True
+    # Column reductions instead of per-row flags: they are equivalent and several times cheaper.
+    required = [name for name in c.TICK_COLUMNS if name != c.ID]
+    if any(df.select(required).null_count().row(0)):
+        return False
+    side = pl.col(c.SIDE)
+    ok = df.select(
+        *[(pl.col(name).str.len_bytes().min() > 0).alias(name) for name in (c.EXCHANGE, c.SYMBOL)],
+        *[((pl.col(name).min() >= MIN_US) & (pl.col(name).max() < MAX_US)).alias(name) for name in _TIMESTAMPS],
+        # A NaN or infinity anywhere makes the sum non-finite.
+        *[((pl.col(name).min() > 0) & pl.col(name).sum().is_finite()).alias(name) for name in _AMOUNTS],
+        pl.any_horizontal(*[side == value for value in c.SIDES]).all().alias(c.SIDE),
+    ).row(0)
+    return all(ok) and not has_duplicate_ids(df)
+
+
+def has_duplicate_ids(df: pl.DataFrame) -> bool:
+    """True when two rows share (exchange, symbol, id) with a non-null id."""
+    if df.height < 2:
+        return False
+    # Common case first: integer ids that strictly increase over the whole frame are all distinct (no hashing).
+    as_int = pl.col(c.ID).cast(pl.Int64, strict=False)
+    # A null (missing or non-integer id) would hide from diff(), so only a frame without any qualifies.
+    nulls, step = df.select(as_int.null_count().alias("nulls"), as_int.diff().min().alias("step")).row(0)
+    if nulls == 0 and step is not None and step > 0:
+        return False
+    return bool(df.select(_duplicate_mask().any()).item())
+
+
+def _duplicate_mask() -> pl.Expr:
+    """Rows whose (exchange, symbol, id) appeared on an earlier row; rows with a null id never count."""
+    return pl.col(c.ID).is_not_null() & ~pl.struct(c.EXCHANGE, c.SYMBOL, c.ID).is_first_distinct()
+
+
+def finish(norm: pl.DataFrame) -> pl.DataFrame:
+    """Valid normalised rows as a frame conforming to schema.TICK_SCHEMA (us epoch ints -> UTC datetimes)."""
+    return norm.select(
+        [
+            pl.col(name).cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(name) if name in _TIMESTAMPS
+            else pl.col(name).cast(dtype).alias(name)
+            for name, dtype in schema.TICK_SCHEMA.items()
+        ]
+    )
+
+
+def quarantine(source: str, rows: pl.DataFrame, *, now: datetime) -> pl.DataFrame:
+    """Quarantine frame (schema.QUARANTINE_SCHEMA) from `rows` with line, field, reason and raw columns."""
+    return rows.select(
+        pl.lit(source, pl.String).alias(c.Q_SOURCE),
+        pl.col(c.Q_LINE).cast(pl.Int64),
+        pl.col(c.Q_FIELD).cast(pl.String),
+        pl.col(c.Q_REASON).cast(pl.String),
+        pl.col(c.Q_RAW).cast(pl.String),
+        pl.lit(now).cast(schema.TS).alias(c.Q_QUARANTINED_AT),
+    )
+
+
+def _raw_expr(df: pl.DataFrame) -> pl.Expr:
+    """The row as text: the given raw column, else the tick fields joined by commas (nulls empty)."""
+    if c.Q_RAW in df.columns:
+        return pl.col(c.Q_RAW).cast(pl.String)
+    fields = [pl.col(name).cast(pl.String).fill_null("") if name in df.columns else pl.lit("") for name in c.TICK_COLUMNS]
+    return pl.concat_str(fields, separator=",")
+
+
+def validate_ticks(
+    df: pl.DataFrame, *, source: str, now: datetime, line_numbers: pl.Series | None = None
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(valid ticks conforming to TICK_SCHEMA, quarantine rows): one quarantine row per rejected row, first fault wins."""
+    lines = line_numbers.cast(pl.Int64) if line_numbers is not None else pl.repeat(None, df.height, dtype=pl.Int64, eager=True)
+    base = df.with_columns(lines.alias(_LINE), _raw_expr(df).alias(c.Q_RAW)).with_row_index(_ORDER)
+    norm = normalise(base)
+    field_expr: pl.Expr = pl.lit(None, pl.String)
+    reason_expr: pl.Expr = pl.lit(None, pl.String)
+    # Built back to front so the first check in priority order ends up outermost and wins.
+    for field, bad, reason in reversed(checks()):
+        field_expr = pl.when(bad.fill_null(False)).then(pl.lit(field)).otherwise(field_expr)
+        reason_expr = pl.when(bad.fill_null(False)).then(pl.lit(reason)).otherwise(reason_expr)
+    judged = norm.with_columns(field_expr.alias(c.Q_FIELD), reason_expr.alias(c.Q_REASON))
+    good = judged.filter(pl.col(c.Q_FIELD).is_null())
+    bad = judged.filter(pl.col(c.Q_FIELD).is_not_null())
+    if has_duplicate_ids(good):
+        dup = _duplicate_mask()
+        dups = good.filter(dup).with_columns(pl.lit(c.ID).alias(c.Q_FIELD), pl.lit(R_DUPLICATE).alias(c.Q_REASON))
+        good = good.filter(~dup)
+        bad = pl.concat([bad, dups]).sort(_ORDER)
+    rejected = bad.with_columns(pl.col(_LINE).alias(c.Q_LINE))
+    return finish(good), quarantine(source, rejected, now=now)
