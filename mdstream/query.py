@@ -61,9 +61,20 @@ def render(df: pl.DataFrame, fmt: str = "table", out: Path | None = None, *, con
         _emit(df.write_json() + "\n", out)
     elif out is not None:
         with open(out, "w", encoding="utf-8") as handle:
-            Console(file=handle, width=200).print(to_table(df))
+            Console(file=handle, width=table_width(df)).print(to_table(df))
     else:
-        (console or Console()).print(to_table(df, title=f"{df.height:,} rows"))
+        console = console or Console()
+        if not console.is_terminal:  # piped or captured: never fold the columns
+            console = Console(file=console.file, width=table_width(df))
+        console.print(to_table(df, title=f"{df.height:,} rows"))
+
+
+def table_width(df: pl.DataFrame) -> int:
+    """Characters a table of `df` needs so that no column is folded: widest cell + 3 per column, + 1."""
+    widths = [
+        max([len(name), *(len(str(v)) for v in df[name].head(1000).to_list())]) + 3 for name in df.columns
+    ]
+    return max(80, sum(widths) + 1)
 
 
 def _emit(text: str, out: Path | None) -> None:
