@@ -35,13 +35,13 @@ def query(sql: str, db: Path, fmt: str, output: Path | None) -> None:
 @click.option("--duckdb", "db", default=DEFAULT_DB, show_default=True, type=click.Path(path_type=Path), help="DuckDB file.")
 @click.option("--symbols", default="", help="Comma-separated symbols (default: all).")
 @click.option("--from", "from_", help="First UTC day, YYYY-MM-DD.")
-@click.option("--to", help="Last UTC day (inclusive), YYYY-MM-DD.")
+@click.option("--to", help="Day after the last one (exclusive, as backfill), YYYY-MM-DD.")
 def verify(db: Path, symbols: str, from_: str | None, to: str | None) -> None:
     """Recompute candles from the stored ticks in SQL and diff them against candles_latest; exit 1 on any difference.
 
     \b
     Example:
-      mdstream verify --duckdb ./mdstream.duckdb --symbols BTCUSDT --from 2024-01-01 --to 2024-01-03
+      mdstream verify --duckdb ./mdstream.duckdb --symbols BTCUSDT --from 2024-01-01 --to 2024-01-03  # Jan 1 and 2
     """
     try:
         report = verify_duckdb(db, symbols=symbols.split(",") if symbols else None, from_=from_, to=to)

@@ -125,12 +125,12 @@ def recompute(con: duckdb.DuckDBPyConnection, *, symbols: Sequence[str] | None =
 
 def verify_duckdb(db: Path, *, symbols: Sequence[str] | None = None, from_: str | date | None = None,
                   to: str | date | None = None, rel_tol: float = 1e-9) -> VerifyReport:
-    """Recompute candles from the stored ticks and diff them against candles_latest; `to` is an inclusive day."""
+    """Recompute candles from the stored ticks and diff them against candles_latest over the UTC days
+    [from_, to) (`to` exclusive, as in backfill); floats compared to rel_tol relative."""
     db = Path(db)
     if not db.is_file():
         raise ConfigError(f"DuckDB file {db} does not exist")
-    start, last = _day(from_, "--from"), _day(to, "--to")
-    end = None if last is None else last + timedelta(days=1)
+    start, end = _day(from_, "--from"), _day(to, "--to")
     symbols = [s.strip() for s in symbols if s.strip()] if symbols else None
     try:
         con = connect(db, read_only=True)

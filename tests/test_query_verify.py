@@ -68,9 +68,10 @@ def execute(path, sql: str) -> None:
 def test_clean_backfill_verifies(db):
     report = verify_duckdb(db)
     assert report.ok and report.series == 12 and report.windows > 1000
-    only = verify_duckdb(db, symbols=["ETHUSDT"], from_="2024-01-02", to="2024-01-02")
+    only = verify_duckdb(db, symbols=["ETHUSDT"], from_="2024-01-02", to="2024-01-03")
     assert only.ok and only.series == 6
     assert verify_duckdb(db, from_="2024-01-03").windows == 0
+    assert verify_duckdb(db, to="2024-01-02").windows == 0
 
 
 def test_corruption_is_reported_by_key_and_column(db):
@@ -113,7 +114,7 @@ def test_real_day_verifies(tmp_path, real_data):
 
 def test_verify_command_exit_codes(db):
     runner = CliRunner()
-    ok = runner.invoke(verify, ["--duckdb", str(db), "--symbols", "BTCUSDT,ETHUSDT", "--from", "2024-01-02", "--to", "2024-01-02"])
+    ok = runner.invoke(verify, ["--duckdb", str(db), "--symbols", "BTCUSDT,ETHUSDT", "--from", "2024-01-02", "--to", "2024-01-03"])
     assert ok.exit_code == 0, ok.output
     assert ok.output.strip().splitlines()[-1].startswith("OK:")
     execute(db, "UPDATE candles SET high = high + 1 WHERE timeframe = '4h' AND symbol = 'ETHUSDT'")
