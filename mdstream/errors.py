@@ -40,3 +40,11 @@ class SinkError(MdstreamError):
 
 class SinkUnavailable(SinkError):
     """A sink is temporarily unreachable or throttling; retry after `retry_after` seconds."""
+
+
+class SpoolFull(SinkError):
+    """The on-disk spool reached its byte cap while the sink stayed unavailable."""
+
+
+class FeatureStateError(MdstreamError):
+    """Candles or carried feature state lack the columns feature computation needs."""

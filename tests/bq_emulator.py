@@ -116,3 +116,44 @@ def bq_emulator():
     yield emulator
     if emulator.owned:
         emulator.stop()
+
+
+def config_for(emulator: Emulator, tmp_path: Path, dataset: str, **overrides):
+    """A BigQueryConfig pointing at `emulator`: its own dataset, spool under tmp_path, short timeouts."""
+    from mdstream.bigquery import BigQueryConfig
+
+    settings = dict(project=PROJECT, dataset=dataset, location="US", api_endpoint=emulator.endpoint,
+                    write_endpoint=emulator.grpc, request_limit_bytes=3 * 1024 * 1024,
+                    spool_dir=tmp_path / "spool", timeout_seconds=5.0, spool_block_seconds=20.0)
+    settings.update(overrides)
+    return BigQueryConfig(**settings)
+
+
+def candles(symbol: str = "BTCUSDT", start: str = "2020-02-22T00:00:00", count: int = 60, timeframe: str = "1m",
+            revision: int = 0, exchange: str = "binance-futures", price: float = 9700.0):
+    """`count` consecutive candles of one series with plausible values (a deterministic random walk)."""
+    from datetime import datetime, timedelta, timezone
+
+    import polars as pl
+
+    from mdstream import columns as c
+    from mdstream import schema as s
+    from mdstream import timeframes
+
+    step = timedelta(seconds=timeframes.duration_seconds(timeframe))
+    t0 = datetime.fromisoformat(start).replace(tzinfo=timezone.utc)
+    rows = []
+    close = price
+    for i in range(count):
+        open_ = close
+        close = round(open_ * (1 + 0.0003 * ((i * 7919) % 13 - 6)), 2)
+        volume = 1.0 + (i * 31) % 17
+        start_i = t0 + i * step
+        rows.append({c.EXCHANGE: exchange, c.SYMBOL: symbol, c.TIMEFRAME: timeframe, c.TIMESTAMP_IN: start_i,
+                     c.TIMESTAMP_OUT: start_i + step + timedelta(milliseconds=150), c.LATENCY_MS: 150.0,
+                     c.OPEN: open_, c.HIGH: max(open_, close) + 1, c.LOW: min(open_, close) - 1, c.CLOSE: close,
+                     c.VOLUME: volume, c.QUOTE_VOLUME: volume * (open_ + close) / 2, c.BUY_VOLUME: volume * 0.6,
+                     c.SELL_VOLUME: volume * 0.4, c.TRADES: 10 + i % 5, c.VWAP: (open_ + close) / 2,
+                     c.FIRST_TRADE_AT: start_i + timedelta(milliseconds=5), c.LAST_TRADE_AT: start_i + step / 2,
+                     c.GAP: None, c.REVISION: revision, c.LATE_TRADES: revision, "sma_5": close})
+    return s.conform(pl.DataFrame(rows), s.CANDLE_SCHEMA)

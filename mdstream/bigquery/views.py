@@ -1,0 +1,82 @@
+"""SQL against BigQuery: the reader views, the day replacement DML and the verify read-back."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from string import Template
+
+import polars as pl
+
+from .. import schema as s
+from .. import sqlfiles
+from .config import BigQueryConfig, rest_client
+from .writer import translate
+
+VIEW_NAMES = ("candles_latest", "candles_15s", "candles_1m", "candles_5m", "candles_15m", "candles_4h", "candles_1d",
+              "features", "daily_summary", "ingest_latency", "data_quality", "quarantine_summary")
+
+
+def render(relative: str, config: BigQueryConfig, **names: str) -> str:
+    """Text of sql/bigquery/<relative> with ${project}, ${dataset} and `names` filled in."""
+    return Template(sqlfiles.read(f"bigquery/{relative}")).substitute(project=config.project,
+                                                                       dataset=config.dataset, **names)
+
+
+def statements(sql: str) -> list[str]:
+    """`sql` split into statements at semicolons that end a line; comment-only pieces dropped."""
+    parts = re.split(r";\s*$", sql, flags=re.MULTILINE)
+    cleaned = ("\n".join(line for line in part.splitlines() if not line.strip().startswith("--")).strip()
+               for part in parts)
+    return [part for part in cleaned if part]
+
+
+def run(client, sql: str, config: BigQueryConfig, params: list | None = None, what: str = "a query"):
+    """Run one statement and wait for it (bounded by the config timeout); the finished job."""
+    from google.cloud import bigquery
+
+    job_config = bigquery.QueryJobConfig(query_parameters=params or [])
+    try:
+        job = client.query(sql, job_config=job_config, location=config.location,
+                           retry=bigquery.DEFAULT_RETRY.with_deadline(config.timeout_seconds),
+                           timeout=config.timeout_seconds)
+        job.result(timeout=config.timeout_seconds)
+    except Exception as error:  # noqa: BLE001 - translated into the sink's errors
+        raise translate(error, what) from error
+    return job
+
+
+def create_views(client, config: BigQueryConfig) -> list[str]:
+    """Create or replace every view of sql/bigquery/views.sql; the view names created."""
+    created = []
+    for statement in statements(render("views.sql", config)):
+        name = re.search(r"VIEW\s+`[^`]*\.([A-Za-z0-9_]+)`", statement)
+        run(client, statement, config, what=f"creating view {name[1] if name else '?'}")
+        created.append(name[1] if name else "?")
+    return created
+
+
+def _utc(value: datetime | str) -> datetime:
+    """`value` (datetime or ISO text) as an aware UTC datetime."""
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+
+
+def read_candles(config: BigQueryConfig, symbols: list[str] | tuple[str, ...], from_: datetime | str,
+                 to: datetime | str, *, client=None) -> pl.DataFrame:
+    """Candles of `symbols` with timestamp_in in [from_, to) from candles_latest, conformed to CANDLE_SCHEMA."""
+    from google.cloud import bigquery
+
+    client = client or rest_client(config)
+    params = [bigquery.ArrayQueryParameter("symbols", "STRING", list(symbols)),
+              bigquery.ScalarQueryParameter("from_ts", "TIMESTAMP", _utc(from_)),
+              bigquery.ScalarQueryParameter("to_ts", "TIMESTAMP", _utc(to))]
+    job = run(client, render("read_candles.sql", config), config, params, what="reading candles back")
+    try:
+        table = job.to_arrow(create_bqstorage_client=False)
+    except Exception as error:  # noqa: BLE001
+        raise translate(error, "reading candles back") from error
+    frame = pl.from_arrow(table)
+    if not isinstance(frame, pl.DataFrame) or frame.width == 0:
+        return s.empty(s.CANDLE_SCHEMA)
+    return s.conform(frame, s.CANDLE_SCHEMA)

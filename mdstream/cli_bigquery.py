@@ -1,0 +1,75 @@
+"""`mdstream bigquery ...`: create or migrate the dataset, tables and views; estimate cost."""
+
+from __future__ import annotations
+
+import click
+
+from .errors import MdstreamError
+
+
+def bigquery_options(function):
+    """The connection flags shared by BigQuery commands (each also read from the environment)."""
+    options = [
+        click.option("--bq-project", "project", envvar="GOOGLE_CLOUD_PROJECT", help="Google Cloud project."),
+        click.option("--bq-dataset", "dataset", envvar="MDSTREAM_BQ_DATASET", help="Dataset (default mdstream)."),
+        click.option("--bq-location", "location", envvar="MDSTREAM_BQ_LOCATION", help="Dataset location (default US)."),
+        click.option("--bq-api-endpoint", "api_endpoint", envvar="MDSTREAM_BQ_API_ENDPOINT",
+                     help="REST endpoint URL override (e.g. an emulator); uses anonymous credentials."),
+        click.option("--bq-write-endpoint", "write_endpoint", envvar="MDSTREAM_BQ_WRITE_ENDPOINT",
+                     help="Storage Write gRPC HOST:PORT override (insecure, anonymous credentials)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+@click.group()
+def bigquery() -> None:
+    """BigQuery warehouse: tables, views and cost."""
+
+
+@bigquery.command()
+@bigquery_options
+def init(**settings) -> None:
+    """Create the dataset, tables (partitioned, clustered, described) and views; add new columns.
+
+    Safe to run again: existing tables keep their data and only gain missing columns.
+
+    Example:
+
+      GOOGLE_CLOUD_PROJECT=my-project mdstream bigquery init --bq-dataset market
+    """
+    from .bigquery.config import BigQueryConfig, rest_client
+    from .bigquery.schema import ensure_tables
+    from .bigquery.views import create_views
+
+    try:
+        config = BigQueryConfig.from_env(**settings)
+        client = rest_client(config)
+        added = ensure_tables(client, config, timeout=config.timeout_seconds)
+        views = create_views(client, config)
+    except MdstreamError as error:
+        raise click.ClickException(str(error)) from error
+    for table, columns in added.items():
+        note = f"added {', '.join(columns)}" if columns else "up to date"
+        click.echo(f"{config.table_id(table)}: {note}")
+    click.echo(f"views: {', '.join(views)}")
+
+
+@bigquery.command()
+@click.option("--trades-per-second", type=float, default=20.0, show_default=True,
+              help="Average trade rate of the symbol, for the raw-tick estimate.")
+def cost(trades_per_second: float) -> None:
+    """Monthly Storage Write API cost of one symbol: candles at six timeframes and raw ticks.
+
+    Example:
+
+      mdstream bigquery cost --trades-per-second 50
+    """
+    from .bigquery.cost import candles_per_month, ticks_per_month
+
+    click.echo(candles_per_month().line("candles, 6 timeframes"))
+    click.echo(ticks_per_month(trades_per_second).line(f"raw ticks at {trades_per_second:g}/s"))
+
+
+commands = [bigquery]
