@@ -181,3 +181,12 @@ def _shape_problem(fields: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
         .otherwise(pl.lit(None, pl.String))
     )
     return field, reason
+
+
+def __getattr__(name: str):
+    """`download_trades` on first use, so reading local files never imports the HTTP client."""
+    if name == "download_trades":
+        from .tardis_download import download_trades
+
+        return download_trades
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
