@@ -12,7 +12,7 @@ from mdstream import columns as c
 from mdstream import schema
 from mdstream.errors import SinkError
 from mdstream.sinks import base
-from mdstream.sinks.parquet import ParquetSink, read_candles, scan
+from mdstream.sinks.parquet import ParquetSink, partition_dir, read_candles, scan, split, write_atomic
 from test_sink_duckdb import T0, candles, ticks
 
 
@@ -40,7 +40,7 @@ def test_day_layout_and_both_readers(tmp_path):
 
 
 def test_rerunning_a_day_replaces_it_and_removes_stream_files(tmp_path):
-    sink = ParquetSink(tmp_path, session="s1")
+    sink = ParquetSink(tmp_path, run_id="s1")
     sink.write(base.CANDLES, candles(3, close=1.0))
     sink.write(base.CANDLES, candles(2, start=T0 + timedelta(days=1)))   # another day: untouched by the rerun
     sink.flush()
@@ -53,7 +53,7 @@ def test_rerunning_a_day_replaces_it_and_removes_stream_files(tmp_path):
 
 
 def test_stream_batches_append_and_readers_take_the_latest_revision(tmp_path):
-    sink = ParquetSink(tmp_path, session="s1")
+    sink = ParquetSink(tmp_path, run_id="s1")
     sink.write(base.CANDLES, candles(4))
     sink.flush()
     sink.write(base.CANDLES, candles(4))                       # the same batch re-sent after a crash
@@ -72,3 +72,13 @@ def test_stream_batches_append_and_readers_take_the_latest_revision(tmp_path):
 def test_write_day_rejects_rows_of_another_day(tmp_path):
     with pytest.raises(SinkError, match="does not belong"):
         ParquetSink(tmp_path).write_day("binance-futures", "BTCUSDT", "2024-01-03", {base.CANDLES: candles(2)})
+
+
+def test_files_from_before_a_new_column_still_read(tmp_path):
+    for values, rows in split(base.CANDLES, candles(2)):
+        write_atomic(rows.drop("macd_hist"), partition_dir(tmp_path, base.CANDLES, values) / "part-0-old.parquet")
+    sink = ParquetSink(tmp_path, run_id="new")
+    sink.write(base.CANDLES, candles(2, start=T0 + timedelta(minutes=1)).with_columns(pl.lit(1.5).alias("macd_hist")))
+    sink.close()
+    frame = read_candles(tmp_path).collect()
+    assert frame["macd_hist"].to_list() == [None, None, 1.5, 1.5]

@@ -76,10 +76,10 @@ def split(kind: str, frame: pl.DataFrame) -> list[tuple[dict[str, str], pl.DataF
 class ParquetSink:
     """Sink into a hive-partitioned Parquet tree under `root`."""
 
-    def __init__(self, root: str | Path, *, session: str | None = None):
-        """Files of this process are named part-<session>-<seq>; the default session sorts by start time."""
+    def __init__(self, root: str | Path, *, run_id: str | None = None):
+        """Stream files of this process are named part-<run_id>-<seq>; the default run id sorts by start time."""
         self.root = Path(root)
-        self.session = session or f"{time.time_ns():020d}"
+        self.run_id = run_id or f"{time.time_ns():020d}"
         self._seq = 0
         self._pending: dict[str, list[pl.DataFrame]] = {kind: [] for kind in base.KINDS}
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
@@ -96,7 +96,7 @@ class ParquetSink:
         if not any(self._pending.values()):
             return
         self._seq += 1
-        name = f"part-{self.session}-{self._seq:06d}.parquet"
+        name = f"part-{self.run_id}-{self._seq:06d}.parquet"
         for kind, frames in self._pending.items():
             if not frames:
                 continue
@@ -155,8 +155,17 @@ class ParquetSink:
 def scan(root: str | Path, kind: str) -> pl.LazyFrame:
     """All files of `kind` under `root` as one LazyFrame with the contract's columns (partition columns restored)."""
     pattern = str(Path(root) / kind / "**" / "*.parquet")
-    frame = pl.scan_parquet(pattern, hive_partitioning=True, missing_columns="insert", extra_columns="ignore")
-    return frame.select([pl.col(name).cast(dtype) for name, dtype in SCHEMAS[kind].items()])
+    partitions = PARTITIONS[kind]
+    # The full schema is given so files written before a column was added still read (the column is null).
+    frame = pl.scan_parquet(
+        pattern,
+        hive_partitioning=True,
+        hive_schema={name: pl.Date() if name == DATE else pl.String() for name in partitions},
+        schema={name: dtype for name, dtype in SCHEMAS[kind].items() if name not in partitions},
+        missing_columns="insert",
+        extra_columns="ignore",
+    )
+    return frame.select(list(SCHEMAS[kind]))
 
 
 def read_candles(root: str | Path) -> pl.LazyFrame:
