@@ -96,7 +96,7 @@ def start(api_key: str | None = "test-key") -> TardisServer:
     state = TardisServer(api_key)
     state.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
     state.httpd.daemon_threads = True
-    threading.Thread(target=state.httpd.serve_forever, name="tardis-http", daemon=True).start()
+    threading.Thread(target=state.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="tardis-http", daemon=True).start()
     return state
 
 
