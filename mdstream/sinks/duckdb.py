@@ -85,9 +85,9 @@ def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     if kind == base.CANDLES:
         return frame.unique(subset=list(c.CANDLE_KEY), keep="last", maintain_order=True)
     if kind == base.TICKS:
-        with_id = frame.filter(pl.col(c.ID).is_not_null())
-        with_id = with_id.unique(subset=[c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
-        return pl.concat([with_id, frame.filter(pl.col(c.ID).is_null())])
+        # rows keep their arrival order: it is the last tie-breaker of open/close in candles_from_ticks.sql
+        first = pl.col(c.ID).is_first_distinct().over(c.EXCHANGE, c.SYMBOL)
+        return frame.filter(pl.col(c.ID).is_null() | first)
     return frame.unique(keep="first", maintain_order=True)
 
 
