@@ -51,7 +51,8 @@ def read_trades(path: str | Path, *, now: datetime) -> TickRead:
         raise InputError("file not found", path=source)
     _check_header(path, source)
     try:
-        frame = pl.read_csv(path, schema=CSV_SCHEMA, has_header=True)
+        # Tardis never quotes; quote_char=None keeps both paths splitting on every comma, the same way.
+        frame = pl.read_csv(path, schema=CSV_SCHEMA, has_header=True, quote_char=None)
     except (pl.exceptions.PolarsError, OSError, UnicodeError):
         # Unparseable numbers, ragged rows, bad UTF-8, broken gzip: the tolerant path finds out which line.
         frame = None
@@ -147,7 +148,7 @@ def _read_tolerant(path: Path, source: str, now: datetime) -> TickRead:
     judged = lines.with_columns(shape_field.alias(c.Q_FIELD), shape_reason.alias(c.Q_REASON))
     misshapen = judged.filter(pl.col(c.Q_FIELD).is_not_null())
     shaped = judged.filter(pl.col(c.Q_FIELD).is_null()).select(
-        *[fields.list.get(i).str.strip_chars('"').alias(name) for i, name in enumerate(c.TICK_COLUMNS)],
+        *[fields.list.get(i).alias(name) for i, name in enumerate(c.TICK_COLUMNS)],
         pl.col(_TEXT).alias(c.Q_RAW),
         pl.col(_NUMBER),
     )
