@@ -46,7 +46,7 @@ def order_ticks(series: pl.DataFrame) -> pl.DataFrame:
         return series
     return (
         series.with_columns(pl.col(c.ID).str.len_bytes().alias(_ID_LEN))
-        .sort(list(ORDER_KEYS), nulls_last=False)
+        .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
         .drop(_ID_LEN)
     )
 
@@ -150,16 +150,33 @@ def densify(
     end: datetime | None = None,
     prior_close: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
-    """Dense grid per series from max(first trade window, start) up to `end` (exclusive; default: last trade
-    window inclusive); empty windows get trades 0, volumes 0, OHLC = previous close, gap = quiet.
-    `prior_close` (exchange, symbol, close) seeds the close carried into leading empty windows."""
+    """Dense grid per series up to `end` (exclusive; default: the last trade window, inclusive). A new series
+    starts at its first trade window (not before `start`); a series continuing from `prior_close`
+    (exchange, symbol, close[, next_start]) starts at its own `next_start` when given, else at `start`, and
+    carries that close into its leading empty windows. Empty windows get trades 0, volumes 0, open = high = low = close = previous close, gap = quiet."""
     width = tfm.duration_us(timeframe)
-    bounds = sparse.group_by([c.EXCHANGE, c.SYMBOL]).agg(
+    series = [c.EXCHANGE, c.SYMBOL]
+    bounds = sparse.group_by(series).agg(
         pl.col(c.TIMESTAMP_IN).min().alias("_lo"), pl.col(c.TIMESTAMP_IN).max().alias("_hi")
     )
+    prior = None
+    if prior_close is not None:
+        has_next = "next_start" in prior_close.collect_schema().names()
+        next_start = pl.col("next_start") if has_next else pl.lit(None, TS)
+        prior = prior_close.select(*series, pl.col(c.CLOSE).alias("_prior"), next_start.alias("_next"))
+    if prior is not None:
+        bounds = bounds.join(prior, on=series, how="full", coalesce=True)
+        bounds = bounds.with_columns(pl.coalesce("_next", "_lo").alias("_lo"))
+    else:
+        bounds = bounds.with_columns(pl.lit(None, pl.Float64).alias("_prior"), pl.lit(None, TS).alias("_next"))
     if start is not None:
         lo = window_start(pl.lit(start).cast(TS), timeframe)
-        bounds = bounds.with_columns(pl.max_horizontal(pl.col("_lo"), lo).alias("_lo"))
+        continuing = pl.col("_prior").is_not_null()
+        bounds = bounds.with_columns(
+            pl.when(pl.col("_next").is_not_null()).then(pl.col("_lo"))
+            .when(continuing).then(lo)
+            .otherwise(pl.max_horizontal(pl.col("_lo"), lo)).alias("_lo")
+        )
     if end is not None:
         # `end` is exclusive: the last window is the one that starts before it.
         last = (pl.lit(end).cast(TS).dt.epoch("us") - 1) // width * width
@@ -171,15 +188,10 @@ def densify(
             .alias(c.TIMESTAMP_IN)
         )
         .explode(c.TIMESTAMP_IN)
-        .select(c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN)
+        .select(*series, c.TIMESTAMP_IN, "_prior")
     )
-    dense = grid.join(
-        sparse.filter(pl.col(c.TIMESTAMP_IN).is_not_null()), on=[c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN], how="left"
-    ).sort([c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN])
-    carried = pl.col(c.CLOSE).forward_fill().over([c.EXCHANGE, c.SYMBOL])
-    if prior_close is not None:
-        dense = dense.join(prior_close.rename({c.CLOSE: "_prior"}), on=[c.EXCHANGE, c.SYMBOL], how="left")
-        carried = pl.coalesce(carried, pl.col("_prior"))
+    dense = grid.join(sparse, on=[*series, c.TIMESTAMP_IN], how="left").sort([*series, c.TIMESTAMP_IN])
+    carried = pl.coalesce(pl.col(c.CLOSE).forward_fill().over(series), pl.col("_prior"))
     empty = pl.col(c.TRADES).is_null()
     zero = pl.when(empty).then(0.0)
     return dense.with_columns(
@@ -217,16 +229,20 @@ def candles_from_ticks(
     start: datetime | None = None,
     end: datetime | None = None,
     feed_gaps: pl.LazyFrame | None = None,
+    prior_close: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """Dense candles (base contract columns) of every requested timeframe from ticks of any series.
-    `start`/`end` bound the grid (end exclusive); `feed_gaps` (exchange, symbol, start, end) marks gap=feed."""
+    `start`/`end` bound the grid (end exclusive); `feed_gaps` (gaps.GAP_SCHEMA) marks gap = feed;
+    `prior_close` (exchange, symbol, timeframe, close) continues series from an earlier day."""
     from .gaps import mark_feed_gaps
 
     frame = ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks
-    sparse = sparse_all(frame, timeframes)
     frames = []
-    for tf, frame in sparse.items():
-        dense = densify(frame, tf, start=start, end=end)
+    for tf, sparse in sparse_all(frame, timeframes).items():
+        prior = None
+        if prior_close is not None:
+            prior = prior_close.lazy().filter(pl.col(c.TIMEFRAME) == tf).select(c.EXCHANGE, c.SYMBOL, c.CLOSE)
+        dense = densify(sparse, tf, start=start, end=end, prior_close=prior)
         if feed_gaps is not None:
             dense = mark_feed_gaps(dense, feed_gaps, tf)
         frames.append(finalize(dense, now=now))

@@ -131,7 +131,8 @@ def tail_state(featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS) -> pl.
     """The last `n` rows per series of an add_features output (with its STATE_COLUMNS): the carry of a stream."""
     frame = featured.lazy()
     _require(frame.collect_schema(), INPUT_COLUMNS + STATE_COLUMNS, "featured frame (keep STATE_COLUMNS)")
-    in_tail = pl.int_range(pl.len()).over(c.SERIES_KEY) >= pl.len().over(c.SERIES_KEY) - n
+    # pl.len() is unsigned: cast before subtracting, or a short series underflows and keeps nothing.
+    in_tail = pl.int_range(pl.len()).over(c.SERIES_KEY) >= pl.len().over(c.SERIES_KEY).cast(pl.Int64) - n
     return frame.sort(_ORDER).filter(in_tail).collect()
 
 

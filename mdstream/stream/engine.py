@@ -1,0 +1,268 @@
+"""Incremental candles and features for the stream job: bounded state, batch in, closed candles out.
+
+The engine reuses the backfill's pure functions (sparse_from_ticks, rollup, densify, finalize, add_features)
+on a bounded state, so the same ticks give the same candles however they were split into batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Sequence
+
+import polars as pl
+
+from .. import columns as c
+from .. import gaps as gp
+from .. import timeframes as tfm
+from ..candles import densify, finalize, rollup, sparse_all, window_start
+from ..features import STATE_COLUMNS, add_features, advance_tail
+from ..schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
+from ..sources.base import FeedGap
+
+_SERIES = [c.EXCHANGE, c.SYMBOL]
+
+
+def tfm_floor(when: datetime, width_us: int) -> datetime:
+    """The window boundary at or before `when`: floor(when / width) * width."""
+    us = int(when.timestamp()) * 1_000_000 + when.microsecond
+    return datetime.fromtimestamp(0, tz=when.tzinfo) + timedelta(microseconds=us // width_us * width_us)
+_WINDOW = [c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN]
+_CURSOR_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: pl.String(), "next_start": TS,
+                  c.CLOSE: pl.Float64()}
+_EMITTED_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: pl.String(), c.TIMESTAMP_IN: TS,
+                   c.REVISION: pl.Int64(), c.LATE_TRADES: pl.Int64()}
+
+
+@dataclass
+class EngineOutput:
+    """What one step produced: candle rows (new and revised), ticks too late to revise, and counts."""
+
+    candles: pl.DataFrame
+    late: pl.DataFrame  # quarantine rows of ticks older than the revision horizon
+    accepted: int = 0
+    duplicates: int = 0
+    revisions: int = 0
+
+
+@dataclass
+class CandleEngine:
+    """Open windows per (exchange, symbol, timeframe) as state; `step` folds in a batch and emits the windows
+    the watermark has passed: watermark = max(latest event time, clock now) - lateness."""
+
+    timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES
+    lateness: timedelta = timedelta(seconds=1)
+    horizon: timedelta = timedelta(minutes=2)  # how long after emission a window still takes revisions
+    ticks: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TICK_SCHEMA))
+    sparse: pl.DataFrame | None = None
+    cursor: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_CURSOR_SCHEMA))
+    emitted: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_EMITTED_SCHEMA))
+    tail: pl.DataFrame | None = None
+    gaps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=gp.GAP_SCHEMA))
+    max_event: datetime | None = None
+
+    def __post_init__(self) -> None:
+        self.timeframes = tuple(sorted({tfm.normalize(t) for t in self.timeframes}, key=tfm.duration_us))
+        self.base = self.timeframes[0]
+
+    # -- public -------------------------------------------------------------------------------------------
+    def warm(self, candles: pl.DataFrame, *, restarted_at: datetime | None = None) -> None:
+        """Resume from candles already in the sink: features continue, the grid continues after the last
+        stored window, and (given `restarted_at`) everything from there to the restart is marked gap = feed."""
+        if candles.height == 0:
+            return
+        latest = candles.sort(c.REVISION).unique([*c.SERIES_KEY, c.TIMESTAMP_IN], keep="last")
+        latest = latest.filter(pl.col(c.TIMEFRAME).is_in(list(self.timeframes)))
+        featured = add_features(conform(latest, CANDLE_SCHEMA).drop(c.FEATURE_COLUMNS).lazy()).collect()
+        self.tail = advance_tail(None, featured)
+        last = latest.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.all().last())
+        width = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
+        self.cursor = last.select(
+            c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
+            (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE,
+        )
+        if restarted_at is not None:
+            base_next = self.cursor.group_by(_SERIES).agg(pl.col("next_start").min())
+            self.add_gaps(base_next.select(
+                *_SERIES, pl.col("next_start").alias(gp.GAP_START), pl.lit(restarted_at).cast(TS).alias(gp.GAP_END),
+                pl.lit("restart").alias(gp.GAP_REASON),
+            ))
+
+    def add_gaps(self, gaps: pl.DataFrame | Sequence[FeedGap]) -> None:
+        """Remember intervals of missing data; windows overlapping them are emitted with gap = feed."""
+        if not isinstance(gaps, pl.DataFrame):
+            rows = [
+                {c.EXCHANGE: g.exchange, c.SYMBOL: s, gp.GAP_START: g.start, gp.GAP_END: g.end, gp.GAP_REASON: g.reason}
+                for g in gaps for s in g.symbols
+            ]
+            gaps = pl.DataFrame(rows, schema=gp.GAP_SCHEMA) if rows else pl.DataFrame(schema=gp.GAP_SCHEMA)
+        if gaps.height:
+            # A gap reported again with its end replaces the open one it closes.
+            gaps = gaps.select(list(gp.GAP_SCHEMA)).cast(gp.GAP_SCHEMA)
+            kept = self.gaps.join(gaps, on=[c.EXCHANGE, c.SYMBOL, gp.GAP_START], how="anti")
+            self.gaps = pl.concat([kept, gaps])
+
+    def step(self, ticks: pl.DataFrame, *, now: datetime, final: bool = False) -> EngineOutput:
+        """Fold in `ticks`, then emit every window whose end the watermark passed (all windows up to the last
+        trade's when `final`), and a new revision of every already-emitted window the ticks changed."""
+        accepted, late, dups = self._accept(ticks, now)
+        touched = self._update_sparse(accepted)
+        wm = self._watermark(now)
+        self._fresh: dict[str, pl.DataFrame] = {}
+        rows = [self._emit_new(tf, wm) for tf in self.timeframes]
+        if final:
+            rows += [self._emit_new(tf, None) for tf in self.timeframes]
+        revised = [self._revise(tf, touched, accepted) for tf in self.timeframes]
+        out = [f for f in rows + revised if f is not None and f.height]
+        candles = pl.concat(out, how="vertical_relaxed") if out else pl.DataFrame(schema=CANDLE_SCHEMA)
+        candles = self._featurize(candles, now)
+        self._prune()
+        n_rev = sum(f.height for f in revised if f is not None)
+        return EngineOutput(candles=candles, late=late, accepted=accepted.height, duplicates=dups, revisions=n_rev)
+
+    # -- steps ----------------------------------------------------------------------------------------------
+    def _accept(self, ticks: pl.DataFrame, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame, int]:
+        """Split a batch into ticks to fold in, ticks too late to revise (quarantined), and duplicates."""
+        ticks = conform(ticks, TICK_SCHEMA)
+        floor = self._revision_floor()
+        too_late = ticks.filter(pl.col(c.TIMESTAMP) < floor) if floor is not None else ticks.clear()
+        fresh = ticks.filter(pl.col(c.TIMESTAMP) >= floor) if floor is not None else ticks
+        before = fresh.height
+        keyed = fresh.filter(pl.col(c.ID).is_not_null()).unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
+        keyed = keyed.join(self.ticks.select(c.EXCHANGE, c.SYMBOL, c.ID), on=[c.EXCHANGE, c.SYMBOL, c.ID], how="anti")
+        fresh = pl.concat([keyed, fresh.filter(pl.col(c.ID).is_null())])
+        late = too_late.select(
+            pl.format("{}/{}", c.EXCHANGE, c.SYMBOL).alias(c.Q_SOURCE), pl.lit(None, pl.Int64).alias(c.Q_LINE),
+            pl.lit(c.TIMESTAMP).alias(c.Q_FIELD),
+            pl.lit(f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)").alias(c.Q_REASON),
+            pl.format("{} {} {} {}", c.ID, c.TIMESTAMP, c.PRICE, c.AMOUNT).alias(c.Q_RAW),
+            pl.lit(now).cast(TS).alias(c.Q_QUARANTINED_AT),
+        ).cast(QUARANTINE_SCHEMA)
+        if fresh.height:
+            self.ticks = pl.concat([self.ticks, fresh])
+            top = fresh[c.TIMESTAMP].max()
+            self.max_event = top if self.max_event is None else max(self.max_event, top)
+        return fresh, late, before - fresh.height
+
+    def _update_sparse(self, accepted: pl.DataFrame) -> pl.DataFrame:
+        """Recompute the base windows the new ticks fall in from the retained ticks; returns those windows."""
+        touched = accepted.select(*_SERIES, window_start(pl.col(c.TIMESTAMP), self.base).alias(c.TIMESTAMP_IN)).unique()
+        if touched.height == 0:
+            return touched
+        mine = self.ticks.with_columns(window_start(pl.col(c.TIMESTAMP), self.base).alias("_w")).join(
+            touched.rename({c.TIMESTAMP_IN: "_w"}), on=[*_SERIES, "_w"], how="semi"
+        ).drop("_w")
+        fresh = sparse_all(mine, [self.base])[self.base].collect()
+        if self.sparse is None:
+            self.sparse = fresh
+        else:
+            self.sparse = pl.concat([self.sparse.join(touched, on=_WINDOW, how="anti"), fresh])
+        return touched
+
+    def _watermark(self, now: datetime) -> datetime:
+        """max(latest event time, now) - lateness."""
+        latest = max(self.max_event, now) if self.max_event is not None else now
+        return latest - self.lateness
+
+    def _emit_new(self, tf: str, wm: datetime | None) -> pl.DataFrame | None:
+        """Windows of `tf` not emitted yet that the watermark `wm` has closed (None: every window up to each
+        series' last trade, at the end of the input)."""
+        if self.sparse is None:
+            return None
+        width = tfm.duration_us(tf)
+        end = None if wm is None else tfm_floor(wm, width)
+        cursor = self.cursor.filter(pl.col(c.TIMEFRAME) == tf).drop(c.TIMEFRAME)
+        sparse = self.sparse.lazy() if tf == self.base else rollup(self.sparse.lazy(), tf)
+        sparse = sparse.join(cursor.lazy(), on=_SERIES, how="left").filter(
+            pl.col("next_start").is_null() | (pl.col(c.TIMESTAMP_IN) >= pl.col("next_start"))
+        ).drop("next_start", c.CLOSE + "_right", strict=False)
+        if end is not None:
+            sparse = sparse.filter(pl.col(c.TIMESTAMP_IN) < end)
+        dense = densify(sparse, tf, end=end, prior_close=cursor.lazy()).collect()
+        if dense.height == 0:
+            return None
+        dense = gp.mark_feed_gaps(dense.lazy(), self._closed_gaps(), tf).collect()
+        last = dense.sort(c.TIMESTAMP_IN).group_by(_SERIES).agg(pl.col(c.TIMESTAMP_IN).last(), pl.col(c.CLOSE).last())
+        moved = last.select(*_SERIES, pl.lit(tf).alias(c.TIMEFRAME),
+                            (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE)
+        self.cursor = pl.concat([self.cursor.join(moved, on=list(c.SERIES_KEY), how="anti"), moved.select(list(_CURSOR_SCHEMA))])
+        keys = dense.select(*_SERIES, pl.lit(tf).alias(c.TIMEFRAME), c.TIMESTAMP_IN,
+                            pl.lit(0, pl.Int64).alias(c.REVISION), pl.lit(0, pl.Int64).alias(c.LATE_TRADES))
+        self.emitted = pl.concat([self.emitted, keys])
+        self._fresh[tf] = pl.concat([self._fresh[tf], keys]) if tf in self._fresh else keys
+        return dense.with_columns(pl.lit(0, pl.Int64).alias("_revision"), pl.lit(0, pl.Int64).alias("_late"))
+
+    def _revise(self, tf: str, touched: pl.DataFrame, accepted: pl.DataFrame) -> pl.DataFrame | None:
+        """New revisions of already-emitted `tf` windows that the accepted ticks fall in."""
+        if touched.height == 0 or self.emitted.height == 0:
+            return None
+        windows = touched.select(*_SERIES, window_start(pl.col(c.TIMESTAMP_IN), tf).alias(c.TIMESTAMP_IN)).unique()
+        done = self.emitted.filter(pl.col(c.TIMEFRAME) == tf).group_by(_WINDOW).agg(
+            pl.col(c.REVISION).max(), pl.col(c.LATE_TRADES).max())
+        hit = windows.join(done, on=_WINDOW, how="inner")
+        # Windows emitted in this very step already include these ticks.
+        if tf in self._fresh:
+            hit = hit.join(self._fresh[tf].select(_WINDOW), on=_WINDOW, how="anti")
+        if hit.height == 0:
+            return None
+        counts = accepted.select(*_SERIES, window_start(pl.col(c.TIMESTAMP), tf).alias(c.TIMESTAMP_IN)).group_by(_WINDOW).len()
+        base_windows = self.sparse.with_columns(window_start(pl.col(c.TIMESTAMP_IN), tf).alias("_w"))
+        source = base_windows.join(hit.select(*_SERIES, pl.col(c.TIMESTAMP_IN).alias("_w")), on=[*_SERIES, "_w"], how="semi")
+        rows = source.drop("_w").lazy() if tf == self.base else rollup(source.drop("_w").lazy(), tf)
+        rows = rows.collect().join(hit, on=_WINDOW).join(counts, on=_WINDOW, how="left").with_columns(
+            (pl.col(c.REVISION) + 1).alias("_revision"), (pl.col(c.LATE_TRADES) + pl.col("len").fill_null(0)).alias("_late"),
+            (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP), pl.lit(None, pl.String).alias(c.GAP),
+        )
+        rows = gp.mark_feed_gaps(rows.lazy(), self._closed_gaps(), tf).collect()
+        self.emitted = pl.concat([self.emitted, rows.select(
+            *_SERIES, pl.lit(tf).alias(c.TIMEFRAME), c.TIMESTAMP_IN,
+            pl.col("_revision").alias(c.REVISION), pl.col("_late").alias(c.LATE_TRADES))])
+        return rows.drop(c.REVISION, c.LATE_TRADES, "len")
+
+    def _closed_gaps(self) -> pl.LazyFrame:
+        """Gap intervals, an outage still going on reaching up to the newest event time seen."""
+        newest = pl.lit(self.max_event).cast(TS) if self.max_event is not None else pl.col(gp.GAP_START)
+        return self.gaps.lazy().with_columns(pl.col(gp.GAP_END).fill_null(newest))
+
+    def _featurize(self, candles: pl.DataFrame, now: datetime) -> pl.DataFrame:
+        """Finalize rows and add features from the retained tail; revisions do not move the tail."""
+        if candles.height == 0:
+            return pl.DataFrame(schema=CANDLE_SCHEMA)
+        frames = []
+        for (rev,), part in candles.partition_by("_revision", as_dict=True).items():
+            fin = finalize(part.lazy(), now=now).collect()
+            late = part.select(*_WINDOW, c.TIMEFRAME, "_late")
+            fin = fin.drop(c.REVISION, c.LATE_TRADES).join(late, on=[*_WINDOW, c.TIMEFRAME]).with_columns(
+                pl.lit(rev, pl.Int64).alias(c.REVISION), pl.col("_late").alias(c.LATE_TRADES)).drop("_late")
+            frames.append(fin)
+        base = pl.concat(frames).sort(c.REVISION)
+        new = base.filter(pl.col(c.REVISION) == 0)
+        featured = add_features(new.lazy(), prior=self.tail).collect() if new.height else None
+        if featured is not None:
+            self.tail = advance_tail(self.tail, featured)
+        out = [featured] if featured is not None else []
+        for row in base.filter(pl.col(c.REVISION) > 0).iter_slices(1):
+            prior = None
+            if self.tail is not None:
+                key = row.select(*c.SERIES_KEY, pl.col(c.TIMESTAMP_IN).alias("_t"))
+                prior = self.tail.join(key, on=list(c.SERIES_KEY)).filter(pl.col(c.TIMESTAMP_IN) < pl.col("_t")).drop("_t")
+            out.append(add_features(row.lazy(), prior=prior if prior is not None and prior.height else None).collect())
+        return conform(pl.concat(out, how="diagonal_relaxed").drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA)
+
+    def _revision_floor(self) -> datetime | None:
+        """Ticks older than this cannot revise anything any more: the horizon behind the base cursor."""
+        if self.max_event is None:
+            return None
+        return self.max_event - self.lateness - self.horizon
+
+    def _prune(self) -> None:
+        """Drop state nobody can need again, so memory stays flat on a long run."""
+        floor = self._revision_floor()
+        if floor is None:
+            return
+        self.ticks = self.ticks.filter(pl.col(c.TIMESTAMP) >= window_start(pl.lit(floor).cast(TS), self.base))
+        longest = window_start(pl.lit(floor).cast(TS), self.timeframes[-1])
+        if self.sparse is not None:
+            self.sparse = self.sparse.filter(pl.col(c.TIMESTAMP_IN) >= longest)
+        self.emitted = self.emitted.filter(pl.col(c.TIMESTAMP_IN) >= longest)
+        self.gaps = self.gaps.filter(pl.col(gp.GAP_END).is_null() | (pl.col(gp.GAP_END) >= longest))
