@@ -128,7 +128,9 @@ class FeedTracker:
         gaps: list[FeedGap] = []
         if self._open is not None and frame.height:
             first = frame.get_column(c.TIMESTAMP).min()
-            gaps.append(FeedGap(self.exchange, self._open.symbols, self._open.start, first, self._open.reason))
+            # a clock behind the exchange's could put the start after the first event; keep the gap well-formed
+            start = min(self._open.start, first)
+            gaps.append(FeedGap(self.exchange, self._open.symbols, start, first, self._open.reason))
             self._open = None
         if self.check_id_jumps:
             gaps.extend(self._id_jumps(frame, id_col))

@@ -1,0 +1,171 @@
+"""Binance public trade streams over WebSocket, with reconnects, a silence watchdog, dedupe and gap reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from datetime import datetime
+from typing import AsyncIterator, Callable
+
+import polars as pl
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from ..clock import Clock
+from ..errors import ConfigError, SourceError
+from ..stream.batcher import micro_batches
+from .base import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, FeedTracker, SourceBatch, SourceChunk
+from .decode import TRADE_ID, decode_binance, raw_frame, strip_trade_id
+
+log = logging.getLogger(__name__)
+
+SPOT_URL = "wss://stream.binance.com:9443"
+FUTURES_URL = "wss://fstream.binance.com"
+SPOT, FUTURES = "binance", "binance-futures"
+
+# decode(messages, receive times in us, now) -> (ticks with `_trade_id`, quarantine, outage reason or None)
+Decoder = Callable[[list[str], list[int], datetime], tuple[pl.DataFrame, pl.DataFrame, str | None]]
+
+
+def backoff_delays(initial: float, maximum: float, rng: random.Random):
+    """Endless reconnect delays in seconds: min(maximum, initial * 2**n) with full jitter in [50%, 100%]."""
+    attempt = 0
+    while True:
+        yield min(maximum, initial * 2 ** attempt) * rng.uniform(0.5, 1.0)
+        attempt += 1
+
+
+def _to_us(when: datetime) -> int:
+    """Microseconds since the epoch of a timezone-aware datetime."""
+    return int(when.timestamp()) * 1_000_000 + when.microsecond
+
+
+class WsFeed:
+    """A reconnecting WebSocket feed that yields decoded, deduplicated chunks and the gaps it observes."""
+
+    def __init__(self, url: str, decode: Decoder, tracker: FeedTracker, *, silence_timeout: float = 10.0,
+                 chunk_messages: int = 500, chunk_seconds: float = 0.02, backoff_initial: float = 0.25,
+                 backoff_max: float = 30.0, max_retries: int | None = None, seed: int | None = None):
+        if silence_timeout <= 0:
+            raise ConfigError("silence_timeout must be positive")
+        self.url, self.decode, self.tracker = url, decode, tracker
+        self.silence_timeout, self.chunk_messages, self.chunk_seconds = silence_timeout, chunk_messages, chunk_seconds
+        self.backoff_initial, self.backoff_max, self.max_retries = backoff_initial, backoff_max, max_retries
+        self.rng = random.Random(seed)
+        self.connects = 0  # successful connections so far (observable by tests and metrics)
+
+    async def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
+        """Chunks of new ticks until cancelled; raises SourceError after `max_retries` failed connects in a row."""
+        delays = backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
+        failures = 0
+        first = True
+        while True:
+            reason = GAP_DISCONNECT
+            try:
+                async with connect(self.url, open_timeout=max(self.silence_timeout, 5.0), close_timeout=1.0) as ws:
+                    self.connects += 1
+                    failures, delays = 0, backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
+                    if first:
+                        # the window holding the start time is partial: trades before it are unknown
+                        first, gap = False, self.tracker.down(GAP_STARTUP, clock.now())
+                        if gap is not None:
+                            yield SourceChunk(gaps=[gap])
+                    async for chunk in self._read(ws, clock):
+                        yield chunk
+                    reason = GAP_SILENT
+            except (OSError, ConnectionClosed, InvalidHandshake, asyncio.TimeoutError) as exc:
+                log.warning("feed %s lost: %s", self.url, exc)
+                failures += 1
+            except InvalidURI as exc:
+                raise ConfigError(f"invalid feed URL {self.url!r}: {exc}") from exc
+            gap = self.tracker.down(reason, clock.now())
+            if gap is not None:
+                yield SourceChunk(gaps=[gap])
+            if self.max_retries is not None and failures > self.max_retries:
+                raise SourceError(f"feed {self.url} unreachable after {failures} attempts")
+            await asyncio.sleep(next(delays))
+
+    async def _read(self, ws, clock: Clock) -> AsyncIterator[SourceChunk]:
+        """Chunks from one connection; returns when the feed has been silent for `silence_timeout` seconds."""
+        messages: list[str] = []
+        received: list[int] = []
+        last_message = chunk_start = time.monotonic()
+        while True:
+            now_mono = time.monotonic()
+            if messages:
+                timeout = max(0.0, chunk_start + self.chunk_seconds - now_mono)
+            else:
+                timeout = max(0.0, last_message + self.silence_timeout - now_mono)
+            closed: ConnectionClosed | None = None
+            try:
+                message = await asyncio.wait_for(ws.recv(), timeout=timeout)
+            except asyncio.TimeoutError:
+                if not messages:
+                    log.warning("feed %s silent for %.1fs; reconnecting", self.url, self.silence_timeout)
+                    return
+                message = None
+            except ConnectionClosed as exc:
+                # what arrived before the close still counts: decode it first, then report the drop
+                message, closed = None, exc
+            if message is not None:
+                if not messages:
+                    chunk_start = time.monotonic()
+                last_message = time.monotonic()
+                messages.append(message if isinstance(message, str) else message.decode("utf-8", "replace"))
+                received.append(_to_us(clock.now()))
+            if messages and (message is None or len(messages) >= self.chunk_messages
+                             or time.monotonic() - chunk_start >= self.chunk_seconds):
+                chunk, outage = self._chunk(messages, received, clock)
+                messages, received = [], []
+                if chunk is not None:
+                    yield chunk
+                if outage is not None:
+                    gap = self.tracker.down(outage, clock.now())
+                    if gap is not None:
+                        yield SourceChunk(gaps=[gap])
+            if closed is not None:
+                raise closed
+
+    def _chunk(self, messages: list[str], received: list[int], clock: Clock) -> tuple[SourceChunk | None, str | None]:
+        """Decode, dedupe and gap-check one chunk of messages."""
+        ticks, quarantine, outage = self.decode(messages, received, clock.now())
+        fresh, gaps = self.tracker.accept(ticks, TRADE_ID)
+        if fresh.height == 0 and quarantine.height == 0 and not gaps:
+            return None, outage
+        return SourceChunk(ticks=strip_trade_id(fresh), quarantine=quarantine, gaps=gaps), outage
+
+
+class BinanceSource:
+    """Binance spot or USD-M futures `<symbol>@trade` combined streams; one tick per trade message."""
+
+    def __init__(self, symbols: list[str] | tuple[str, ...], *, futures: bool = False, url: str | None = None,
+                 silence_timeout: float = 10.0, flush_interval: float = 0.25, max_rows: int = 50_000,
+                 backoff_initial: float = 0.25, backoff_max: float = 30.0, max_retries: int | None = None,
+                 seed: int | None = None):
+        if not symbols:
+            raise ConfigError("at least one symbol is required")
+        self.exchange = FUTURES if futures else SPOT
+        self.symbols = tuple(s.upper() for s in symbols)
+        self.base_url = (url or (FUTURES_URL if futures else SPOT_URL)).rstrip("/")
+        self.flush_interval, self.max_rows = flush_interval, max_rows
+        self.tracker = FeedTracker(self.exchange, self.symbols, check_id_jumps=True)
+        self.feed = WsFeed(self.stream_url(), self._decode, self.tracker, silence_timeout=silence_timeout,
+                           backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed)
+
+    def stream_url(self) -> str:
+        """The combined-stream URL: <base>/stream?streams=<sym>@trade/<sym>@trade (symbols lower-case)."""
+        streams = "/".join(f"{s.lower()}@trade" for s in self.symbols)
+        return f"{self.base_url}/stream?streams={streams}"
+
+    def _decode(self, messages: list[str], received: list[int], now: datetime):
+        """Binance trade messages -> (ticks, quarantine, no outage signal: Binance has none in-band)."""
+        ticks, quarantine = decode_binance(raw_frame(messages, received), exchange=self.exchange,
+                                           source=self.base_url, now=now)
+        return ticks, quarantine, None
+
+    def batches(self, clock: Clock) -> AsyncIterator[SourceBatch]:
+        """Micro-batches of trades, timed by `clock`; runs until cancelled or closed."""
+        return micro_batches(self.feed.chunks(clock), clock=clock, flush_interval=self.flush_interval,
+                             max_rows=self.max_rows)
