@@ -166,7 +166,10 @@ def _handler(registry: CollectorRegistry, health: Callable[[], dict]) -> type[Ba
     """A request handler class bound to `registry` and `health`."""
 
     class Handler(BaseHTTPRequestHandler):
+        """GET /metrics, /healthz; anything else is 404."""
+
         def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            """Answer one GET request."""
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
@@ -181,6 +184,7 @@ def _handler(registry: CollectorRegistry, health: Callable[[], dict]) -> type[Ba
                 self._send(404, b'{"error": "not found"}', "application/json")
 
         def _send(self, code: int, body: bytes, content_type: str) -> None:
+            """Write status, headers and body."""
             self.send_response(code)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
@@ -188,6 +192,7 @@ def _handler(registry: CollectorRegistry, health: Callable[[], dict]) -> type[Ba
             self.wfile.write(body)
 
         def log_message(self, format: str, *args) -> None:  # noqa: A002
+            """Stay silent."""
             # Probes hit this every few seconds; access logs would drown the console.
             return
 
