@@ -242,3 +242,14 @@ def test_any_mix_of_valid_and_corrupted_rows(tmp_path: Path, kinds: list, gz: bo
     assert read.ticks[c.PRICE].to_list() == [9000 + int(i) - 1000 + 0.5 for i in valid_ids]
     assert read.quarantine[c.Q_LINE].to_list() == bad_lines
     assert read.rows_read == len(kinds) and read.complete
+
+
+def test_multi_member_gzip_read_whole_on_both_paths(tmp_path: Path) -> None:
+    first = gzip.compress(f"{HEADER}\n{row(1)}\n{row(2)}\n".encode())
+    path = tmp_path / "multi.csv.gz"
+    path.write_bytes(first + gzip.compress(f"{row(3)}\n{row(4)}\n".encode()))
+    assert read_trades(path, now=NOW).ticks[c.ID].to_list() == ["1001", "1002", "1003", "1004"]
+    path.write_bytes(first + gzip.compress(f"{row(3, **{c.SIDE: '?'})}\n{row(4)}\n".encode()))
+    read = read_trades(path, now=NOW)
+    assert read.complete and read.ticks[c.ID].to_list() == ["1001", "1002", "1004"]
+    assert read.quarantine.select(c.Q_LINE, c.Q_FIELD).rows() == [(4, c.SIDE)]
