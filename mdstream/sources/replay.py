@@ -1,0 +1,140 @@
+"""Replay of recorded trades (Tardis trade CSVs, recorded Binance WebSocket files) as a live source."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import AsyncIterator
+
+import polars as pl
+
+from .. import columns as c
+from .. import schema
+from ..clock import Clock, ManualClock
+from ..errors import ConfigError, InputError
+from ..stream.batcher import micro_batches
+from ..tardis import read_trades
+from .base import FeedTracker, SourceBatch, SourceChunk, empty_quarantine
+from .decode import LINE, RAW, RECV, TRADE_ID, decode_binance, strip_trade_id
+
+_ORDER = "_order"
+
+
+def read_ws_recording(path: Path, *, exchange: str | None = None, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(trade ticks with `_trade_id`, quarantine) of a gzip text file of `<receive ns> <raw JSON>` lines."""
+    exchange = exchange or ("binance-futures" if path.name.startswith("futures") else "binance")
+    try:
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().split("\n")
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read recording: {exc}", path=str(path)) from exc
+    frame = pl.DataFrame({"_text": pl.Series(lines, dtype=pl.String)}).with_row_index(LINE, offset=1)
+    parts = pl.col("_text").str.splitn(" ", 2)
+    frame = frame.filter(pl.col("_text").str.len_bytes() > 0).select(
+        pl.col(LINE).cast(pl.Int64),
+        # ns -> us; a line without a numeric stamp keeps a null receive time and is judged by its JSON
+        (parts.struct.field("field_0").cast(pl.Int64, strict=False) // 1000).alias(RECV),
+        pl.coalesce(parts.struct.field("field_1"), pl.lit("")).alias(RAW),
+    )
+    return decode_binance(frame, exchange=exchange, source=str(path), now=now)
+
+
+def load(paths: list[Path], *, now: datetime, exchange: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(ticks of every file merged in event-time order with `_trade_id`, quarantine of all files)."""
+    ticks, quarantine = [], []
+    for index, path in enumerate(paths):
+        name = path.name.lower()
+        if name.endswith(".csv") or name.endswith(".csv.gz"):
+            read = read_trades(path, now=now)
+            frame = read.ticks.with_columns(pl.col(c.ID).cast(pl.Int64, strict=False).alias(TRADE_ID))
+            ticks.append(frame)
+            quarantine.append(read.quarantine)
+        else:
+            frame, bad = read_ws_recording(path, exchange=exchange, now=now)
+            ticks.append(frame)
+            quarantine.append(bad)
+        ticks[-1] = ticks[-1].with_columns(pl.lit(index).alias("_file")).with_row_index(_ORDER)
+    if not ticks:
+        raise ConfigError("replay needs at least one input file")
+    merged = pl.concat(ticks, how="diagonal_relaxed").sort(c.TIMESTAMP, "_file", _ORDER, maintain_order=True)
+    return merged.drop("_file", _ORDER), pl.concat(quarantine) if quarantine else empty_quarantine()
+
+
+class ReplaySource:
+    """Recorded trades replayed at `speed` (0: as fast as possible, N: N x real time); drives its own clock.
+
+    `clock` is a ManualClock that always equals the latest event time replayed, so candles close by event
+    time: deterministic at speed 0, paced like the market at speed N.
+    """
+
+    def __init__(self, paths: list[str | Path], *, speed: float = 0.0, exchange: str | None = None,
+                 step: float | None = None, flush_interval: float = 0.25, max_rows: int = 50_000,
+                 now: datetime | None = None):
+        step = flush_interval if step is None else step
+        if speed < 0 or step <= 0:
+            raise ConfigError("speed must be >= 0 and step > 0")
+        self.speed, self.step, self.flush_interval, self.max_rows = speed, step, flush_interval, max_rows
+        stamp = now or datetime.now(timezone.utc)
+        self.ticks, self.quarantine = load([Path(p) for p in paths], now=stamp, exchange=exchange)
+        exchanges = self.ticks.get_column(c.EXCHANGE).unique().to_list()
+        self.exchange = exchanges[0] if len(exchanges) == 1 else (exchange or "replay")
+        start = self.ticks.get_column(c.TIMESTAMP).min() if self.ticks.height else stamp
+        self.clock = ManualClock(start)
+        self.trackers = {ex: FeedTracker(ex, check_id_jumps=ex.startswith("binance")) for ex in exchanges}
+
+    def _slices(self) -> list[tuple[int, int, datetime]]:
+        """(offset, length, last event time) of consecutive event-time slices `step` seconds long."""
+        if self.ticks.height == 0:
+            return []
+        step_us = int(self.step * 1_000_000)
+        keys = self.ticks.select((pl.col(c.TIMESTAMP).dt.epoch("us") // step_us).alias("k"))
+        runs = keys.with_row_index("i").group_by("k", maintain_order=True).agg(pl.col("i").min(), pl.len())
+        ends = self.ticks.get_column(c.TIMESTAMP).gather(runs.get_column("i") + runs.get_column("len") - 1)
+        return list(zip(runs.get_column("i").to_list(), runs.get_column("len").to_list(), ends.to_list()))
+
+    def _checked(self) -> tuple[pl.DataFrame, list]:
+        """(ticks after per-exchange dedupe, gaps from trade-id jumps), over the whole input in one pass."""
+        kept, gaps = [], []
+        for exchange, tracker in self.trackers.items():
+            fresh, found = tracker.accept(self.ticks.filter(pl.col(c.EXCHANGE) == exchange), TRADE_ID)
+            kept.append(fresh)
+            gaps.extend(found)
+        ticks = pl.concat(kept).sort(c.TIMESTAMP, maintain_order=True) if len(kept) > 1 else kept[0]
+        return strip_trade_id(ticks), sorted(gaps, key=lambda g: g.end)
+
+    async def chunks(self) -> AsyncIterator[SourceChunk]:
+        """Chunks of one slice each, moving `clock` to each slice's last event time; ends with the input."""
+        if self.quarantine.height:
+            yield SourceChunk(quarantine=schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA))
+        self.ticks, gaps = self._checked()
+        origin_event, origin_wall = self.clock.now(), time.monotonic()
+        for offset, length, last in self._slices():
+            if self.speed > 0:
+                await self._pace(origin_event, origin_wall, last)
+            self.clock.set(last)
+            # a gap is reported with the slice holding its end, i.e. when the replay reaches it
+            due = [g for g in gaps if g.end <= last]
+            gaps = gaps[len(due):]
+            yield SourceChunk(ticks=self.ticks.slice(offset, length), gaps=due)
+            if self.speed == 0:
+                await asyncio.sleep(0)  # as fast as possible, yet fair to the consumer
+
+    async def _pace(self, origin_event: datetime, origin_wall: float, until: datetime):
+        """Sleep until `until` is due at `speed`, moving the clock along so quiet stretches still close batches."""
+        while True:
+            due = origin_wall + (until - origin_event).total_seconds() / self.speed
+            wait = due - time.monotonic()
+            if wait <= 0:
+                return
+            await asyncio.sleep(min(wait, self.step / self.speed))
+            elapsed = (time.monotonic() - origin_wall) * self.speed
+            self.clock.set(min(until, origin_event + timedelta(seconds=elapsed)))
+
+    def batches(self, clock: Clock | None = None) -> AsyncIterator[SourceBatch]:
+        """Micro-batches timed by the replay's own clock (`clock` is ignored: event time drives a replay)."""
+        return micro_batches(self.chunks(), clock=self.clock, flush_interval=self.flush_interval,
+                             max_rows=self.max_rows)
