@@ -34,6 +34,10 @@ _EMITTED_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: 
                    c.REVISION: pl.Int64(), c.LATE_TRADES: pl.Int64()}
 
 
+_NO_LATE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
+_NO_CANDLES = pl.DataFrame(schema=CANDLE_SCHEMA)
+
+
 @dataclass
 class EngineOutput:
     """What one step produced: candle rows (new and revised), ticks too late to revise, and counts."""
@@ -64,6 +68,10 @@ class CandleEngine:
     def __post_init__(self) -> None:
         self.timeframes = tuple(sorted({tfm.normalize(t) for t in self.timeframes}, key=tfm.duration_us))
         self.base = self.timeframes[0]
+        # Cheap bookkeeping so a step with nothing to close costs next to nothing.
+        self._due: dict[str, datetime | None] = {tf: None for tf in self.timeframes}
+        self._emitted_upto: dict[str, datetime | None] = {tf: None for tf in self.timeframes}
+        self._pruned_at: datetime | None = None
 
     # -- public -------------------------------------------------------------------------------------------
     def warm(self, candles: pl.DataFrame, *, restarted_at: datetime | None = None) -> None:
@@ -81,6 +89,7 @@ class CandleEngine:
             c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
             (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE,
         )
+        self._sync_due()
         if restarted_at is not None:
             base_next = self.cursor.group_by(_SERIES).agg(pl.col("next_start").min())
             self.add_gaps(base_next.select(
@@ -105,17 +114,20 @@ class CandleEngine:
     def step(self, ticks: pl.DataFrame, *, now: datetime, final: bool = False) -> EngineOutput:
         """Fold in `ticks`, then emit every window whose end the watermark passed (all windows up to the last
         trade's when `final`), and a new revision of every already-emitted window the ticks changed."""
-        accepted, late, dups = self._accept(ticks, now)
+        accepted, late, dups = self._accept(ticks, now) if ticks.height else (ticks, _NO_LATE, 0)
         touched = self._update_sparse(accepted)
         wm = self._watermark(now)
         self._fresh: dict[str, pl.DataFrame] = {}
-        rows = [self._emit_new(tf, wm) for tf in self.timeframes]
+        rows = [self._emit_new(tf, wm) for tf in self.timeframes if self._closes(tf, wm)]
         if final:
             rows += [self._emit_new(tf, None) for tf in self.timeframes]
-        revised = [self._revise(tf, touched, accepted) for tf in self.timeframes]
+        revised = []
+        if accepted.height:
+            oldest = accepted[c.TIMESTAMP].min()
+            revised = [self._revise(tf, touched, accepted) for tf in self.timeframes
+                       if self._emitted_upto[tf] is not None and oldest < self._emitted_upto[tf]]
         out = [f for f in rows + revised if f is not None and f.height]
-        candles = pl.concat(out, how="vertical_relaxed") if out else pl.DataFrame(schema=CANDLE_SCHEMA)
-        candles = self._featurize(candles, now)
+        candles = self._featurize(pl.concat(out, how="vertical_relaxed"), now) if out else _NO_CANDLES
         self._prune()
         n_rev = sum(f.height for f in revised if f is not None)
         return EngineOutput(candles=candles, late=late, accepted=accepted.height, duplicates=dups, revisions=n_rev)
@@ -146,6 +158,8 @@ class CandleEngine:
 
     def _update_sparse(self, accepted: pl.DataFrame) -> pl.DataFrame:
         """Recompute the base windows the new ticks fall in from the retained ticks; returns those windows."""
+        if accepted.height == 0:
+            return accepted.select(*_SERIES, pl.col(c.TIMESTAMP).alias(c.TIMESTAMP_IN))
         touched = accepted.select(*_SERIES, window_start(pl.col(c.TIMESTAMP), self.base).alias(c.TIMESTAMP_IN)).unique()
         if touched.height == 0:
             return touched
@@ -157,7 +171,32 @@ class CandleEngine:
             self.sparse = fresh
         else:
             self.sparse = pl.concat([self.sparse.join(touched, on=_WINDOW, how="anti"), fresh])
+        # A series seen for the first time makes its first window due.
+        first = touched[c.TIMESTAMP_IN].min()
+        for tf in self.timeframes:
+            start = tfm_floor(first, tfm.duration_us(tf))
+            due = self._due[tf]
+            self._due[tf] = start if due is None else min(due, start)
         return touched
+
+    def _closes(self, tf: str, wm: datetime) -> bool:
+        """Whether the watermark has passed the end of the earliest window of `tf` not yet emitted."""
+        due = self._due[tf]
+        return due is not None and due + timedelta(microseconds=tfm.duration_us(tf)) <= wm
+
+    def _sync_due(self) -> None:
+        """Recompute the earliest pending window and the newest emitted one per timeframe from the cursor."""
+        for tf in self.timeframes:
+            mine = self.cursor.filter(pl.col(c.TIMEFRAME) == tf)
+            nxt = mine["next_start"]
+            pending = None
+            if self.sparse is not None and self.sparse.height:
+                waiting = self.sparse.join(mine.select(_SERIES), on=_SERIES, how="anti")
+                if waiting.height:
+                    pending = tfm_floor(waiting[c.TIMESTAMP_IN].min(), tfm.duration_us(tf))
+            candidates = [v for v in (nxt.min() if nxt.len() else None, pending) if v is not None]
+            self._due[tf] = min(candidates) if candidates else None
+            self._emitted_upto[tf] = nxt.max() if nxt.len() else None
 
     def _watermark(self, now: datetime) -> datetime:
         """max(latest event time, now) - lateness."""
@@ -190,6 +229,7 @@ class CandleEngine:
                             pl.lit(0, pl.Int64).alias(c.REVISION), pl.lit(0, pl.Int64).alias(c.LATE_TRADES))
         self.emitted = pl.concat([self.emitted, keys])
         self._fresh[tf] = pl.concat([self._fresh[tf], keys]) if tf in self._fresh else keys
+        self._sync_due()
         return dense.with_columns(pl.lit(0, pl.Int64).alias("_revision"), pl.lit(0, pl.Int64).alias("_late"))
 
     def _revise(self, tf: str, touched: pl.DataFrame, accepted: pl.DataFrame) -> pl.DataFrame | None:
@@ -226,8 +266,6 @@ class CandleEngine:
 
     def _featurize(self, candles: pl.DataFrame, now: datetime) -> pl.DataFrame:
         """Finalize rows and add features from the retained tail; revisions do not move the tail."""
-        if candles.height == 0:
-            return pl.DataFrame(schema=CANDLE_SCHEMA)
         frames = []
         for (rev,), part in candles.partition_by("_revision", as_dict=True).items():
             fin = finalize(part.lazy(), now=now).collect()
@@ -260,6 +298,10 @@ class CandleEngine:
         floor = self._revision_floor()
         if floor is None:
             return
+        mark = tfm_floor(floor, tfm.duration_us(self.base))
+        if self._pruned_at is not None and mark <= self._pruned_at:
+            return
+        self._pruned_at = mark
         self.ticks = self.ticks.filter(pl.col(c.TIMESTAMP) >= window_start(pl.lit(floor).cast(TS), self.base))
         longest = window_start(pl.lit(floor).cast(TS), self.timeframes[-1])
         if self.sparse is not None:
