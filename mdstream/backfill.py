@@ -252,4 +252,5 @@ def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.
     tail = reader(exchange, symbol, before=start)
     if tail is None or tail.height == 0:
         return None
-    return tail_state(add_features(tail.lazy()).collect())
+    base = tail.select([col for col in tail.columns if col not in c.FEATURE_COLUMNS])
+    return tail_state(add_features(base.lazy()).collect())

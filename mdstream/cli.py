@@ -91,17 +91,16 @@ def demo(folder: Path, **kw) -> None:
 
 def _register() -> None:
     """Attach the commands that live in their own modules."""
-    from . import cli_local, cli_ops
+    from . import cli_local, cli_ops, cli_stream
 
-    for command in [*cli_local.commands, *cli_ops.commands]:
+    for command in [*cli_local.commands, *cli_ops.commands, *cli_stream.commands]:
         main.add_command(command)
-    for module in ("cli_stream", "cli_bigquery"):
-        try:
-            mod = __import__(f"mdstream.{module}", fromlist=["commands"])
-        except ImportError:
-            continue
-        for command in mod.commands:
-            main.add_command(command)
+    try:
+        from . import cli_bigquery
+    except ImportError:  # the BigQuery commands are optional until their module lands
+        return
+    for command in cli_bigquery.commands:
+        main.add_command(command)
 
 
 _register()

@@ -138,6 +138,31 @@ class DuckDBSink:
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
 
+    def read_recent(self, *, exchange: str, symbols=None, timeframes=None, rows: int = 600) -> pl.DataFrame:
+        """The newest `rows` candles (latest revision) per series of `exchange`: a restarted stream warms from them."""
+        where, params = ["exchange = ?"], [exchange]
+        if symbols:
+            where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")
+            params.extend(symbols)
+        if timeframes:
+            where.append(f"timeframe IN ({', '.join('?' for _ in timeframes)})")
+            params.extend(timeframes)
+        sql = (
+            f"SELECT * FROM candles_latest WHERE {' AND '.join(where)} "
+            f"QUALIFY row_number() OVER (PARTITION BY exchange, symbol, timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
+        )
+        frame = pl.from_arrow(self.con.execute(sql, params).to_arrow_table())
+        return schema.conform(frame, schema.CANDLE_SCHEMA)
+
+    def read_tail(self, exchange: str, symbol: str, *, before: datetime, rows: int = 600) -> pl.DataFrame:
+        """The newest `rows` candles per timeframe of one series that start before `before` (backfill warm start)."""
+        sql = (
+            "SELECT * FROM candles_latest WHERE exchange = ? AND symbol = ? AND timestamp_in < ? "
+            f"QUALIFY row_number() OVER (PARTITION BY timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
+        )
+        frame = pl.from_arrow(self.con.execute(sql, [exchange, symbol, before]).to_arrow_table())
+        return schema.conform(frame, schema.CANDLE_SCHEMA)
+
     def close(self) -> None:
         """Flush and close the connection."""
         try:
