@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import AsyncIterator
 
 import polars as pl
 
 from ..clock import Clock
+from ..errors import ConfigError
 from ..sources.base import FeedGap, SourceBatch, SourceChunk, empty_quarantine, empty_ticks
 
 # Upper bound of one real-time wait, so a clock moved by hand (replays, tests) is noticed promptly.
@@ -47,7 +48,7 @@ class _Buffer:
         return out
 
 
-async def micro_batches(
+def micro_batches(
     source_chunks: AsyncIterator[SourceChunk],
     *,
     clock: Clock,
@@ -61,18 +62,24 @@ async def micro_batches(
     The generator ends after the source ends, with a last batch of whatever was still buffered.
     """
     if flush_interval <= 0 or max_rows <= 0:
-        raise ValueError("flush_interval and max_rows must be positive")
-    step = timedelta(seconds=flush_interval)
-    deadline = clock.now() + step
+        raise ConfigError("flush_interval and max_rows must be positive")
+    # the first interval starts now, when the batcher is made, not when it is first iterated
+    return _batches(source_chunks, clock, timedelta(seconds=flush_interval), clock.now(), max_rows)
+
+
+async def _batches(source_chunks: AsyncIterator[SourceChunk], clock: Clock, step: timedelta, start: datetime,
+                   max_rows: int) -> AsyncIterator[SourceBatch]:
+    """The batching loop of `micro_batches`."""
+    deadline = start + step
     buffer = _Buffer()
     pending: asyncio.Future | None = None
     try:
         while True:
             if pending is None:
                 pending = asyncio.ensure_future(anext(source_chunks))
+            # even when the deadline has passed, take in what the source can hand over at once
             wait = (deadline - clock.now()).total_seconds()
-            if wait > 0:
-                await asyncio.wait({pending}, timeout=min(wait, _MAX_WAIT_S))
+            await asyncio.wait({pending}, timeout=min(max(wait, 0.0), _MAX_WAIT_S))
             if pending.done():
                 try:
                     chunk = pending.result()

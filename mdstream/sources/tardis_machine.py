@@ -1,0 +1,71 @@
+"""tardis-machine's normalized real-time WebSocket (`/ws-stream-normalized`) as a trade source."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import AsyncIterator
+from urllib.parse import quote
+
+import polars as pl
+
+from ..clock import Clock
+from ..errors import ConfigError
+from ..stream.batcher import micro_batches
+from .base import GAP_DISCONNECT, FeedTracker, SourceBatch
+from .binance import WsFeed
+from .decode import RAW, TARDIS_DISCONNECT_MARK, decode_tardis, raw_frame
+
+DEFAULT_URL = "ws://localhost:8001"
+
+
+class TardisMachineSource:
+    """Normalized `trade` messages of one exchange from a tardis-machine server; same reconnect/gap rules as Binance.
+
+    Trades are deduplicated by id when ids exist; consecutive-id jumps are only checked for binance* exchanges,
+    whose ids are consecutive. tardis-machine's own `disconnect` messages open a feed gap.
+    """
+
+    def __init__(self, exchange: str, symbols: list[str] | tuple[str, ...], *, url: str | None = None,
+                 silence_timeout: float = 10.0, flush_interval: float = 0.25, max_rows: int = 50_000,
+                 backoff_initial: float = 0.25, backoff_max: float = 30.0, max_retries: int | None = None,
+                 seed: int | None = None):
+        if not exchange or not symbols:
+            raise ConfigError("tardis-machine needs an exchange and at least one symbol")
+        self.exchange = exchange
+        self.symbols = tuple(symbols)
+        self.base_url = (url or DEFAULT_URL).rstrip("/")
+        self.silence_timeout = silence_timeout
+        self.flush_interval, self.max_rows = flush_interval, max_rows
+        self.tracker = FeedTracker(exchange, self.symbols, check_id_jumps=exchange.startswith("binance"))
+        self.feed = WsFeed(self.stream_url(), self._decode, self.tracker, silence_timeout=silence_timeout,
+                           backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed)
+
+    def options(self) -> list[dict]:
+        """The stream options: one entry for this exchange, trades only, with disconnect messages."""
+        return [{
+            "exchange": self.exchange,
+            "symbols": list(self.symbols),
+            "dataTypes": ["trade"],
+            "withDisconnectMessages": True,
+            # tardis-machine restarts a stale exchange connection itself, sooner than our own watchdog
+            "timeoutIntervalMS": int(self.silence_timeout * 1000 / 2),
+        }]
+
+    def stream_url(self) -> str:
+        """<base>/ws-stream-normalized?options=<URL-encoded JSON array of options>."""
+        options = json.dumps(self.options(), separators=(",", ":"))
+        return f"{self.base_url}/ws-stream-normalized?options={quote(options, safe='')}"
+
+    def _decode(self, messages: list[str], received: list[int], now: datetime):
+        """Normalized messages -> (ticks of this exchange, quarantine, "disconnect" if the server reported one)."""
+        raw = raw_frame(messages, received)
+        ticks, quarantine = decode_tardis(raw, source=self.base_url, now=now)
+        ticks = ticks.filter(pl.col("exchange") == self.exchange)
+        disconnected = raw.get_column(RAW).str.contains(TARDIS_DISCONNECT_MARK).any()
+        return ticks, quarantine, GAP_DISCONNECT if disconnected else None
+
+    def batches(self, clock: Clock) -> AsyncIterator[SourceBatch]:
+        """Micro-batches of trades, timed by `clock`; runs until cancelled or closed."""
+        return micro_batches(self.feed.chunks(clock), clock=clock, flush_interval=self.flush_interval,
+                             max_rows=self.max_rows)
