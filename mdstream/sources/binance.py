@@ -25,8 +25,10 @@ SPOT_URL = "wss://stream.binance.com:9443"
 FUTURES_URL = "wss://fstream.binance.com"
 SPOT, FUTURES = "binance", "binance-futures"
 
-# decode(messages, receive times in us, now) -> (ticks with `_trade_id`, quarantine, outage reason or None)
-Decoder = Callable[[list[str], list[int], datetime], tuple[pl.DataFrame, pl.DataFrame, str | None]]
+# decode(messages, receive times in us, now) -> (ticks with `_trade_id`, quarantine)
+Decoder = Callable[[list[str], list[int], datetime], tuple[pl.DataFrame, pl.DataFrame]]
+# outage(message) -> a gap reason when the message itself reports an upstream outage, else None
+OutageSignal = Callable[[str], str | None]
 
 
 def backoff_delays(initial: float, maximum: float, rng: random.Random):
@@ -47,13 +49,15 @@ class WsFeed:
 
     def __init__(self, url: str, decode: Decoder, tracker: FeedTracker, *, silence_timeout: float = 10.0,
                  chunk_messages: int = 500, chunk_seconds: float = 0.02, backoff_initial: float = 0.25,
-                 backoff_max: float = 30.0, max_retries: int | None = None, seed: int | None = None):
+                 backoff_max: float = 30.0, max_retries: int | None = None, seed: int | None = None,
+                 outage: OutageSignal | None = None):
         if silence_timeout <= 0:
             raise ConfigError("silence_timeout must be positive")
         self.url, self.decode, self.tracker = url, decode, tracker
         self.silence_timeout, self.chunk_messages, self.chunk_seconds = silence_timeout, chunk_messages, chunk_seconds
         self.backoff_initial, self.backoff_max, self.max_retries = backoff_initial, backoff_max, max_retries
         self.rng = random.Random(seed)
+        self.outage = outage
         self.connects = 0  # successful connections so far (observable by tests and metrics)
 
     async def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
@@ -109,32 +113,37 @@ class WsFeed:
             except ConnectionClosed as exc:
                 # what arrived before the close still counts: decode it first, then report the drop
                 message, closed = None, exc
+            outage = None
             if message is not None:
+                text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+                outage = self.outage(text) if self.outage is not None else None
                 if not messages:
                     chunk_start = time.monotonic()
                 last_message = time.monotonic()
-                messages.append(message if isinstance(message, str) else message.decode("utf-8", "replace"))
-                received.append(_to_us(clock.now()))
-            if messages and (message is None or len(messages) >= self.chunk_messages
+                if outage is None:
+                    messages.append(text)
+                    received.append(_to_us(clock.now()))
+            if messages and (message is None or outage is not None or len(messages) >= self.chunk_messages
                              or time.monotonic() - chunk_start >= self.chunk_seconds):
-                chunk, outage = self._chunk(messages, received, clock)
+                chunk = self._chunk(messages, received, clock)
                 messages, received = [], []
                 if chunk is not None:
                     yield chunk
-                if outage is not None:
-                    gap = self.tracker.down(outage, clock.now())
-                    if gap is not None:
-                        yield SourceChunk(gaps=[gap])
+            if outage is not None:
+                # trades before the report were flushed above; the ones after it close the gap
+                gap = self.tracker.down(outage, clock.now())
+                if gap is not None:
+                    yield SourceChunk(gaps=[gap])
             if closed is not None:
                 raise closed
 
-    def _chunk(self, messages: list[str], received: list[int], clock: Clock) -> tuple[SourceChunk | None, str | None]:
-        """Decode, dedupe and gap-check one chunk of messages."""
-        ticks, quarantine, outage = self.decode(messages, received, clock.now())
+    def _chunk(self, messages: list[str], received: list[int], clock: Clock) -> SourceChunk | None:
+        """Decode, dedupe and gap-check one chunk of messages; None when nothing came of it."""
+        ticks, quarantine = self.decode(messages, received, clock.now())
         fresh, gaps = self.tracker.accept(ticks, TRADE_ID)
         if fresh.height == 0 and quarantine.height == 0 and not gaps:
-            return None, outage
-        return SourceChunk(ticks=strip_trade_id(fresh), quarantine=quarantine, gaps=gaps), outage
+            return None
+        return SourceChunk(ticks=strip_trade_id(fresh), quarantine=quarantine, gaps=gaps)
 
 
 class BinanceSource:
@@ -160,10 +169,8 @@ class BinanceSource:
         return f"{self.base_url}/stream?streams={streams}"
 
     def _decode(self, messages: list[str], received: list[int], now: datetime):
-        """Binance trade messages -> (ticks, quarantine, no outage signal: Binance has none in-band)."""
-        ticks, quarantine = decode_binance(raw_frame(messages, received), exchange=self.exchange,
-                                           source=self.base_url, now=now)
-        return ticks, quarantine, None
+        """Binance trade messages -> (ticks, quarantine)."""
+        return decode_binance(raw_frame(messages, received), exchange=self.exchange, source=self.base_url, now=now)
 
     def batches(self, clock: Clock) -> AsyncIterator[SourceBatch]:
         """Micro-batches of trades, timed by `clock`; runs until cancelled or closed."""

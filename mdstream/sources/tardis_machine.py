@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import AsyncIterator
 from urllib.parse import quote
 
 import polars as pl
 
+from .. import columns as c
 from ..clock import Clock
 from ..errors import ConfigError
 from ..stream.batcher import micro_batches
 from .base import GAP_DISCONNECT, FeedTracker, SourceBatch
 from .binance import WsFeed
-from .decode import RAW, TARDIS_DISCONNECT_MARK, decode_tardis, raw_frame
+from .decode import TARDIS_DISCONNECT_MARK, decode_tardis, raw_frame
 
 DEFAULT_URL = "ws://localhost:8001"
+_DISCONNECT = re.compile(TARDIS_DISCONNECT_MARK)
 
 
 class TardisMachineSource:
@@ -39,7 +42,8 @@ class TardisMachineSource:
         self.flush_interval, self.max_rows = flush_interval, max_rows
         self.tracker = FeedTracker(exchange, self.symbols, check_id_jumps=exchange.startswith("binance"))
         self.feed = WsFeed(self.stream_url(), self._decode, self.tracker, silence_timeout=silence_timeout,
-                           backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed)
+                           backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed,
+                           outage=self._outage)
 
     def options(self) -> list[dict]:
         """The stream options: one entry for this exchange, trades only, with disconnect messages."""
@@ -58,12 +62,14 @@ class TardisMachineSource:
         return f"{self.base_url}/ws-stream-normalized?options={quote(options, safe='')}"
 
     def _decode(self, messages: list[str], received: list[int], now: datetime):
-        """Normalized messages -> (ticks of this exchange, quarantine, "disconnect" if the server reported one)."""
-        raw = raw_frame(messages, received)
-        ticks, quarantine = decode_tardis(raw, source=self.base_url, now=now)
-        ticks = ticks.filter(pl.col("exchange") == self.exchange)
-        disconnected = raw.get_column(RAW).str.contains(TARDIS_DISCONNECT_MARK).any()
-        return ticks, quarantine, GAP_DISCONNECT if disconnected else None
+        """Normalized messages -> (ticks of this exchange, quarantine)."""
+        ticks, quarantine = decode_tardis(raw_frame(messages, received), source=self.base_url, now=now)
+        return ticks.filter(pl.col(c.EXCHANGE) == self.exchange), quarantine
+
+    @staticmethod
+    def _outage(message: str) -> str | None:
+        """"disconnect" when tardis-machine reports that its exchange connection dropped."""
+        return GAP_DISCONNECT if _DISCONNECT.search(message) else None
 
     def batches(self, clock: Clock) -> AsyncIterator[SourceBatch]:
         """Micro-batches of trades, timed by `clock`; runs until cancelled or closed."""
