@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -61,19 +60,29 @@ def read_trades(path: str | Path, *, now: datetime) -> TickRead:
     return _read_tolerant(path, source, now)
 
 
-def _opener(path: Path):
-    """gzip.open for gzip data (by magic bytes, not by name), else open."""
+def _first_line(path: Path, source: str) -> bytes:
+    """The first line of the (possibly gzip) file, read tolerantly so a truncated body does not hide a good header."""
     with open(path, "rb") as handle:
-        magic = handle.read(2)
-    return gzip.open if magic == GZIP_MAGIC else open
+        head = handle.read(1 << 16)
+        whole = not handle.read(1)
+    if head.startswith(GZIP_MAGIC):
+        stream = zlib.decompressobj(wbits=31)
+        try:
+            head = stream.decompress(head, 1 << 16)
+        except zlib.error as exc:
+            raise InputError(f"cannot read the header: {exc}", path=source, line=1) from exc
+        whole = stream.eof
+    line, newline, _ = head.partition(b"\n")
+    if not newline and not whole and len(head) < 1 << 16:
+        raise InputError("file truncated before the end of the header", path=source, line=1)
+    return line
 
 
 def _check_header(path: Path, source: str) -> None:
     """Raise InputError naming line 1 and the first column that differs from the Tardis trades header."""
     try:
-        with _opener(path)(path, "rb") as handle:
-            first = handle.readline(1 << 16)
-    except (OSError, EOFError, zlib.error) as exc:
+        first = _first_line(path, source)
+    except OSError as exc:
         raise InputError(f"cannot read the header: {exc}", path=source, line=1) from exc
     if not first:
         raise InputError("empty file: no header", path=source, line=1)
@@ -129,7 +138,7 @@ def _inflate(stream, data: bytes, out: list[bytes]) -> tuple[bytes, bool]:
 
 
 def _read_tolerant(path: Path, source: str, now: datetime) -> TickRead:
-    """Line-level read: split lines and fields with Polars string ops, quarantine what does not fit."""
+    """Line-level read: split lines, split fields with Polars string ops, quarantine what does not fit."""
     data, complete = read_bytes(path)
     # One C-level split of the whole text (faster here than exploding a Polars list); fields are split by Polars.
     text = data.decode("utf-8", errors="replace").split("\n")

@@ -253,3 +253,15 @@ def test_multi_member_gzip_read_whole_on_both_paths(tmp_path: Path) -> None:
     read = read_trades(path, now=NOW)
     assert read.complete and read.ticks[c.ID].to_list() == ["1001", "1002", "1004"]
     assert read.quarantine.select(c.Q_LINE, c.Q_FIELD).rows() == [(4, c.SIDE)]
+
+
+def test_gzip_truncated_inside_or_just_after_header(tmp_path: Path, real_gz: tuple[bytes, pl.DataFrame]) -> None:
+    packed, _ = real_gz
+    path = tmp_path / "cut.csv.gz"
+    path.write_bytes(packed[:100])  # inflates to "exchange,symbol,time"
+    with pytest.raises(InputError, match="truncated before the end of the header"):
+        read_trades(path, now=NOW)
+    path.write_bytes(packed[:200])  # the header and part of the first row
+    read = read_trades(path, now=NOW)
+    assert not read.complete and read.ticks.height == 0 and read.rows_read == 0
+    assert read.quarantine.select(c.Q_LINE, c.Q_REASON).rows() == [(2, v.R_TRUNCATED)]
