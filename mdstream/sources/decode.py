@@ -84,6 +84,8 @@ def _type_fault(message: str, py_types: dict, nested: str | None) -> str | None:
 
 def _quarantine(rows: pl.DataFrame, field: pl.Expr | str, reason: pl.Expr | str, source: str, now: datetime) -> pl.DataFrame:
     """Quarantine rows for `rows` (raw frame columns) with the given field and reason."""
+    if rows.height == 0:
+        return empty_quarantine()
     as_expr = lambda v: pl.lit(v) if isinstance(v, str) else v  # noqa: E731
     frame = rows.select(
         pl.lit(source).alias(c.Q_SOURCE), pl.col(LINE).alias(c.Q_LINE), as_expr(field).alias(c.Q_FIELD),
@@ -97,17 +99,20 @@ def _first_failure(checks: list[tuple[str, pl.Expr, str]]) -> tuple[pl.Expr, pl.
     field = pl.lit(None, dtype=pl.String)
     reason = pl.lit(None, dtype=pl.String)
     for name, failed, why in reversed(checks):
-        field = pl.when(failed).then(pl.lit(name)).otherwise(field)
-        reason = pl.when(failed).then(pl.lit(why)).otherwise(reason)
+        field = pl.when(failed.fill_null(True)).then(pl.lit(name)).otherwise(field)
+        reason = pl.when(failed.fill_null(True)).then(pl.lit(why)).otherwise(reason)
     return field, reason
 
 
 def _split(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr, str]], source: str, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(rows passing every check, quarantine of the others naming their first failing field)."""
+    failed = pl.any_horizontal([bad.fill_null(True) for _, bad, _ in checks])
+    flagged = frame.with_columns(failed.alias("_bad"))
+    if not flagged.get_column("_bad").any():
+        return flagged, empty_quarantine()  # the usual case: one pass, no quarantine to build
     field, reason = _first_failure(checks)
-    frame = frame.with_columns(field.alias("_qf"), reason.alias("_qr"))
-    failed = frame.filter(pl.col("_qf").is_not_null())
-    return frame.filter(pl.col("_qf").is_null()), _quarantine(failed, pl.col("_qf"), pl.col("_qr"), source, now)
+    bad = flagged.filter(pl.col("_bad")).with_columns(field.alias("_qf"), reason.alias("_qr"))
+    return flagged.filter(~pl.col("_bad")), _quarantine(bad, pl.col("_qf"), pl.col("_qr"), source, now)
 
 
 def _positive(col: str) -> pl.Expr:
@@ -124,11 +129,12 @@ def decode_binance(raw: pl.DataFrame, *, exchange: str, source: str, now: dateti
     if raw.height == 0:
         return _empty_with_id(), empty_quarantine()
     decoded, bad_json = _json_decode(raw, _BINANCE, _BINANCE_PY, "data", source, now)
-    frame = decoded.with_columns(pl.col("_msg").struct.field("data").alias("_d")).with_columns(
-        pl.col("_d").struct.field(k).alias(f"_{k}") for k in ("s", "t", "p", "q", "T", "m")
-    ).with_columns(
-        pl.col("_p").cast(pl.Float64, strict=False).alias(c.PRICE), pl.col("_q").cast(pl.Float64, strict=False).alias(c.AMOUNT)
-    )
+    data = pl.col("_msg").struct.field("data")
+    frame = decoded.lazy().select(
+        pl.col(RAW, RECV, LINE), data.alias("_d"), *[data.struct.field(k).alias(f"_{k}") for k in ("s", "t", "T", "m")],
+        data.struct.field("p").cast(pl.Float64, strict=False).alias(c.PRICE),
+        data.struct.field("q").cast(pl.Float64, strict=False).alias(c.AMOUNT),
+    ).collect()
     checks = [
         ("data", pl.col("_d").is_null(), "not a combined-stream message"),
         ("s", pl.col("_s").is_null() | (pl.col("_s") == ""), "missing symbol"),

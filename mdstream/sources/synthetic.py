@@ -41,7 +41,7 @@ class SyntheticSource:
 
     def __init__(self, symbols: list[str] | tuple[str, ...] = DEFAULT_SYMBOLS, *, seed: int = 0, rate: float = 5.0,
                  excitation: float = 0.3, volatility: float = 0.0002, tick: float = 0.01,
-                 prices: dict[str, float] | None = None, until: datetime | None = None,
+                 prices: dict[str, float] | None = None, start: datetime | None = None, until: datetime | None = None,
                  flush_interval: float = 0.25, max_rows: int = 50_000, poll: float = 0.05):
         if not symbols or rate <= 0 or not 0 <= excitation < 1 or poll <= 0:
             raise ConfigError("synthetic needs symbols, rate > 0, 0 <= excitation < 1 and poll > 0")
@@ -55,7 +55,7 @@ class SyntheticSource:
         self._regime = {s: 0 for s in self.symbols}
         self._last_count = {s: 0 for s in self.symbols}
         self._next_id = {s: 1 for s in self.symbols}
-        self._origin_us: int | None = None
+        self._origin_us: int | None = None if start is None else _to_us(start)  # default: the first clock reading
         self._blocks = 0  # blocks generated so far
         self._pending = empty_ticks()
         self._released_us: int | None = None
@@ -89,10 +89,12 @@ class SyntheticSource:
         return frames
 
     def advance(self, now: datetime) -> pl.DataFrame:
-        """Ticks with event time in (previous call's `now`, `now`], in time order; the first call starts the market."""
+        """Ticks with event time in (previous call's `now`, `now`], in time order; the market opens at `start` or the first call."""
         now_us = _to_us(now)
         if self._origin_us is None:
-            self._origin_us = self._released_us = now_us
+            self._origin_us = now_us
+        if self._released_us is None:
+            self._released_us = self._origin_us
         if self.until is not None:
             now_us = min(now_us, _to_us(self.until))
         frames = [self._pending]
