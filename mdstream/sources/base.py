@@ -128,9 +128,10 @@ class FeedTracker:
         gaps: list[FeedGap] = []
         if self._open is not None and frame.height:
             first = frame.get_column(c.TIMESTAMP).min()
-            # a clock behind the exchange's could put the start after the first event; keep the gap well-formed
-            start = min(self._open.start, first)
-            gaps.append(FeedGap(self.exchange, self._open.symbols, start, first, self._open.reason))
+            # same start as the open gap it closes (readers match them on it); a clock ahead of the exchange's
+            # could put that start after the first event, so the end never precedes it
+            start = self._open.start
+            gaps.append(FeedGap(self.exchange, self._open.symbols, start, max(first, start), self._open.reason))
             self._open = None
         if self.check_id_jumps:
             gaps.extend(self._id_jumps(frame, id_col))
