@@ -57,7 +57,23 @@ def read_trades(path: str | Path, *, now: datetime) -> TickRead:
         frame = None
     if frame is not None and validate.is_clean(frame):
         return TickRead(validate.finish(frame), schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source)
-    return _read_tolerant(path, source, now)
+    return _read_as_text(path, source, now) or _read_tolerant(path, source, now)
+
+
+def _read_as_text(path: Path, source: str, now: datetime) -> TickRead | None:
+    """Every field as text, validated with vectorised casts; None when lines and rows may not match one to one."""
+    try:
+        text = pl.read_csv(path, infer_schema=False, has_header=True, quote_char=None)
+    except (pl.exceptions.PolarsError, OSError, UnicodeError):
+        return None
+    # Polars pads short rows and blank lines with nulls: only without any in required fields is row i line i + 2.
+    required = [name for name in c.TICK_COLUMNS if name != c.ID]
+    if text.columns != list(c.TICK_COLUMNS) or any(text.select(required).null_count().row(0)):
+        return None
+    lines = pl.int_range(2, text.height + 2, dtype=pl.Int64, eager=True)
+    ticks, rejected = validate.validate_ticks(text, source=source, now=now, line_numbers=lines)
+    duplicates = int((rejected[c.Q_REASON] == validate.R_DUPLICATE).sum())
+    return TickRead(ticks, rejected, text.height, duplicates, True, source)
 
 
 def _first_line(path: Path, source: str) -> bytes:

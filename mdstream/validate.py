@@ -33,6 +33,7 @@ _AMOUNTS = (c.PRICE, c.AMOUNT)
 _TEXT = (c.EXCHANGE, c.SYMBOL, c.ID, c.SIDE)
 _LINE = "__line"
 _ORDER = "__order"
+_BAD = "__bad"
 
 
 def _text(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -44,7 +45,7 @@ def _text(name: str, dtype: pl.DataType) -> pl.Expr:
 def _micros(name: str, dtype: pl.DataType) -> pl.Expr:
     """Column as Int64 microseconds since the epoch; null where it does not parse."""
     if dtype == pl.String:
-        return pl.col(name).str.strip_chars().cast(pl.Int64, strict=False)
+        return pl.col(name).cast(pl.Int64, strict=False)
     if isinstance(dtype, pl.Datetime):
         return pl.col(name).dt.epoch("us")
     return pl.col(name).cast(pl.Int64, strict=False)
@@ -53,14 +54,14 @@ def _micros(name: str, dtype: pl.DataType) -> pl.Expr:
 def _number(name: str, dtype: pl.DataType) -> pl.Expr:
     """Column as Float64; null where it does not parse."""
     if dtype == pl.String:
-        return pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)
+        return pl.col(name).cast(pl.Float64, strict=False)
     return pl.col(name).cast(pl.Float64, strict=False)
 
 
 def _present(name: str, dtype: pl.DataType) -> pl.Expr:
-    """True where the column holds a value (not null, not blank text)."""
+    """True where the column holds a value (not null, not empty text)."""
     if dtype == pl.String:
-        return (pl.col(name).str.strip_chars() != "").fill_null(False)
+        return (pl.col(name) != "").fill_null(False)
     return pl.col(name).is_not_null()
 
 
@@ -175,21 +176,25 @@ def validate_ticks(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(valid ticks conforming to TICK_SCHEMA, quarantine rows): one quarantine row per rejected row, first fault wins."""
     lines = line_numbers.cast(pl.Int64) if line_numbers is not None else pl.repeat(None, df.height, dtype=pl.Int64, eager=True)
-    base = df.with_columns(lines.alias(_LINE), _raw_expr(df).alias(c.Q_RAW)).with_row_index(_ORDER)
-    norm = normalise(base)
+    norm = normalise(df.with_columns(lines.alias(_LINE)).with_row_index(_ORDER))
+    rules = checks()
+    flagged = norm.with_columns(pl.any_horizontal([bad.fill_null(False) for _, bad, _ in rules]).alias(_BAD))
+    good = flagged.filter(~pl.col(_BAD))
     field_expr: pl.Expr = pl.lit(None, pl.String)
     reason_expr: pl.Expr = pl.lit(None, pl.String)
     # Built back to front so the first check in priority order ends up outermost and wins.
-    for field, bad, reason in reversed(checks()):
+    for field, bad, reason in reversed(rules):
         field_expr = pl.when(bad.fill_null(False)).then(pl.lit(field)).otherwise(field_expr)
         reason_expr = pl.when(bad.fill_null(False)).then(pl.lit(reason)).otherwise(reason_expr)
-    judged = norm.with_columns(field_expr.alias(c.Q_FIELD), reason_expr.alias(c.Q_REASON))
-    good = judged.filter(pl.col(c.Q_FIELD).is_null())
-    bad = judged.filter(pl.col(c.Q_FIELD).is_not_null())
+    # Naming the fault is done only for the (usually few) bad rows.
+    bad = flagged.filter(pl.col(_BAD)).with_columns(field_expr.alias(c.Q_FIELD), reason_expr.alias(c.Q_REASON))
     if has_duplicate_ids(good):
         dup = _duplicate_mask()
         dups = good.filter(dup).with_columns(pl.lit(c.ID).alias(c.Q_FIELD), pl.lit(R_DUPLICATE).alias(c.Q_REASON))
         good = good.filter(~dup)
-        bad = pl.concat([bad, dups]).sort(_ORDER)
-    rejected = bad.with_columns(pl.col(_LINE).alias(c.Q_LINE))
+        bad = pl.concat([bad, dups], how="diagonal_relaxed").sort(_ORDER)
+    # The raw text comes from the input as given, not from the normalised values.
+    order = bad[_ORDER]
+    raw = df[c.Q_RAW].gather(order) if c.Q_RAW in df.columns else df.select(_raw_expr(df).gather(order)).to_series()
+    rejected = bad.with_columns(pl.col(_LINE).alias(c.Q_LINE), raw.cast(pl.String).alias(c.Q_RAW))
     return finish(good), quarantine(source, rejected, now=now)

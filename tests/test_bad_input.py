@@ -16,7 +16,7 @@ from mdstream import columns as c
 from mdstream import schema
 from mdstream import validate as v
 from mdstream.errors import InputError
-from mdstream.tardis import read_trades
+from mdstream.tardis import _read_as_text, _read_tolerant, read_trades
 from mdstream.validate import validate_ticks
 
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
@@ -216,7 +216,8 @@ CORRUPTIONS = [
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kinds=st.lists(st.one_of(st.none(), st.sampled_from(range(len(CORRUPTIONS))), st.just("dup")), max_size=25),
+@given(kinds=st.lists(st.one_of(st.none(), st.sampled_from(range(len(CORRUPTIONS))), st.sampled_from(["dup", "short", "blank"])),
+                      max_size=25),
        gz=st.booleans())
 def test_any_mix_of_valid_and_corrupted_rows(tmp_path: Path, kinds: list, gz: bool) -> None:
     lines, valid_ids, bad_lines = [], [], []
@@ -230,6 +231,9 @@ def test_any_mix_of_valid_and_corrupted_rows(tmp_path: Path, kinds: list, gz: bo
         elif kind == "dup":
             lines.append(row(n))
             valid_ids.append(str(1000 + n))
+        elif kind in ("short", "blank"):
+            lines.append(row(n)[:30] if kind == "short" else "")
+            bad_lines.append(n + 2)
         else:
             lines.append(row(n, **CORRUPTIONS[kind]))
             bad_lines.append(n + 2)
@@ -265,3 +269,14 @@ def test_gzip_truncated_inside_or_just_after_header(tmp_path: Path, real_gz: tup
     read = read_trades(path, now=NOW)
     assert not read.complete and read.ticks.height == 0 and read.rows_read == 0
     assert read.quarantine.select(c.Q_LINE, c.Q_REASON).rows() == [(2, v.R_TRUNCATED)]
+
+
+def test_text_and_line_paths_agree(tmp_path: Path) -> None:
+    lines = [row(1), row(2, **{c.PRICE: "x"}), row(3, **{c.ID: ""}), row(4, **{c.SIDE: "b"}), row(5, **{c.ID: "1001"}), row(6)]
+    path = write(tmp_path, lines)
+    by_text, by_line = _read_as_text(path, str(path), NOW), _read_tolerant(path, str(path), NOW)
+    assert by_text is not None
+    assert by_text.ticks.equals(by_line.ticks) and by_text.quarantine.equals(by_line.quarantine)
+    assert (by_text.rows_read, by_text.duplicates) == (by_line.rows_read, by_line.duplicates) == (6, 1)
+    # A short row makes rows and lines ambiguous for the text path, so it declines.
+    assert _read_as_text(write(tmp_path, [row(1), "a,b,1", row(3)]), "t", NOW) is None
