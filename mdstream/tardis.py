@@ -1,4 +1,9 @@
-"""Tardis `trades` CSV datasets (.csv or .csv.gz) read into tick frames, with quarantine of bad rows."""
+"""Tardis `trades` CSV datasets (.csv or .csv.gz) read into tick frames, with quarantine of bad rows.
+
+Three reads, cheapest first, each used only when the one before cannot vouch for the file: a typed read
+checked with column reductions (clean files stop here); an all-text read validated with vectorised casts
+(bad values); a line-level split (ragged rows, blank lines, bad UTF-8, broken gzip) that knows every line.
+"""
 
 from __future__ import annotations
 
