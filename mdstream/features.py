@@ -140,7 +140,7 @@ def advance_tail(
     tail: pl.DataFrame | None, featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS
 ) -> pl.DataFrame:
     """The carry after a step: tail_state of (previous tail + new add_features output), newest row per window."""
-    fresh = featured.lazy().collect() if isinstance(featured, pl.LazyFrame) else featured
+    fresh = featured.collect(engine="in-memory") if isinstance(featured, pl.LazyFrame) else featured
     if tail is None or tail.height == 0:
         return tail_state(fresh, n)
     both = pl.concat([tail, fresh.select(tail.columns)], how="vertical_relaxed")

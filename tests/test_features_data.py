@@ -30,7 +30,7 @@ def random_candles(
     empty = rng.random(n) < empty_share
     if flat is not None:
         empty[flat[0] : flat[1]] = True
-    empty[0] = False
+    empty[:1] = False
     steps = np.round(rng.normal(0.0, 0.6, n), 2)
     steps[empty] = 0.0
     close = np.maximum(price + np.cumsum(steps), 1.0)
