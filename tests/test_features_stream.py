@@ -20,7 +20,7 @@ COMPARED = (*c.FEATURE_COLUMNS, *STATE_COLUMNS)
 # Values that are small differences are compared against their natural scale, not against themselves:
 # MACD lines (differences of price EMAs) against the price, cs_spread (a fraction) against 1. Another frame
 # layout may round a sum or an exp one ulp differently, which is noise on that scale.
-PRICE_SCALED = ("macd", "macd_signal", "macd_hist")
+PRICE_SCALED = ("macd", "macd_signal", "macd_hist", "_st_macd_signal")
 UNIT_SCALED = ("cs_spread", "bb_pctb_20")
 # Polars' streaming engine (the default) may round a kernel one ulp differently depending on how rows fall
 # into morsels, which says nothing about the continuation; the properties are checked on the in-memory
