@@ -124,7 +124,7 @@ def config_for(emulator: Emulator, tmp_path: Path, dataset: str, **overrides):
 
     settings = dict(project=PROJECT, dataset=dataset, location="US", api_endpoint=emulator.endpoint,
                     write_endpoint=emulator.grpc, request_limit_bytes=3 * 1024 * 1024,
-                    spool_dir=tmp_path / "spool", timeout_seconds=5.0, spool_block_seconds=20.0)
+                    spool_dir=tmp_path / "spool", timeout_seconds=10.0, spool_block_seconds=20.0)
     settings.update(overrides)
     return BigQueryConfig(**settings)
 
@@ -157,3 +157,30 @@ def candles(symbol: str = "BTCUSDT", start: str = "2020-02-22T00:00:00", count: 
                      c.FIRST_TRADE_AT: start_i + timedelta(milliseconds=5), c.LAST_TRADE_AT: start_i + step / 2,
                      c.GAP: None, c.REVISION: revision, c.LATE_TRADES: revision, "sma_5": close})
     return s.conform(pl.DataFrame(rows), s.CANDLE_SCHEMA)
+
+
+@pytest.fixture(scope="session")
+def bq_dataset(bq_emulator, tmp_path_factory) -> str:
+    """One dataset with tables and views for the session (views are slow to create on the emulator).
+
+    Tests sharing it keep apart by writing their own symbols.
+    """
+    import uuid
+
+    from mdstream.bigquery.config import rest_client
+    from mdstream.bigquery.schema import ensure_tables
+    from mdstream.bigquery.views import create_views
+
+    config = config_for(bq_emulator, tmp_path_factory.mktemp("bq"), f"mdstream_test_{uuid.uuid4().hex[:8]}",
+                        timeout_seconds=60.0)
+    client = rest_client(config)
+    ensure_tables(client, config)
+    create_views(client, config)
+    return config.dataset
+
+
+def unique_symbol() -> str:
+    """A symbol no other test writes, e.g. T3F9A1C2BUSDT."""
+    import uuid
+
+    return f"T{uuid.uuid4().hex[:8].upper()}USDT"

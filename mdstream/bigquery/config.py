@@ -104,7 +104,9 @@ def write_client(config: BigQueryConfig):
         from google.cloud.bigquery_storage_v1.services.big_query_write.transports import BigQueryWriteGrpcTransport
 
         limit = max(config.request_limit_bytes * 2, 16 * 1024 * 1024)
-        channel = grpc.insecure_channel(config.write_endpoint, options=[("grpc.max_send_message_length", limit),
-                                                                        ("grpc.max_receive_message_length", limit)])
+        # Reconnect quickly after the endpoint comes back (gRPC's default backoff grows to minutes).
+        options = [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
+                   ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
+        channel = grpc.insecure_channel(config.write_endpoint, options=options)
         return BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=channel))
     return BigQueryWriteClient()

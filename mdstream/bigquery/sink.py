@@ -31,8 +31,8 @@ from ..spool import Backoff, Spool, SpooledDelivery
 from . import cost
 from .config import BigQueryConfig, rest_client, write_client
 from .schema import TABLES, ensure_tables, to_arrow
-from .views import create_views, render, run
-from .writer import StreamLost, StreamWriter
+from .views import create_views, render, run, views_exist
+from .writer import StreamLost, StreamWriter, translate
 
 _DAY_COLUMN = {CANDLES: c.TIMESTAMP_IN, TICKS: c.TIMESTAMP}
 
@@ -149,16 +149,17 @@ class BigQuerySink:
             return
         from google.cloud import bigquery
 
+        retry = bigquery.DEFAULT_RETRY.with_deadline(self.config.timeout_seconds)
         try:
-            ensure_tables(self.rest, self.config, retry=bigquery.DEFAULT_RETRY.with_deadline(self.config.timeout_seconds),
-                          timeout=self.config.timeout_seconds)
+            changed = ensure_tables(self.rest, self.config, retry=retry, timeout=self.config.timeout_seconds)
+            views_missing = not views_exist(self.rest, self.config, retry=retry)
         except SinkError:
             raise
         except Exception as error:  # noqa: BLE001
-            from .writer import translate
-
             raise translate(error, "creating the BigQuery tables") from error
-        create_views(self.rest, self.config)
+        # A view expands `SELECT *` when created: recreate them after a table gained columns.
+        if views_missing or any(changed.values()):
+            create_views(self.rest, self.config)
         self._ready = True
 
     def _stream(self, kind: str) -> list:

@@ -56,6 +56,12 @@ def create_views(client, config: BigQueryConfig) -> list[str]:
     return created
 
 
+def views_exist(client, config: BigQueryConfig, *, retry=None) -> bool:
+    """Whether every view of VIEW_NAMES exists in the dataset."""
+    tables = client.list_tables(f"{config.project}.{config.dataset}", retry=retry, timeout=config.timeout_seconds)
+    return set(VIEW_NAMES) <= {t.table_id for t in tables}
+
+
 def _utc(value: datetime | str) -> datetime:
     """`value` (datetime or ISO text) as an aware UTC datetime."""
     when = datetime.fromisoformat(value) if isinstance(value, str) else value

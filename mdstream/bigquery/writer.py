@@ -124,7 +124,7 @@ class StreamWriter:
         sent = sum(len(r.arrow_rows.rows.serialized_record_batch) for r in requests) + len(schema)
         duplicates = 0
         try:
-            responses = list(self.client.append_rows(iter(requests), timeout=self.timeout))
+            responses = list(self.client.append_rows(iter(requests), retry=None, timeout=self.timeout))
         except Exception as error:  # noqa: BLE001
             raise translate(error, f"appending to {stream}") from error
         if len(responses) != len(requests):
