@@ -6,7 +6,6 @@ from datetime import datetime, timezone
 
 import numpy as np
 import polars as pl
-import pytest
 import talib
 from test_features_data import random_candles
 
