@@ -30,7 +30,7 @@ from ..sinks.base import CANDLES, KINDS, QUARANTINE, TICKS
 from ..spool import Backoff, Spool, SpooledDelivery
 from . import cost
 from .config import BigQueryConfig, rest_client, write_client
-from .schema import TABLES, ensure_tables, to_arrow
+from .schema import ensure_tables, to_arrow
 from .views import create_views, render, run, views_exist
 from .writer import StreamLost, StreamWriter, translate
 
