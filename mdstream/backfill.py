@@ -115,7 +115,7 @@ def process_day(
     candles = candles_from_ticks(
         ticks, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
     )
-    featured = add_features(candles, prior=prior.lazy() if prior is not None and prior.height else None).collect()
+    featured = add_features(candles, prior=prior.lazy() if prior is not None and prior.height else None).collect(engine="in-memory")
     return conform(featured.drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA), tail_state(featured)
 
 
@@ -253,4 +253,4 @@ def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.
     if tail is None or tail.height == 0:
         return None
     base = tail.select([col for col in tail.columns if col not in c.FEATURE_COLUMNS])
-    return tail_state(add_features(base.lazy()).collect())
+    return tail_state(add_features(base.lazy()).collect(engine="in-memory"))

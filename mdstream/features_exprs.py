@@ -157,7 +157,9 @@ def micro_exprs() -> list[pl.Expr]:
     cov(lr, sv)/var(sv) over 20; roll_spread = 2 sqrt(-cov(dc_t, dc_{t-1})) over 20 (population cov, null if > 0)."""
     trades = col(c.TRADES).cast(pl.Float64)
     kyle_var = window_cov(SV, SV, 20)
-    roll_cov = window_cov(DP, DP, 20, y_lag=1)
+    # Rounding leaves ~1e-17 of noise on a covariance that is truly 0; its sign must not decide null vs 0.
+    raw_cov = window_cov(DP, DP, 20, y_lag=1)
+    roll_cov = pl.when(raw_cov.abs() <= 1e-9 * window_cov(DP, DP, 20).abs()).then(0.0).otherwise(raw_cov)
     return [
         (trades / col(SECS)).alias("trade_intensity"),
         nullify_zero(col(c.VOLUME) / trades, trades).alias("avg_trade_size"),

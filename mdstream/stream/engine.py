@@ -81,7 +81,7 @@ class CandleEngine:
             return
         latest = candles.sort(c.REVISION).unique([*c.SERIES_KEY, c.TIMESTAMP_IN], keep="last")
         latest = latest.filter(pl.col(c.TIMEFRAME).is_in(list(self.timeframes)))
-        featured = add_features(conform(latest, CANDLE_SCHEMA).drop(c.FEATURE_COLUMNS).lazy()).collect()
+        featured = add_features(conform(latest, CANDLE_SCHEMA).drop(c.FEATURE_COLUMNS).lazy()).collect(engine="in-memory")
         self.tail = advance_tail(None, featured)
         last = latest.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.all().last())
         width = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
@@ -275,7 +275,7 @@ class CandleEngine:
             frames.append(fin)
         base = pl.concat(frames).sort(c.REVISION)
         new = base.filter(pl.col(c.REVISION) == 0)
-        featured = add_features(new.lazy(), prior=self.tail).collect() if new.height else None
+        featured = add_features(new.lazy(), prior=self.tail).collect(engine="in-memory") if new.height else None
         if featured is not None:
             self.tail = advance_tail(self.tail, featured)
         out = [featured] if featured is not None else []
@@ -284,7 +284,7 @@ class CandleEngine:
             if self.tail is not None:
                 key = row.select(*c.SERIES_KEY, pl.col(c.TIMESTAMP_IN).alias("_t"))
                 prior = self.tail.join(key, on=list(c.SERIES_KEY)).filter(pl.col(c.TIMESTAMP_IN) < pl.col("_t")).drop("_t")
-            out.append(add_features(row.lazy(), prior=prior if prior is not None and prior.height else None).collect())
+            out.append(add_features(row.lazy(), prior=prior if prior is not None and prior.height else None).collect(engine="in-memory"))
         return conform(pl.concat(out, how="diagonal_relaxed").drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA)
 
     def _revision_floor(self) -> datetime | None:
