@@ -206,18 +206,22 @@ def densify(
     ).select(*SPARSE_COLUMNS, c.VWAP, c.GAP)
 
 
-def finalize(dense: pl.LazyFrame, *, now: datetime, revision: int = 0) -> pl.LazyFrame:
-    """Add timestamp_out = now, latency_ms = now - window end (ms), revision and late_trades; contract order."""
-    seconds = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
-    now_us = int(now.timestamp() * 1_000_000) if now.tzinfo else None
-    if now_us is None:
+def finalize(
+    dense: pl.LazyFrame, *, now: datetime, revision: pl.Expr | int = 0, late_trades: pl.Expr | int = 0
+) -> pl.LazyFrame:
+    """Add timestamp_out = now, latency_ms = now - window end (ms), revision and late_trades (constants or
+    expressions over `dense`); the contract's columns in order."""
+    if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
+    seconds = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
+    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
     window_end_us = pl.col(c.TIMESTAMP_IN).dt.epoch("us") + seconds
+    as_expr = lambda v: v if isinstance(v, pl.Expr) else pl.lit(v, pl.Int64)  # noqa: E731
     return dense.with_columns(
         pl.lit(now).cast(TS).alias(c.TIMESTAMP_OUT),
         ((pl.lit(now_us) - window_end_us) / 1000.0).alias(c.LATENCY_MS),
-        pl.lit(revision, pl.Int64).alias(c.REVISION),
-        pl.lit(0, pl.Int64).alias(c.LATE_TRADES),
+        as_expr(revision).alias(c.REVISION),
+        as_expr(late_trades).alias(c.LATE_TRADES),
     ).select([pl.col(name).cast(dtype) for name, dtype in CANDLE_BASE_SCHEMA.items()])
 
 

@@ -121,6 +121,8 @@ class CandleEngine:
         rows = [self._emit_new(tf, wm) for tf in self.timeframes if self._closes(tf, wm)]
         if final:
             rows += [self._emit_new(tf, None) for tf in self.timeframes]
+        if self._fresh:
+            self._sync_due()
         revised = []
         if accepted.height:
             oldest = accepted[c.TIMESTAMP].min()
@@ -220,7 +222,8 @@ class CandleEngine:
         dense = densify(sparse, tf, end=end, prior_close=cursor.lazy()).collect()
         if dense.height == 0:
             return None
-        dense = gp.mark_feed_gaps(dense.lazy(), self._closed_gaps(), tf).collect()
+        if self.gaps.height:
+            dense = gp.mark_feed_gaps(dense.lazy(), self._closed_gaps(), tf).collect()
         last = dense.sort(c.TIMESTAMP_IN).group_by(_SERIES).agg(pl.col(c.TIMESTAMP_IN).last(), pl.col(c.CLOSE).last())
         moved = last.select(*_SERIES, pl.lit(tf).alias(c.TIMEFRAME),
                             (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE)
@@ -229,7 +232,6 @@ class CandleEngine:
                             pl.lit(0, pl.Int64).alias(c.REVISION), pl.lit(0, pl.Int64).alias(c.LATE_TRADES))
         self.emitted = pl.concat([self.emitted, keys])
         self._fresh[tf] = pl.concat([self._fresh[tf], keys]) if tf in self._fresh else keys
-        self._sync_due()
         return dense.with_columns(pl.lit(0, pl.Int64).alias("_revision"), pl.lit(0, pl.Int64).alias("_late"))
 
     def _revise(self, tf: str, touched: pl.DataFrame, accepted: pl.DataFrame) -> pl.DataFrame | None:
@@ -253,7 +255,8 @@ class CandleEngine:
             (pl.col(c.REVISION) + 1).alias("_revision"), (pl.col(c.LATE_TRADES) + pl.col("len").fill_null(0)).alias("_late"),
             (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP), pl.lit(None, pl.String).alias(c.GAP),
         )
-        rows = gp.mark_feed_gaps(rows.lazy(), self._closed_gaps(), tf).collect()
+        if self.gaps.height:
+            rows = gp.mark_feed_gaps(rows.lazy(), self._closed_gaps(), tf).collect()
         self.emitted = pl.concat([self.emitted, rows.select(
             *_SERIES, pl.lit(tf).alias(c.TIMEFRAME), c.TIMESTAMP_IN,
             pl.col("_revision").alias(c.REVISION), pl.col("_late").alias(c.LATE_TRADES))])
@@ -266,14 +269,7 @@ class CandleEngine:
 
     def _featurize(self, candles: pl.DataFrame, now: datetime) -> pl.DataFrame:
         """Finalize rows and add features from the retained tail; revisions do not move the tail."""
-        frames = []
-        for (rev,), part in candles.partition_by("_revision", as_dict=True).items():
-            fin = finalize(part.lazy(), now=now).collect()
-            late = part.select(*_WINDOW, c.TIMEFRAME, "_late")
-            fin = fin.drop(c.REVISION, c.LATE_TRADES).join(late, on=[*_WINDOW, c.TIMEFRAME]).with_columns(
-                pl.lit(rev, pl.Int64).alias(c.REVISION), pl.col("_late").alias(c.LATE_TRADES)).drop("_late")
-            frames.append(fin)
-        base = pl.concat(frames).sort(c.REVISION)
+        base = finalize(candles.lazy(), now=now, revision=pl.col("_revision"), late_trades=pl.col("_late")).collect()
         new = base.filter(pl.col(c.REVISION) == 0)
         featured = add_features(new.lazy(), prior=self.tail).collect(engine="in-memory") if new.height else None
         if featured is not None:

@@ -1,0 +1,5 @@
+"""`python -m mdstream` runs the CLI."""
+
+from .cli import main
+
+main()
