@@ -12,10 +12,11 @@ import polars as pl
 
 from . import columns as c
 from . import gaps as gp
-from .candles import candles_from_ticks
+from .candles import candles_from_ticks, split_series
 from .clock import Clock
 from .errors import ConfigError
 from .features import STATE_COLUMNS, add_features, tail_state
+from .timeframes import ALL_TIMEFRAMES
 from .schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from .sinks import base
 from .tardis import TickRead, read_trades
@@ -80,6 +81,8 @@ class BackfillSummary:
 
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
+US_PER_DAY = 86_400_000_000
+EPOCH = date(1970, 1, 1)
 
 
 def day_bounds(day: date) -> tuple[datetime, datetime]:
@@ -101,7 +104,7 @@ def process_day(
     """Candles with features of one day's ticks, continuing `prior` (feature tail of earlier days);
     returns (candles in contract columns, new tail state). Pure: no I/O, `now` passed in."""
     start, midnight = day_bounds(day)
-    feed = gp.id_jump_gaps(ticks.lazy())
+    feed = gp.id_jump_gaps(ticks)
     if not complete and ticks.height:
         # A truncated file: whatever followed its last tick that day is missing, not quiet.
         cut = ticks.group_by(c.EXCHANGE, c.SYMBOL).agg(pl.col(c.TIMESTAMP).max().alias(gp.GAP_START))
@@ -186,61 +189,84 @@ def _backfill_frames(
     only_day: date | None = None,
 ) -> None:
     """Split the reads' ticks by series and UTC day and write each day (steps 3-5 of run_backfill)."""
-    ticks = pl.concat([r.ticks for r in reads]) if reads else pl.DataFrame(schema=TICK_SCHEMA)
-    before = ticks.height
-    # The same trade in two files counts once (ids are unique per exchange and symbol).
-    with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
-    ticks = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())]) if len(reads) > 1 else ticks
-    cross_dups = before - ticks.height
+    ticks, cross_dups = _merge_reads(reads)
     quarantine = pl.concat([r.quarantine for r in reads]) if reads else pl.DataFrame(schema=QUARANTINE_SCHEMA)
     complete = all(r.complete for r in reads)
-    if opts.symbols:
-        ticks = ticks.filter(pl.col(c.SYMBOL).is_in(list(opts.symbols)))
-    if opts.exchange:
-        ticks = ticks.filter(pl.col(c.EXCHANGE) == opts.exchange)
-    days_of = ticks.with_columns(pl.col(c.TIMESTAMP).dt.date().alias("_day"))
-    if opts.from_date:
-        days_of = days_of.filter(pl.col("_day") >= opts.from_date)
-    if opts.to_date:
-        days_of = days_of.filter(pl.col("_day") < opts.to_date)
-    series = days_of.select(c.EXCHANGE, c.SYMBOL).unique(maintain_order=True).rows()
-    timeframes = opts.timeframes or None
-    for exchange, symbol in series:
-        mine = days_of.filter((pl.col(c.EXCHANGE) == exchange) & (pl.col(c.SYMBOL) == symbol))
-        days = sorted(set(mine["_day"].to_list()) | ({only_day} if only_day else set()))
+    wanted = [part for part in split_series(_in_range(ticks, opts))
+              if (not opts.symbols or part[c.SYMBOL][0] in opts.symbols)
+              and (not opts.exchange or part[c.EXCHANGE][0] == opts.exchange)]
+    timeframes = opts.timeframes or ALL_TIMEFRAMES
+    for series in wanted:
+        exchange, symbol = series[c.EXCHANGE][0], series[c.SYMBOL][0]
+        by_day = dict(split_days(series))
+        days = sorted(set(by_day) | ({only_day} if only_day else set()))
         if opts.from_date and opts.to_date and not only_day:
             # An explicit range is one continuous grid, quiet days included.
-            first = min(days)
-            days = [first + timedelta(days=i) for i in range((opts.to_date - first).days)]
-        prior = carry[(exchange, symbol)] if (exchange, symbol) in carry else _warm_tail(sink, exchange, symbol, days[0])
+            days = [days[0] + timedelta(days=i) for i in range((opts.to_date - days[0]).days)]
+        key = (exchange, symbol)
+        prior = carry[key] if key in carry else _warm_tail(sink, exchange, symbol, days[0])
         for i, day in enumerate(days):
-            day_ticks = mine.filter(pl.col("_day") == day).drop("_day")
+            day_ticks = by_day.get(day, series.clear())
             last = i == len(days) - 1
             ranged = explicit_end or (opts.to_date is not None) or not last
-            _, end = day_bounds(day)
             candles, prior = process_day(
-                day_ticks, day=day, timeframes=timeframes or _all(), now=clock.now(),
-                end=end if ranged else None, complete=complete or not last, prior=prior,
+                day_ticks, day=day, timeframes=timeframes, now=clock.now(),
+                end=day_bounds(day)[1] if ranged else None, complete=complete or not last, prior=prior,
             )
-            frames = {base.CANDLES: candles}
+            q = quarantine if i == 0 else quarantine.clear()
+            frames = {base.CANDLES: candles, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}
             if opts.store_ticks:
                 frames[base.TICKS] = conform(day_ticks, TICK_SCHEMA)
-            q = quarantine if i == 0 else quarantine.clear()
-            frames[base.QUARANTINE] = conform(q, QUARANTINE_SCHEMA)
             sink.write_day(exchange, symbol, day.isoformat(), frames)
             dups = sum(r.duplicates for r in reads) + cross_dups if i == 0 else 0
-            summary.days.append(DayResult(exchange, symbol, day, day_ticks.height, candles.height, q.height, dups, complete or not last))
+            summary.days.append(DayResult(exchange, symbol, day, day_ticks.height, candles.height, q.height, dups,
+                                          complete or not last))
             if progress:
                 progress(f"{exchange} {symbol} {day}", len(summary.days), len(summary.days))
-        carry[(exchange, symbol)] = prior
-    if not series and quarantine.height:
+        carry[key] = prior
+    if not wanted and quarantine.height:
         sink.write(base.QUARANTINE, conform(quarantine, QUARANTINE_SCHEMA))
 
 
-def _all() -> tuple[str, ...]:
-    from .timeframes import ALL_TIMEFRAMES
+def _merge_reads(reads: list[TickRead]) -> tuple[pl.DataFrame, int]:
+    """All reads' ticks as one frame, a trade present in two files counted once; returns (ticks, duplicates)."""
+    if not reads:
+        return pl.DataFrame(schema=TICK_SCHEMA), 0
+    if len(reads) == 1:
+        return reads[0].ticks, 0
+    ticks = pl.concat([r.ticks for r in reads])
+    with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
+    merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
+    return merged, ticks.height - merged.height
 
-    return ALL_TIMEFRAMES
+
+def _in_range(ticks: pl.DataFrame, opts: BackfillOptions) -> pl.DataFrame:
+    """Ticks inside [--from, --to) (a filter pass only when some tick lies outside)."""
+    lo = day_bounds(opts.from_date)[0] if opts.from_date else None
+    hi = day_bounds(opts.to_date)[0] if opts.to_date else None
+    if ticks.height == 0 or (lo is None and hi is None):
+        return ticks
+    ts = ticks[c.TIMESTAMP]
+    if (lo is None or ts.min() >= lo) and (hi is None or ts.max() < hi):
+        return ticks
+    keep = pl.lit(True)
+    if lo is not None:
+        keep &= pl.col(c.TIMESTAMP) >= lo
+    if hi is not None:
+        keep &= pl.col(c.TIMESTAMP) < hi
+    return ticks.filter(keep)
+
+
+def split_days(series: pl.DataFrame) -> list[tuple[date, pl.DataFrame]]:
+    """Ticks of one series cut into UTC days, in order (a one-day file comes back whole, uncopied)."""
+    if series.height == 0:
+        return []
+    day_no = series[c.TIMESTAMP].dt.epoch("us") // US_PER_DAY
+    first, last = day_no.min(), day_no.max()
+    if first == last:
+        return [(EPOCH + timedelta(days=first), series)]
+    parts = series.with_columns(day_no.alias("_day")).partition_by("_day", as_dict=True, maintain_order=True)
+    return sorted((EPOCH + timedelta(days=k[0]), part.drop("_day")) for k, part in parts.items())
 
 
 def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.DataFrame | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from .cli_options import bigquery_options
 from .errors import MdstreamError
 from .query import FORMATS, render, run_query
 from .verify import verify_duckdb
@@ -33,24 +34,48 @@ def query(sql: str, db: Path, fmt: str, output: Path | None) -> None:
 
 @click.command()
 @click.option("--duckdb", "db", default=DEFAULT_DB, show_default=True, type=click.Path(path_type=Path), help="DuckDB file.")
-@click.option("--symbols", default="", help="Comma-separated symbols (default: all).")
+@click.option("--symbols", default="", help="Comma-separated symbols (default: all; required with --bigquery).")
 @click.option("--from", "from_", help="First UTC day, YYYY-MM-DD.")
-@click.option("--to", help="Day after the last one (exclusive, as backfill), YYYY-MM-DD.")
-def verify(db: Path, symbols: str, from_: str | None, to: str | None) -> None:
+@click.option("--to", help="Day after the last one (exclusive, as in backfill), YYYY-MM-DD.")
+@click.option("--bigquery", is_flag=True, help="Verify what BigQuery holds (ticks and candles read back) instead of the DuckDB file.")
+@bigquery_options
+def verify(db: Path, symbols: str, from_: str | None, to: str | None, bigquery: bool, **bq) -> None:
     """Recompute candles from the stored ticks in SQL and diff them against candles_latest; exit 1 on any difference.
 
     \b
     Example:
       mdstream verify --duckdb ./mdstream.duckdb --symbols BTCUSDT --from 2024-01-01 --to 2024-01-03  # Jan 1 and 2
+      mdstream verify --bigquery --bq-dataset market --symbols BTCUSDT --from 2024-01-01 --to 2024-01-02
     """
+    wanted = [part for part in symbols.split(",") if part.strip()] if symbols else None
     try:
-        report = verify_duckdb(db, symbols=symbols.split(",") if symbols else None, from_=from_, to=to)
+        if bigquery:
+            report = _verify_bigquery(wanted, from_, to, bq)
+        else:
+            report = verify_duckdb(db, symbols=wanted, from_=from_, to=to)
     except MdstreamError as exc:
         raise click.ClickException(str(exc)) from exc
     for line in report.lines():
         click.echo(line)
     if not report.ok:
         raise click.exceptions.Exit(1)
+
+
+def _verify_bigquery(symbols, from_, to, bq: dict):
+    """verify_bigquery with the connection flags; symbols and both days are required."""
+    from datetime import date, datetime, time, timezone
+
+    from .bigquery import BigQueryConfig
+    from .bigquery.verify import verify_bigquery
+    from .errors import ConfigError
+
+    if not (symbols and from_ and to):
+        raise ConfigError("--bigquery needs --symbols, --from and --to")
+    day = lambda text: datetime.combine(date.fromisoformat(text), time(0), tzinfo=timezone.utc)  # noqa: E731
+    names = {"bq_project": "project", "bq_dataset": "dataset", "bq_location": "location",
+             "bq_api_endpoint": "api_endpoint", "bq_write_endpoint": "write_endpoint"}
+    config = BigQueryConfig.from_env(**{names[k]: v for k, v in bq.items() if v is not None})
+    return verify_bigquery(config, symbols=symbols, from_=day(from_), to=day(to))
 
 
 commands = [query, verify]

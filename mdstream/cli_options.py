@@ -9,15 +9,9 @@ import click
 from .sinks.factory import SINK_NAMES, SinkOptions
 
 
-def sink_options(func):
-    """Add --sink, --duckdb, --parquet and the BigQuery flags to a command."""
+def bigquery_options(func):
+    """Add the BigQuery connection flags (--bq-project, --bq-dataset, ...) to a command."""
     options = [
-        click.option("--sink", "sink", type=click.Choice(SINK_NAMES), default="duckdb", show_default=True,
-                     help="Where candles (and ticks) go."),
-        click.option("--duckdb", "duckdb_path", type=click.Path(path_type=Path), default=Path("mdstream.duckdb"),
-                     show_default=True, envvar="MDSTREAM_DUCKDB", help="DuckDB file (sink duckdb)."),
-        click.option("--parquet", "parquet_dir", type=click.Path(path_type=Path), default=Path("parquet"),
-                     show_default=True, help="Root folder of the hive-partitioned Parquet sink."),
         click.option("--bq-project", envvar="GOOGLE_CLOUD_PROJECT", help="BigQuery project."),
         click.option("--bq-dataset", envvar="MDSTREAM_BQ_DATASET", help="BigQuery dataset."),
         click.option("--bq-location", envvar="MDSTREAM_BQ_LOCATION", help="BigQuery location, e.g. US."),
@@ -29,6 +23,21 @@ def sink_options(func):
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def sink_options(func):
+    """Add --sink, --duckdb, --parquet and the BigQuery flags to a command."""
+    options = [
+        click.option("--sink", "sink", type=click.Choice(SINK_NAMES), default="duckdb", show_default=True,
+                     help="Where candles (and ticks) go."),
+        click.option("--duckdb", "duckdb_path", type=click.Path(path_type=Path), default=Path("mdstream.duckdb"),
+                     show_default=True, envvar="MDSTREAM_DUCKDB", help="DuckDB file (sink duckdb)."),
+        click.option("--parquet", "parquet_dir", type=click.Path(path_type=Path), default=Path("parquet"),
+                     show_default=True, help="Root folder of the hive-partitioned Parquet sink."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return bigquery_options(func)
 
 
 def sink_from(kw: dict) -> SinkOptions:

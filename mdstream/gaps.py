@@ -22,29 +22,39 @@ def empty_gaps() -> pl.LazyFrame:
     return pl.LazyFrame(schema=GAP_SCHEMA)
 
 
-def id_jump_gaps(ticks: pl.LazyFrame) -> pl.LazyFrame:
+def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
     """Intervals (previous trade time, next trade time) where consecutive-id exchanges skip ids (diff > 1)."""
-    numeric = pl.col(c.ID).cast(pl.Int64, strict=False)
-    consecutive = pl.any_horizontal(*[pl.col(c.EXCHANGE).str.starts_with(p) for p in CONSECUTIVE_ID_PREFIXES])
-    series = [c.EXCHANGE, c.SYMBOL]
-    return (
-        ticks.filter(consecutive)
-        .select(c.EXCHANGE, c.SYMBOL, c.TIMESTAMP, numeric.alias("_n"))
-        .drop_nulls("_n")
-        .sort([*series, "_n"])
-        .with_columns(
-            pl.col("_n").shift(1).over(series).alias("_prev_n"),
-            pl.col(c.TIMESTAMP).shift(1).over(series).alias(GAP_START),
-        )
-        .filter(pl.col("_n") - pl.col("_prev_n") > 1)
-        .select(
-            c.EXCHANGE,
-            c.SYMBOL,
-            pl.min_horizontal(GAP_START, c.TIMESTAMP).alias(GAP_START),
-            pl.max_horizontal(GAP_START, c.TIMESTAMP).alias(GAP_END),
-            pl.format("trade id jump {}->{}", pl.col("_prev_n"), pl.col("_n")).alias(GAP_REASON),
-        )
-    )
+    from .candles import split_series
+
+    frame = ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks
+    found = []
+    for part in split_series(frame):
+        if not part[c.EXCHANGE][0].startswith(CONSECUTIVE_ID_PREFIXES):
+            continue
+        ids = part[c.ID].cast(pl.Int64, strict=False)
+        ts = part[c.TIMESTAMP]
+        # A day file is already in id order: check in O(n) and sort only when it is not.
+        if not ids.is_sorted():
+            order = ids.arg_sort(nulls_last=True)
+            ids, ts = ids.gather(order), ts.gather(order)
+        at = (ids.diff() > 1).arg_true()
+        if at.len() == 0:
+            continue
+        before, after = at - 1, at
+        found.append(pl.DataFrame({
+            c.EXCHANGE: [part[c.EXCHANGE][0]] * at.len(),
+            c.SYMBOL: [part[c.SYMBOL][0]] * at.len(),
+            GAP_START: ts.gather(before),
+            GAP_END: ts.gather(after),
+            "_prev": ids.gather(before),
+            "_next": ids.gather(after),
+        }).select(
+            c.EXCHANGE, c.SYMBOL,
+            pl.min_horizontal(GAP_START, GAP_END).alias(GAP_START),
+            pl.max_horizontal(GAP_START, GAP_END).alias(GAP_END),
+            pl.format("trade id jump {}->{}", "_prev", "_next").alias(GAP_REASON),
+        ))
+    return pl.concat(found).lazy() if found else empty_gaps()
 
 
 def gap_windows(gaps: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
