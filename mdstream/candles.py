@@ -29,14 +29,48 @@ def window_start(ts: pl.Expr, timeframe: str) -> pl.Expr:
     return ((ts.dt.epoch("us") // width) * width).cast(TS)
 
 
+def is_single_series(ticks: pl.DataFrame) -> bool:
+    """True when every row has the first row's exchange and symbol."""
+    return ticks.select(
+        ((pl.col(c.EXCHANGE) == pl.col(c.EXCHANGE).first()) & (pl.col(c.SYMBOL) == pl.col(c.SYMBOL).first())).all()
+    ).item()
+
+
 def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
     """One frame per (exchange, symbol); a single-series frame (a Tardis day file) is returned as is."""
     if ticks.height == 0:
         return []
-    single = ticks.select(
-        ((pl.col(c.EXCHANGE) == pl.col(c.EXCHANGE).first()) & (pl.col(c.SYMBOL) == pl.col(c.SYMBOL).first())).all()
-    ).item()
-    return [ticks] if single else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
+    return [ticks] if is_single_series(ticks) else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
+
+
+def sparse_many(ticks: pl.DataFrame, timeframe: str) -> pl.DataFrame:
+    """Windows with at least one trade for ticks of many series at once (one sort, one group_by): the stream's
+    batches hold every symbol of a feed, and a Python loop per symbol would dominate."""
+    width = tfm.duration_us(timeframe)
+    side, amount, price = pl.col(c.SIDE), pl.col(c.AMOUNT), pl.col(c.PRICE)
+    return (
+        ticks.lazy()
+        .with_columns(pl.col(c.ID).str.len_bytes().alias(_ID_LEN))
+        .sort([c.EXCHANGE, c.SYMBOL, *ORDER_KEYS], nulls_last=False, maintain_order=True)
+        .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET))
+        .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
+        .agg(
+            price.first().alias(c.OPEN),
+            price.max().alias(c.HIGH),
+            price.min().alias(c.LOW),
+            price.last().alias(c.CLOSE),
+            amount.sum().alias(c.VOLUME),
+            (price * amount).sum().alias(c.QUOTE_VOLUME),
+            amount.filter(side == c.SIDE_BUY).sum().alias(c.BUY_VOLUME),
+            amount.filter(side == c.SIDE_SELL).sum().alias(c.SELL_VOLUME),
+            pl.len().cast(pl.Int64).alias(c.TRADES),
+            pl.col(c.TIMESTAMP).min().alias(c.FIRST_TRADE_AT),
+            pl.col(c.TIMESTAMP).max().alias(c.LAST_TRADE_AT),
+        )
+        .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
+        .select(SPARSE_COLUMNS)
+        .collect(engine="in-memory")
+    )
 
 
 def order_ticks(series: pl.DataFrame) -> pl.DataFrame:
@@ -131,9 +165,12 @@ def sparse_all(ticks: pl.DataFrame, timeframes: Sequence[str]) -> dict[str, pl.L
     wanted = sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us)
     parts = split_series(ticks)
     base = wanted[0]
-    sparse = pl.concat([sparse_from_ticks(order_ticks(part), base) for part in parts]) if parts else pl.DataFrame(
-        schema={k: CANDLE_BASE_SCHEMA[k] for k in SPARSE_COLUMNS}
-    )
+    if not parts:
+        sparse = pl.DataFrame(schema={k: CANDLE_BASE_SCHEMA[k] for k in SPARSE_COLUMNS})
+    elif len(parts) == 1:
+        sparse = sparse_from_ticks(order_ticks(parts[0]), base)
+    else:
+        sparse = sparse_many(ticks, base)
     out: dict[str, pl.LazyFrame] = {base: sparse.lazy()}
     previous = sparse
     for tf in wanted[1:]:

@@ -15,12 +15,17 @@ import polars as pl
 from .. import columns as c
 from .. import gaps as gp
 from .. import timeframes as tfm
-from ..candles import densify, finalize, rollup, sparse_all, window_start
+from ..candles import densify, finalize, rollup, sparse_many, window_start
 from ..features import STATE_COLUMNS, add_features, advance_tail
 from ..schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..sources.base import FeedGap
 
 _SERIES = [c.EXCHANGE, c.SYMBOL]
+
+
+def _compact(frame: pl.DataFrame, max_chunks: int = 16) -> pl.DataFrame:
+    """`frame` rechunked once appends have split it into many pieces (every later scan pays per chunk)."""
+    return frame.rechunk() if frame.n_chunks() > max_chunks else frame
 
 
 def tfm_floor(when: datetime, width_us: int) -> datetime:
@@ -36,6 +41,7 @@ _EMITTED_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: 
 
 _NO_LATE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
 _NO_CANDLES = pl.DataFrame(schema=CANDLE_SCHEMA)
+_TICK_POLARS_SCHEMA = pl.DataFrame(schema=TICK_SCHEMA).schema
 
 
 @dataclass
@@ -58,7 +64,9 @@ class CandleEngine:
     lateness: timedelta = timedelta(seconds=1)
     horizon: timedelta = timedelta(minutes=2)  # how long after emission a window still takes revisions
     ticks: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TICK_SCHEMA))
-    sparse: pl.DataFrame | None = None
+    sparse: pl.DataFrame | None = None  # base-timeframe windows that can still change (inside the horizon)
+    sparse_cold: pl.DataFrame | None = None  # older base windows, kept only to roll up the longer timeframes
+    first_seen: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMESTAMP_IN: TS}))
     cursor: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_CURSOR_SCHEMA))
     emitted: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_EMITTED_SCHEMA))
     tail: pl.DataFrame | None = None
@@ -72,6 +80,7 @@ class CandleEngine:
         self._due: dict[str, datetime | None] = {tf: None for tf in self.timeframes}
         self._emitted_upto: dict[str, datetime | None] = {tf: None for tf in self.timeframes}
         self._pruned_at: datetime | None = None
+        self._known: set[tuple[str, str]] = set()
 
     # -- public -------------------------------------------------------------------------------------------
     def warm(self, candles: pl.DataFrame, *, restarted_at: datetime | None = None) -> None:
@@ -108,6 +117,10 @@ class CandleEngine:
         if gaps.height:
             # A gap reported again with its end replaces the open one it closes.
             gaps = gaps.select(list(gp.GAP_SCHEMA)).cast(gp.GAP_SCHEMA)
+            # ... also when both come in one call (startup: opened and closed within one batch).
+            closed = gaps.filter(pl.col(gp.GAP_END).is_not_null())
+            gaps = pl.concat([closed, gaps.filter(pl.col(gp.GAP_END).is_null()).join(
+                closed, on=[c.EXCHANGE, c.SYMBOL, gp.GAP_START], how="anti")])
             kept = self.gaps.join(gaps, on=[c.EXCHANGE, c.SYMBOL, gp.GAP_START], how="anti")
             self.gaps = pl.concat([kept, gaps])
 
@@ -137,26 +150,34 @@ class CandleEngine:
     # -- steps ----------------------------------------------------------------------------------------------
     def _accept(self, ticks: pl.DataFrame, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame, int]:
         """Split a batch into ticks to fold in, ticks too late to revise (quarantined), and duplicates."""
-        ticks = conform(ticks, TICK_SCHEMA)
+        if ticks.schema != _TICK_POLARS_SCHEMA:
+            ticks = conform(ticks, TICK_SCHEMA)
         floor = self._revision_floor()
-        too_late = ticks.filter(pl.col(c.TIMESTAMP) < floor) if floor is not None else ticks.clear()
-        fresh = ticks.filter(pl.col(c.TIMESTAMP) >= floor) if floor is not None else ticks
-        before = fresh.height
-        keyed = fresh.filter(pl.col(c.ID).is_not_null()).unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
+        late = _NO_LATE
+        if floor is not None and ticks[c.TIMESTAMP].min() < floor:
+            late = self._too_late(ticks.filter(pl.col(c.TIMESTAMP) < floor), now)
+            ticks = ticks.filter(pl.col(c.TIMESTAMP) >= floor)
+        before = ticks.height
+        has_id = pl.col(c.ID).is_not_null()
+        keyed = ticks.filter(has_id) if ticks[c.ID].null_count() else ticks
+        keyed = keyed.unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
         keyed = keyed.join(self.ticks.select(c.EXCHANGE, c.SYMBOL, c.ID), on=[c.EXCHANGE, c.SYMBOL, c.ID], how="anti")
-        fresh = pl.concat([keyed, fresh.filter(pl.col(c.ID).is_null())])
-        late = too_late.select(
-            pl.format("{}/{}", c.EXCHANGE, c.SYMBOL).alias(c.Q_SOURCE), pl.lit(None, pl.Int64).alias(c.Q_LINE),
-            pl.lit(c.TIMESTAMP).alias(c.Q_FIELD),
-            pl.lit(f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)").alias(c.Q_REASON),
-            pl.format("{} {} {} {}", c.ID, c.TIMESTAMP, c.PRICE, c.AMOUNT).alias(c.Q_RAW),
-            pl.lit(now).cast(TS).alias(c.Q_QUARANTINED_AT),
-        ).cast(QUARANTINE_SCHEMA)
+        fresh = pl.concat([keyed, ticks.filter(~has_id)]) if ticks[c.ID].null_count() else keyed
         if fresh.height:
-            self.ticks = pl.concat([self.ticks, fresh])
+            self.ticks = _compact(pl.concat([self.ticks, fresh]))
             top = fresh[c.TIMESTAMP].max()
             self.max_event = top if self.max_event is None else max(self.max_event, top)
         return fresh, late, before - fresh.height
+
+    def _too_late(self, ticks: pl.DataFrame, now: datetime) -> pl.DataFrame:
+        """Quarantine rows for ticks older than the revision horizon: kept and counted, never silently dropped."""
+        reason = f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)"
+        return ticks.select(
+            pl.format("{}/{}", c.EXCHANGE, c.SYMBOL).alias(c.Q_SOURCE), pl.lit(None, pl.Int64).alias(c.Q_LINE),
+            pl.lit(c.TIMESTAMP).alias(c.Q_FIELD), pl.lit(reason).alias(c.Q_REASON),
+            pl.format("{} {} {} {}", c.ID, c.TIMESTAMP, c.PRICE, c.AMOUNT).alias(c.Q_RAW),
+            pl.lit(now).cast(TS).alias(c.Q_QUARANTINED_AT),
+        ).cast(QUARANTINE_SCHEMA)
 
     def _update_sparse(self, accepted: pl.DataFrame) -> pl.DataFrame:
         """Recompute the base windows the new ticks fall in from the retained ticks; returns those windows."""
@@ -168,18 +189,32 @@ class CandleEngine:
         mine = self.ticks.with_columns(window_start(pl.col(c.TIMESTAMP), self.base).alias("_w")).join(
             touched.rename({c.TIMESTAMP_IN: "_w"}), on=[*_SERIES, "_w"], how="semi"
         ).drop("_w")
-        fresh = sparse_all(mine, [self.base])[self.base].collect()
+        fresh = sparse_many(mine, self.base)
         if self.sparse is None:
             self.sparse = fresh
         else:
-            self.sparse = pl.concat([self.sparse.join(touched, on=_WINDOW, how="anti"), fresh])
+            self.sparse = _compact(pl.concat([self.sparse.join(touched, on=_WINDOW, how="anti"), fresh]))
         # A series seen for the first time makes its first window due.
+        if any(key not in self._known for key in touched.select(_SERIES).unique().iter_rows()):
+            firsts = touched.group_by(_SERIES).agg(pl.col(c.TIMESTAMP_IN).min())
+            new = firsts.join(self.first_seen, on=_SERIES, how="anti")
+            self.first_seen = pl.concat([self.first_seen, new])
+            self._known.update(new.select(_SERIES).iter_rows())
         first = touched[c.TIMESTAMP_IN].min()
         for tf in self.timeframes:
             start = tfm_floor(first, tfm.duration_us(tf))
             due = self._due[tf]
             self._due[tf] = start if due is None else min(due, start)
         return touched
+
+    def _sparse_since(self, since: datetime | None) -> pl.DataFrame:
+        """Base windows starting at or after `since` (all when None), cold and hot together."""
+        parts = [p for p in (self.sparse_cold, self.sparse) if p is not None and p.height]
+        if not parts:
+            return self.sparse
+        if since is not None:
+            parts = [p.filter(pl.col(c.TIMESTAMP_IN) >= since) for p in parts]
+        return pl.concat(parts) if len(parts) > 1 else parts[0]
 
     def _closes(self, tf: str, wm: datetime) -> bool:
         """Whether the watermark has passed the end of the earliest window of `tf` not yet emitted."""
@@ -192,10 +227,9 @@ class CandleEngine:
             mine = self.cursor.filter(pl.col(c.TIMEFRAME) == tf)
             nxt = mine["next_start"]
             pending = None
-            if self.sparse is not None and self.sparse.height:
-                waiting = self.sparse.join(mine.select(_SERIES), on=_SERIES, how="anti")
-                if waiting.height:
-                    pending = tfm_floor(waiting[c.TIMESTAMP_IN].min(), tfm.duration_us(tf))
+            waiting = self.first_seen.join(mine.select(_SERIES), on=_SERIES, how="anti")
+            if waiting.height:
+                pending = tfm_floor(waiting[c.TIMESTAMP_IN].min(), tfm.duration_us(tf))
             candidates = [v for v in (nxt.min() if nxt.len() else None, pending) if v is not None]
             self._due[tf] = min(candidates) if candidates else None
             self._emitted_upto[tf] = nxt.max() if nxt.len() else None
@@ -213,7 +247,9 @@ class CandleEngine:
         width = tfm.duration_us(tf)
         end = None if wm is None else tfm_floor(wm, width)
         cursor = self.cursor.filter(pl.col(c.TIMEFRAME) == tf).drop(c.TIMEFRAME)
-        sparse = self.sparse.lazy() if tf == self.base else rollup(self.sparse.lazy(), tf)
+        since = self._due[tf] if wm is not None else None
+        pool = self._sparse_since(since)
+        sparse = pool.lazy() if tf == self.base else rollup(pool.lazy(), tf)
         sparse = sparse.join(cursor.lazy(), on=_SERIES, how="left").filter(
             pl.col("next_start").is_null() | (pl.col(c.TIMESTAMP_IN) >= pl.col("next_start"))
         ).drop("next_start", c.CLOSE + "_right", strict=False)
@@ -248,7 +284,8 @@ class CandleEngine:
         if hit.height == 0:
             return None
         counts = accepted.select(*_SERIES, window_start(pl.col(c.TIMESTAMP), tf).alias(c.TIMESTAMP_IN)).group_by(_WINDOW).len()
-        base_windows = self.sparse.with_columns(window_start(pl.col(c.TIMESTAMP_IN), tf).alias("_w"))
+        oldest = tfm_floor(hit[c.TIMESTAMP_IN].min(), tfm.duration_us(tf))
+        base_windows = self._sparse_since(oldest).with_columns(window_start(pl.col(c.TIMESTAMP_IN), tf).alias("_w"))
         source = base_windows.join(hit.select(*_SERIES, pl.col(c.TIMESTAMP_IN).alias("_w")), on=[*_SERIES, "_w"], how="semi")
         rows = source.drop("_w").lazy() if tf == self.base else rollup(source.drop("_w").lazy(), tf)
         rows = rows.collect().join(hit, on=_WINDOW).join(counts, on=_WINDOW, how="left").with_columns(
@@ -301,6 +338,11 @@ class CandleEngine:
         self.ticks = self.ticks.filter(pl.col(c.TIMESTAMP) >= window_start(pl.lit(floor).cast(TS), self.base))
         longest = window_start(pl.lit(floor).cast(TS), self.timeframes[-1])
         if self.sparse is not None:
-            self.sparse = self.sparse.filter(pl.col(c.TIMESTAMP_IN) >= longest)
+            # Base windows behind the horizon can no longer change: move them to the cold part.
+            settled = pl.col(c.TIMESTAMP_IN) < window_start(pl.lit(floor).cast(TS), self.base)
+            cold = self.sparse.filter(settled)
+            self.sparse = self.sparse.filter(~settled)
+            parts = [p for p in (self.sparse_cold, cold) if p is not None and p.height]
+            self.sparse_cold = pl.concat(parts).filter(pl.col(c.TIMESTAMP_IN) >= longest).rechunk() if parts else None
         self.emitted = self.emitted.filter(pl.col(c.TIMESTAMP_IN) >= longest)
         self.gaps = self.gaps.filter(pl.col(gp.GAP_END).is_null() | (pl.col(gp.GAP_END) >= longest))
