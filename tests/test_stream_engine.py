@@ -136,3 +136,13 @@ def test_feed_gap_marks_every_window_of_the_outage():
     assert gaps == [(t(0), None), (t(15), c.GAP_FEED), (t(30), c.GAP_FEED), (t(45), c.GAP_FEED)]
     minute = out.candles.filter(pl.col(c.TIMEFRAME) == "1m").row(0, named=True)
     assert minute[c.GAP] == c.GAP_FEED
+
+
+def test_a_trade_for_a_window_written_before_a_restart_is_quarantined_not_lost():
+    first = CandleEngine(timeframes=["15s"], lateness=timedelta(seconds=0))
+    stored = first.step(_ticks([(t(1), 1, 100.0), (t(20), 2, 101.0)]), now=t(31)).candles
+    restarted = CandleEngine(timeframes=["15s"], lateness=timedelta(seconds=0))
+    restarted.warm(stored, restarted_at=t(40))
+    out = restarted.step(_ticks([(t(3), 9, 99.0), (t(41), 10, 102.0)]), now=t(41))
+    assert out.accepted == 1 and out.late.height == 1
+    assert "earlier run" in out.late[c.Q_REASON][0]

@@ -151,7 +151,7 @@ class DuckDBSink:
             f"SELECT * FROM candles_latest WHERE {' AND '.join(where)} "
             f"QUALIFY row_number() OVER (PARTITION BY exchange, symbol, timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
         )
-        frame = pl.from_arrow(self.con.execute(sql, params).to_arrow_table())
+        frame = pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def read_tail(self, exchange: str, symbol: str, *, before: datetime, rows: int = 600) -> pl.DataFrame:
@@ -160,7 +160,7 @@ class DuckDBSink:
             "SELECT * FROM candles_latest WHERE exchange = ? AND symbol = ? AND timestamp_in < ? "
             f"QUALIFY row_number() OVER (PARTITION BY timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
         )
-        frame = pl.from_arrow(self.con.execute(sql, [exchange, symbol, before]).to_arrow_table())
+        frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def close(self) -> None:

@@ -81,6 +81,7 @@ class CandleEngine:
         self._emitted_upto: dict[str, datetime | None] = {tf: None for tf in self.timeframes}
         self._pruned_at: datetime | None = None
         self._known: set[tuple[str, str]] = set()
+        self._resumed: pl.DataFrame | None = None
 
     # -- public -------------------------------------------------------------------------------------------
     def warm(self, candles: pl.DataFrame, *, restarted_at: datetime | None = None) -> None:
@@ -99,6 +100,8 @@ class CandleEngine:
             (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE,
         )
         self._sync_due()
+        # Ticks before this were folded into windows an earlier run wrote; their other ticks are gone.
+        self._resumed = self.cursor.group_by(_SERIES).agg(pl.col("next_start").min().alias("_resume"))
         if restarted_at is not None:
             base_next = self.cursor.group_by(_SERIES).agg(pl.col("next_start").min())
             self.add_gaps(base_next.select(
@@ -157,6 +160,13 @@ class CandleEngine:
         if floor is not None and ticks[c.TIMESTAMP].min() < floor:
             late = self._too_late(ticks.filter(pl.col(c.TIMESTAMP) < floor), now)
             ticks = ticks.filter(pl.col(c.TIMESTAMP) >= floor)
+        if self._resumed is not None and ticks.height:
+            marked = ticks.join(self._resumed, on=_SERIES, how="left")
+            stale = pl.col("_resume").is_not_null() & (pl.col(c.TIMESTAMP) < pl.col("_resume"))
+            if marked.select(stale.any()).item():
+                old = marked.filter(stale).drop("_resume")
+                late = pl.concat([late, self._too_late(old, now, "its window was written by an earlier run")])
+                ticks = marked.filter(~stale).drop("_resume")
         before = ticks.height
         has_id = pl.col(c.ID).is_not_null()
         keyed = ticks.filter(has_id) if ticks[c.ID].null_count() else ticks
@@ -169,9 +179,9 @@ class CandleEngine:
             self.max_event = top if self.max_event is None else max(self.max_event, top)
         return fresh, late, before - fresh.height
 
-    def _too_late(self, ticks: pl.DataFrame, now: datetime) -> pl.DataFrame:
-        """Quarantine rows for ticks older than the revision horizon: kept and counted, never silently dropped."""
-        reason = f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)"
+    def _too_late(self, ticks: pl.DataFrame, now: datetime, reason: str | None = None) -> pl.DataFrame:
+        """Quarantine rows for ticks that can no longer change a candle: kept and counted, never silently dropped."""
+        reason = reason or f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)"
         return ticks.select(
             pl.format("{}/{}", c.EXCHANGE, c.SYMBOL).alias(c.Q_SOURCE), pl.lit(None, pl.Int64).alias(c.Q_LINE),
             pl.lit(c.TIMESTAMP).alias(c.Q_FIELD), pl.lit(reason).alias(c.Q_REASON),
