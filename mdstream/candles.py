@@ -51,7 +51,9 @@ def sparse_many(ticks: pl.DataFrame, timeframe: str) -> pl.DataFrame:
     return (
         ticks.lazy()
         .with_columns(pl.col(c.ID).str.len_bytes().alias(_ID_LEN))
-        .sort([c.EXCHANGE, c.SYMBOL, *ORDER_KEYS], nulls_last=False, maintain_order=True)
+        # first()/last() follow row order inside each group, so a sort on the (numeric) trade order is
+        # enough; sorting by the symbol strings too would cost ten times more.
+        .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
         .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET))
         .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
         .agg(
@@ -137,7 +139,8 @@ def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str) -> pl.DataFrame:
 def rollup(sparse: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
     """Sparse candles of a finer timeframe -> sparse candles of `timeframe` (a multiple of it); exact."""
     return (
-        sparse.sort([c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN])
+        # Time order is all first()/last() need inside each group; no string sort.
+        sparse.sort(c.TIMESTAMP_IN, maintain_order=True)
         .with_columns(window_start(pl.col(c.TIMESTAMP_IN), timeframe).alias(_BUCKET))
         .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
         .agg(
@@ -227,7 +230,8 @@ def densify(
         .explode(c.TIMESTAMP_IN)
         .select(*series, c.TIMESTAMP_IN, "_prior")
     )
-    dense = grid.join(sparse, on=[*series, c.TIMESTAMP_IN], how="left").sort([*series, c.TIMESTAMP_IN])
+    # forward_fill().over(series) keeps row order within each series: sorting by time is enough.
+    dense = grid.join(sparse, on=[*series, c.TIMESTAMP_IN], how="left").sort(c.TIMESTAMP_IN, maintain_order=True)
     carried = pl.coalesce(pl.col(c.CLOSE).forward_fill().over(series), pl.col("_prior"))
     empty = pl.col(c.TRADES).is_null()
     zero = pl.when(empty).then(0.0)
