@@ -104,7 +104,8 @@ def process_day(
     """Candles with features of one day's ticks, continuing `prior` (feature tail of earlier days);
     returns (candles in contract columns, new tail state). Pure: no I/O, `now` passed in."""
     start, midnight = day_bounds(day)
-    feed = gp.id_jump_gaps(ticks)
+    parts = split_series(ticks)
+    feed = gp.id_jump_gaps(parts)
     if not complete and ticks.height:
         # A truncated file: whatever followed its last tick that day is missing, not quiet.
         cut = ticks.group_by(c.EXCHANGE, c.SYMBOL).agg(pl.col(c.TIMESTAMP).max().alias(gp.GAP_START))
@@ -116,7 +117,7 @@ def process_day(
     if prior is not None and prior.height:
         prior_close = prior.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.col(c.CLOSE).last())
     candles = candles_from_ticks(
-        ticks, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
+        parts, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
     )
     featured = add_features(candles, prior=prior.lazy() if prior is not None and prior.height else None).collect(engine="in-memory")
     return conform(featured.drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA), tail_state(featured)

@@ -22,13 +22,17 @@ def empty_gaps() -> pl.LazyFrame:
     return pl.LazyFrame(schema=GAP_SCHEMA)
 
 
-def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
-    """Intervals (previous trade time, next trade time) where consecutive-id exchanges skip ids (diff > 1)."""
+def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.LazyFrame:
+    """Intervals (previous trade time, next trade time) where consecutive-id exchanges skip ids (diff > 1);
+    `ticks` may come already split into series (candles.split_series)."""
     from .candles import split_series
 
-    frame = ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks
+    if isinstance(ticks, list):
+        parts = ticks
+    else:
+        parts = split_series(ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks)
     found = []
-    for part in split_series(frame):
+    for part in parts:
         if not part[c.EXCHANGE][0].startswith(CONSECUTIVE_ID_PREFIXES):
             continue
         ids = part[c.ID].cast(pl.Int64, strict=False)
