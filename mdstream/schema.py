@@ -134,6 +134,8 @@ def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
 
 def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     """`df` with exactly the columns of `schema`, in order and cast; missing columns become null."""
+    if df.width == 0:  # a literal would broadcast to one row of nulls
+        return empty(schema)
     return df.select(
         [(pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()]
     )

@@ -126,7 +126,7 @@ class StreamRunner:
                     break
                 self._process(batch.ticks, batch.quarantine, batch.gaps, final=False)
             if ended:
-                self._process(conform(pl.DataFrame(), TICK_SCHEMA), None, [], final=True)
+                self._process(pl.DataFrame(schema=TICK_SCHEMA), None, [], final=True)
         finally:
             await _aclose(batches)
             self._commit(force=True)
