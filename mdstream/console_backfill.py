@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -29,7 +30,7 @@ def run_with_progress(opts: BackfillOptions, sink_opts: SinkOptions, clock: Cloc
             summary = run_backfill(opts, sink, clock, progress=advance)
     finally:
         sink.close()
-    print_summary(summary, sink, Console())
+    print_summary(summary, sink, _stdout())
     return summary
 
 
@@ -50,14 +51,20 @@ def print_summary(summary: BackfillSummary, sink, console: Console) -> None:
         console.print(describe())
 
 
+def _stdout() -> Console:
+    """Standard output; 120 columns when it is not a terminal, so logs and pipes are not wrapped at 80."""
+    return Console(width=None if sys.stdout.isatty() else 120)
+
+
 def show_latest(db: Path, console: Console | None = None) -> None:
     """Print the newest 1m candles of every symbol from the DuckDB file."""
     from .query import run_query, to_table
 
     df = run_query(
         db,
-        "SELECT symbol, timeframe, timestamp_in, open, high, low, close, round(volume, 3) AS volume, trades, gap, "
-        "round(rsi_5, 2) AS rsi_5, round(vwap_day, 2) AS vwap_day FROM candles_latest WHERE timeframe = '1m' "
+        "SELECT symbol, strftime(timestamp_in AT TIME ZONE 'UTC', '%Y-%m-%d %H:%M') AS minute_utc, open, high, low, "
+        "close, round(volume, 3) AS volume, trades, round(rsi_5, 1) AS rsi_5, round(vwap_day, 2) AS vwap_day "
+        "FROM candles_latest WHERE timeframe = '1m' "
         "QUALIFY row_number() OVER (PARTITION BY symbol ORDER BY timestamp_in DESC) <= 3 ORDER BY symbol, timestamp_in",
     )
-    (console or Console()).print(to_table(df, title=f"Latest 1m candles in {db}"))
+    (console or _stdout()).print(to_table(df, title=f"Latest 1m candles in {db}"))
