@@ -66,3 +66,26 @@ def test_backfill_to_bigquery_rerun_and_verify(bq_emulator, bq_dataset, real_dat
     bad = runner.invoke(main, verify, catch_exceptions=False)
     assert bad.exit_code == 1, bad.output
     assert "2020-02-22 00:03:00" in bad.output and "close" in bad.output
+
+
+def test_stream_job_writes_candles_and_ticks_to_bigquery(bq_emulator, bq_dataset, real_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("MDSTREAM_BQ_REQUEST_LIMIT_BYTES", str(3 * 1024 * 1024))
+    monkeypatch.setenv("MDSTREAM_BQ_SPOOL_DIR", str(tmp_path / "spool"))
+    symbol = unique_symbol()
+    trades = pl.read_csv(real_data / TRADES, schema_overrides={c.ID: pl.String}).head(1200)
+    path = tmp_path / f"binance-futures_trades_2020-02-22_{symbol}.csv"
+    trades.with_columns(pl.lit(symbol).alias(c.SYMBOL)).write_csv(path)
+    result = CliRunner().invoke(main, ["stream", "--source", "replay", "--input", str(path), "--mode", "both",
+                                       "--timeframes", "15s,1m", "--sink", "bigquery", "--quiet",
+                                       *_flags(bq_emulator, bq_dataset)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "BigQuery:" in result.output and "rows streamed" in result.output  # the cost line of the summary
+    config = config_for(bq_emulator, tmp_path, bq_dataset)
+    assert _count(config, symbol, "ticks") == 1200
+    latest = _count(config, symbol, "candles_latest")
+    assert latest == _count(config, symbol, "candles") > 0
+    from mdstream.bigquery.config import rest_client
+
+    traded = list(rest_client(config).query(
+        f"SELECT SUM(trades) AS n FROM `{PROJECT}.{bq_dataset}.candles_1m` WHERE symbol = '{symbol}'").result())[0]["n"]
+    assert traded == 1200
