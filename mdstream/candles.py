@@ -43,11 +43,31 @@ def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
     return [ticks] if is_single_series(ticks) else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
 
 
+def window_aggs() -> list[pl.Expr]:
+    """OHLC (first/max/min/last price in row order), volume = sum amount, quote_volume = sum price*amount,
+    buy/sell volume by aggressor side, trades = count, first/last trade time."""
+    amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
+    # Validated sides are buy/sell/unknown, told apart by length: an integer test instead of string compares.
+    side = pl.col(c.SIDE).str.len_bytes()
+    return [
+        price.first().alias(c.OPEN),
+        price.max().alias(c.HIGH),
+        price.min().alias(c.LOW),
+        price.last().alias(c.CLOSE),
+        amount.sum().alias(c.VOLUME),
+        (price * amount).sum().alias(c.QUOTE_VOLUME),
+        amount.filter(side == len(c.SIDE_BUY)).sum().alias(c.BUY_VOLUME),
+        amount.filter(side == len(c.SIDE_SELL)).sum().alias(c.SELL_VOLUME),
+        pl.len().cast(pl.Int64).alias(c.TRADES),
+        pl.col(c.TIMESTAMP).min().alias(c.FIRST_TRADE_AT),
+        pl.col(c.TIMESTAMP).max().alias(c.LAST_TRADE_AT),
+    ]
+
+
 def sparse_many(ticks: pl.DataFrame, timeframe: str) -> pl.DataFrame:
     """Windows with at least one trade for ticks of many series at once (one sort, one group_by): the stream's
     batches hold every symbol of a feed, and a Python loop per symbol would dominate."""
     width = tfm.duration_us(timeframe)
-    side, amount, price = pl.col(c.SIDE), pl.col(c.AMOUNT), pl.col(c.PRICE)
     return (
         ticks.lazy()
         .with_columns(pl.col(c.ID).str.len_bytes().alias(_ID_LEN))
@@ -56,19 +76,7 @@ def sparse_many(ticks: pl.DataFrame, timeframe: str) -> pl.DataFrame:
         .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
         .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET))
         .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
-        .agg(
-            price.first().alias(c.OPEN),
-            price.max().alias(c.HIGH),
-            price.min().alias(c.LOW),
-            price.last().alias(c.CLOSE),
-            amount.sum().alias(c.VOLUME),
-            (price * amount).sum().alias(c.QUOTE_VOLUME),
-            amount.filter(side == c.SIDE_BUY).sum().alias(c.BUY_VOLUME),
-            amount.filter(side == c.SIDE_SELL).sum().alias(c.SELL_VOLUME),
-            pl.len().cast(pl.Int64).alias(c.TRADES),
-            pl.col(c.TIMESTAMP).min().alias(c.FIRST_TRADE_AT),
-            pl.col(c.TIMESTAMP).max().alias(c.LAST_TRADE_AT),
-        )
+        .agg(window_aggs())
         .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
         .select(SPARSE_COLUMNS)
         .collect(engine="in-memory")
@@ -114,30 +122,13 @@ def _is_ordered(series: pl.DataFrame) -> bool:
 def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str) -> pl.DataFrame:
     """Windows with at least one trade, for ONE series already in trade order (order_ticks)."""
     width = tfm.duration_us(timeframe)
-    amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
-    # Validated sides are buy/sell/unknown, told apart by length: an integer test instead of string compares.
-    side = pl.col(c.SIDE).str.len_bytes()
     # The bucket is sorted because the ticks are: flagging it lets Polars group by runs, ~2.5x faster.
     bucket = (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).set_sorted()
     return (
         ordered.lazy()
         .with_columns(bucket.alias(_BUCKET))
         .group_by(_BUCKET, maintain_order=True)
-        .agg(
-            pl.col(c.EXCHANGE).first(),
-            pl.col(c.SYMBOL).first(),
-            price.first().alias(c.OPEN),
-            price.max().alias(c.HIGH),
-            price.min().alias(c.LOW),
-            price.last().alias(c.CLOSE),
-            amount.sum().alias(c.VOLUME),
-            (price * amount).sum().alias(c.QUOTE_VOLUME),
-            amount.filter(side == len(c.SIDE_BUY)).sum().alias(c.BUY_VOLUME),
-            amount.filter(side == len(c.SIDE_SELL)).sum().alias(c.SELL_VOLUME),
-            pl.len().cast(pl.Int64).alias(c.TRADES),
-            pl.col(c.TIMESTAMP).min().alias(c.FIRST_TRADE_AT),
-            pl.col(c.TIMESTAMP).max().alias(c.LAST_TRADE_AT),
-        )
+        .agg(pl.col(c.EXCHANGE).first(), pl.col(c.SYMBOL).first(), *window_aggs())
         .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
         .select(SPARSE_COLUMNS)
         .collect()
