@@ -31,8 +31,14 @@ def main() -> None:
     """mdstream: trade ticks -> UTC-aligned candles (15s..1d) + features, in DuckDB, Parquet or BigQuery."""
 
 
-def _date(_ctx, _param, value):
-    return date.fromisoformat(value) if value else None
+def _date(_ctx, param, value):
+    """A YYYY-MM-DD option value as a date (a bad one is a usage error naming the option)."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not a day YYYY-MM-DD ({exc})", param=param) from exc
 
 
 @main.command()
