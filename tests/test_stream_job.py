@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from mdstream import columns as c
 from mdstream.cli import main
+from mdstream.query import run_query
 
 TRADES = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv"
 
@@ -72,6 +73,9 @@ def test_live_job_serves_metrics_and_health_and_stops_after_duration(tmp_path):
                 health = json.loads(body)
                 metrics = _get(f"http://127.0.0.1:{port}/metrics")[1]
                 if b"mdstream_ticks_total{" in metrics:
+                    # The running job holds the file only while it writes: a reader gets in meanwhile.
+                    tables = run_query(tmp_path / "live.duckdb", "SELECT count(*) AS n FROM candles_latest")
+                    assert tables.height == 1
                     break
             time.sleep(0.2)
         out, err = job.communicate(timeout=30)

@@ -9,6 +9,8 @@ migrations and same-transaction delete + insert of one key always work.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,6 +28,7 @@ TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
     base.QUARANTINE: schema.QUARANTINE_SCHEMA,
 }
 _BATCH = "_mdstream_batch"
+LOCK_WAIT_S = 10.0  # how long a shared sink waits for a reader to release the file
 
 
 def duckdb_type(dtype: pl.DataType) -> str:
@@ -94,14 +97,19 @@ def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
 class DuckDBSink:
     """Sink into one DuckDB file: tables candles, ticks, quarantine and the views of views.sql."""
 
-    def __init__(self, path: str | Path = "./mdstream.duckdb"):
-        """Open (creating or migrating) the database at `path`."""
+    def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False):
+        """Open (creating or migrating) the database at `path`. `shared` holds the file only while writing,
+        so `mdstream query` and other readers can open it between flushes of a long-running stream."""
         self.path = Path(path)
+        self.shared = shared
         try:
             self.con = connect(self.path)
             self.migrated = ensure_schema(self.con)
         except duckdb.Error as exc:
             raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        if shared:
+            self.con.close()
+            self.con = None
         self._pending: dict[str, list[pl.DataFrame]] = {kind: [] for kind in base.KINDS}
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
 
@@ -112,13 +120,36 @@ class DuckDBSink:
         if frame.height:
             self._pending[kind].append(frame)
 
+    @contextmanager
+    def _session(self):
+        """The connection for one operation: the open one, or (shared) one opened now and closed after."""
+        if not self.shared:
+            yield
+            return
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                self.con = connect(self.path)
+                break
+            except duckdb.IOException as exc:
+                # A reader holds the file for a moment; wait for it rather than fail the stream.
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+                time.sleep(0.05)
+        try:
+            yield
+        finally:
+            self.con.close()
+            self.con = None
+
     def flush(self) -> None:
         """Upsert everything buffered in one transaction; on failure nothing is applied and the buffer is kept."""
         batches = {kind: pl.concat(frames, how="diagonal_relaxed") for kind, frames in self._pending.items() if frames}
         if not batches:
             return
         prepared = {kind: prepare(kind, frame) for kind, frame in batches.items()}
-        self._transaction(lambda: [self._upsert(kind, frame) for kind, frame in prepared.items()])
+        with self._session():
+            self._transaction(lambda: [self._upsert(kind, frame) for kind, frame in prepared.items()])
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
         self._pending = {kind: [] for kind in base.KINDS}
@@ -134,7 +165,8 @@ class DuckDBSink:
             for kind, frame in prepared.items():
                 self._insert(kind, frame)
 
-        self._transaction(replace)
+        with self._session():
+            self._transaction(replace)
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
 
@@ -151,7 +183,8 @@ class DuckDBSink:
             f"SELECT * FROM candles_latest WHERE {' AND '.join(where)} "
             f"QUALIFY row_number() OVER (PARTITION BY exchange, symbol, timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
         )
-        frame = pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())
+        with self._session():
+            frame = pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def read_tail(self, exchange: str, symbol: str, *, before: datetime, rows: int = 600) -> pl.DataFrame:
@@ -160,7 +193,8 @@ class DuckDBSink:
             "SELECT * FROM candles_latest WHERE exchange = ? AND symbol = ? AND timestamp_in < ? "
             f"QUALIFY row_number() OVER (PARTITION BY timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
         )
-        frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
+        with self._session():
+            frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def close(self) -> None:
@@ -168,7 +202,9 @@ class DuckDBSink:
         try:
             self.flush()
         finally:
-            self.con.close()
+            if self.con is not None:
+                self.con.close()
+                self.con = None
 
     def summary(self) -> str:
         """One line: rows written per kind and the file."""

@@ -29,7 +29,8 @@ def open_sink(opts: SinkOptions, *, mode: str):
     if opts.kind == "duckdb":
         from .duckdb import DuckDBSink
 
-        return DuckDBSink(opts.duckdb_path)
+        # A stream runs for days: it holds the file only while writing, so queries can read in between.
+        return DuckDBSink(opts.duckdb_path, shared=mode == "stream")
     if opts.kind == "parquet":
         from .parquet import ParquetSink
 
