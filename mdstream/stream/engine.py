@@ -19,19 +19,12 @@ from ..candles import densify, finalize, rollup, sparse_many, window_start
 from ..features import STATE_COLUMNS, add_features, advance_tail
 from ..schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..sources.base import FeedGap
+from .frames import compact as _compact
+from .frames import merge_gaps, quarantine_rows, tfm_floor
 
 _SERIES = [c.EXCHANGE, c.SYMBOL]
 
 
-def _compact(frame: pl.DataFrame, max_chunks: int = 16) -> pl.DataFrame:
-    """`frame` rechunked once appends have split it into many pieces (every later scan pays per chunk)."""
-    return frame.rechunk() if frame.n_chunks() > max_chunks else frame
-
-
-def tfm_floor(when: datetime, width_us: int) -> datetime:
-    """The window boundary at or before `when`: floor(when / width) * width."""
-    us = int(when.timestamp()) * 1_000_000 + when.microsecond
-    return datetime.fromtimestamp(0, tz=when.tzinfo) + timedelta(microseconds=us // width_us * width_us)
 _WINDOW = [c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN]
 _CURSOR_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: pl.String(), "next_start": TS,
                   c.CLOSE: pl.Float64()}
@@ -111,21 +104,7 @@ class CandleEngine:
 
     def add_gaps(self, gaps: pl.DataFrame | Sequence[FeedGap]) -> None:
         """Remember intervals of missing data; windows overlapping them are emitted with gap = feed."""
-        if not isinstance(gaps, pl.DataFrame):
-            rows = [
-                {c.EXCHANGE: g.exchange, c.SYMBOL: s, gp.GAP_START: g.start, gp.GAP_END: g.end, gp.GAP_REASON: g.reason}
-                for g in gaps for s in g.symbols
-            ]
-            gaps = pl.DataFrame(rows, schema=gp.GAP_SCHEMA) if rows else pl.DataFrame(schema=gp.GAP_SCHEMA)
-        if gaps.height:
-            # A gap reported again with its end replaces the open one it closes.
-            gaps = gaps.select(list(gp.GAP_SCHEMA)).cast(gp.GAP_SCHEMA)
-            # ... also when both come in one call (startup: opened and closed within one batch).
-            closed = gaps.filter(pl.col(gp.GAP_END).is_not_null())
-            gaps = pl.concat([closed, gaps.filter(pl.col(gp.GAP_END).is_null()).join(
-                closed, on=[c.EXCHANGE, c.SYMBOL, gp.GAP_START], how="anti")])
-            kept = self.gaps.join(gaps, on=[c.EXCHANGE, c.SYMBOL, gp.GAP_START], how="anti")
-            self.gaps = pl.concat([kept, gaps])
+        self.gaps = merge_gaps(self.gaps, gaps)
 
     def step(self, ticks: pl.DataFrame, *, now: datetime, final: bool = False) -> EngineOutput:
         """Fold in `ticks`, then emit every window whose end the watermark passed (all windows up to the last
@@ -158,14 +137,14 @@ class CandleEngine:
         floor = self._revision_floor()
         late = _NO_LATE
         if floor is not None and ticks[c.TIMESTAMP].min() < floor:
-            late = self._too_late(ticks.filter(pl.col(c.TIMESTAMP) < floor), now)
+            late = quarantine_rows(ticks.filter(pl.col(c.TIMESTAMP) < floor), now, self._horizon_reason())
             ticks = ticks.filter(pl.col(c.TIMESTAMP) >= floor)
         if self._resumed is not None and ticks.height:
             marked = ticks.join(self._resumed, on=_SERIES, how="left")
             stale = pl.col("_resume").is_not_null() & (pl.col(c.TIMESTAMP) < pl.col("_resume"))
             if marked.select(stale.any()).item():
                 old = marked.filter(stale).drop("_resume")
-                late = pl.concat([late, self._too_late(old, now, "its window was written by an earlier run")])
+                late = pl.concat([late, quarantine_rows(old, now, "its window was written by an earlier run")])
                 ticks = marked.filter(~stale).drop("_resume")
         before = ticks.height
         has_id = pl.col(c.ID).is_not_null()
@@ -178,16 +157,6 @@ class CandleEngine:
             top = fresh[c.TIMESTAMP].max()
             self.max_event = top if self.max_event is None else max(self.max_event, top)
         return fresh, late, before - fresh.height
-
-    def _too_late(self, ticks: pl.DataFrame, now: datetime, reason: str | None = None) -> pl.DataFrame:
-        """Quarantine rows for ticks that can no longer change a candle: kept and counted, never silently dropped."""
-        reason = reason or f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)"
-        return ticks.select(
-            pl.format("{}/{}", c.EXCHANGE, c.SYMBOL).alias(c.Q_SOURCE), pl.lit(None, pl.Int64).alias(c.Q_LINE),
-            pl.lit(c.TIMESTAMP).alias(c.Q_FIELD), pl.lit(reason).alias(c.Q_REASON),
-            pl.format("{} {} {} {}", c.ID, c.TIMESTAMP, c.PRICE, c.AMOUNT).alias(c.Q_RAW),
-            pl.lit(now).cast(TS).alias(c.Q_QUARANTINED_AT),
-        ).cast(QUARANTINE_SCHEMA)
 
     def _update_sparse(self, accepted: pl.DataFrame) -> pl.DataFrame:
         """Recompute the base windows the new ticks fall in from the retained ticks; returns those windows."""
@@ -329,6 +298,10 @@ class CandleEngine:
                 prior = self.tail.join(key, on=list(c.SERIES_KEY)).filter(pl.col(c.TIMESTAMP_IN) < pl.col("_t")).drop("_t")
             out.append(add_features(row.lazy(), prior=prior if prior is not None and prior.height else None).collect(engine="in-memory"))
         return conform(pl.concat(out, how="diagonal_relaxed").drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA)
+
+    def _horizon_reason(self) -> str:
+        """Why a tick older than the revision horizon is quarantined."""
+        return f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)"
 
     def _revision_floor(self) -> datetime | None:
         """Ticks older than this cannot revise anything any more: the horizon behind the base cursor."""
