@@ -32,6 +32,7 @@ _EMITTED_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: 
                    c.REVISION: pl.Int64(), c.LATE_TRADES: pl.Int64()}
 
 
+_W = "_base_window_us"  # base window start of a retained tick, computed once when it arrives
 _NO_LATE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
 _NO_CANDLES = pl.DataFrame(schema=CANDLE_SCHEMA)
 _TICK_POLARS_SCHEMA = pl.DataFrame(schema=TICK_SCHEMA).schema
@@ -56,7 +57,7 @@ class CandleEngine:
     timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES
     lateness: timedelta = timedelta(seconds=1)
     horizon: timedelta = timedelta(minutes=2)  # how long after emission a window still takes revisions
-    ticks: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TICK_SCHEMA))
+    ticks: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={**TICK_SCHEMA, _W: pl.Int64()}))
     sparse: pl.DataFrame | None = None  # base-timeframe windows that can still change (inside the horizon)
     sparse_cold: pl.DataFrame | None = None  # older base windows, kept only to roll up the longer timeframes
     first_seen: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMESTAMP_IN: TS}))
@@ -153,6 +154,8 @@ class CandleEngine:
         keyed = keyed.join(self.ticks.select(c.EXCHANGE, c.SYMBOL, c.ID), on=[c.EXCHANGE, c.SYMBOL, c.ID], how="anti")
         fresh = pl.concat([keyed, ticks.filter(~has_id)]) if ticks[c.ID].null_count() else keyed
         if fresh.height:
+            width = tfm.duration_us(self.base)
+            fresh = fresh.with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_W))
             self.ticks = _compact(pl.concat([self.ticks, fresh]))
             top = fresh[c.TIMESTAMP].max()
             self.max_event = top if self.max_event is None else max(self.max_event, top)
@@ -162,12 +165,9 @@ class CandleEngine:
         """Recompute the base windows the new ticks fall in from the retained ticks; returns those windows."""
         if accepted.height == 0:
             return accepted.select(*_SERIES, pl.col(c.TIMESTAMP).alias(c.TIMESTAMP_IN))
-        touched = accepted.select(*_SERIES, window_start(pl.col(c.TIMESTAMP), self.base).alias(c.TIMESTAMP_IN)).unique()
-        if touched.height == 0:
-            return touched
-        mine = self.ticks.with_columns(window_start(pl.col(c.TIMESTAMP), self.base).alias("_w")).join(
-            touched.rename({c.TIMESTAMP_IN: "_w"}), on=[*_SERIES, "_w"], how="semi"
-        ).drop("_w")
+        keys = accepted.select(*_SERIES, _W).unique()
+        touched = keys.select(*_SERIES, pl.col(_W).cast(TS).alias(c.TIMESTAMP_IN))
+        mine = self.ticks.join(keys, on=[*_SERIES, _W], how="semi")
         fresh = sparse_many(mine, self.base)
         if self.sparse is None:
             self.sparse = fresh
@@ -318,7 +318,7 @@ class CandleEngine:
         if self._pruned_at is not None and mark <= self._pruned_at:
             return
         self._pruned_at = mark
-        self.ticks = self.ticks.filter(pl.col(c.TIMESTAMP) >= window_start(pl.lit(floor).cast(TS), self.base))
+        self.ticks = self.ticks.filter(pl.col(_W) >= int(tfm_floor(floor, tfm.duration_us(self.base)).timestamp()) * 1_000_000)
         longest = window_start(pl.lit(floor).cast(TS), self.timeframes[-1])
         if self.sparse is not None:
             # Base windows behind the horizon can no longer change: move them to the cold part.
