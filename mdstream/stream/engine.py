@@ -75,6 +75,9 @@ class CandleEngine:
         self._emitted_upto: dict[str, datetime | None] = {tf: None for tf in self.timeframes}
         self._pruned_at: datetime | None = None
         self._known: set[tuple[str, str]] = set()
+        self._pending: list[pl.DataFrame] = []  # admitted ticks not folded in yet
+        self._pending_min: datetime | None = None
+        self._fold_now = False
         self._resumed: pl.DataFrame | None = None
 
     # -- public -------------------------------------------------------------------------------------------
@@ -110,9 +113,20 @@ class CandleEngine:
     def step(self, ticks: pl.DataFrame, *, now: datetime, final: bool = False) -> EngineOutput:
         """Fold in `ticks`, then emit every window whose end the watermark passed (all windows up to the last
         trade's when `final`), and a new revision of every already-emitted window the ticks changed."""
-        accepted, late, dups = self._accept(ticks, now) if ticks.height else (ticks, _NO_LATE, 0)
-        touched = self._update_sparse(accepted)
+        late, taken, dups = _NO_LATE, 0, 0
+        if ticks.height:
+            admitted, late = self._admit(ticks, now)
+            fresh, dups = self._accept(admitted) if admitted.height else (admitted, 0)
+            taken = fresh.height
+            if taken:
+                self._pending.append(fresh)
         wm = self._watermark(now)
+        if not (final or self._fold_now or any(self._closes(tf, wm) for tf in self.timeframes)):
+            # Nothing can close and nothing was revised: the windows are folded when something does.
+            return EngineOutput(candles=_NO_CANDLES, late=late, accepted=taken, duplicates=dups)
+        accepted = pl.concat(self._pending) if self._pending else self.ticks.clear()
+        self._pending, self._pending_min, self._fold_now = [], None, False
+        touched = self._update_sparse(accepted)
         self._fresh: dict[str, pl.DataFrame] = {}
         rows = [self._emit_new(tf, wm) for tf in self.timeframes if self._closes(tf, wm)]
         if final:
@@ -128,16 +142,17 @@ class CandleEngine:
         candles = self._featurize(pl.concat(out, how="vertical_relaxed"), now) if out else _NO_CANDLES
         self._prune()
         n_rev = sum(f.height for f in revised if f is not None)
-        return EngineOutput(candles=candles, late=late, accepted=accepted.height, duplicates=dups, revisions=n_rev)
+        return EngineOutput(candles=candles, late=late, accepted=taken, duplicates=dups, revisions=n_rev)
 
     # -- steps ----------------------------------------------------------------------------------------------
-    def _accept(self, ticks: pl.DataFrame, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame, int]:
-        """Split a batch into ticks to fold in, ticks too late to revise (quarantined), and duplicates."""
+    def _admit(self, ticks: pl.DataFrame, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """On arrival: (ticks that can still change a candle, quarantine rows of those that cannot)."""
         if ticks.schema != _TICK_POLARS_SCHEMA:
             ticks = conform(ticks, TICK_SCHEMA)
         floor = self._revision_floor()
         late = _NO_LATE
-        if floor is not None and ticks[c.TIMESTAMP].min() < floor:
+        lo, hi = ticks.select(pl.col(c.TIMESTAMP).min().alias("lo"), pl.col(c.TIMESTAMP).max().alias("hi")).row(0)
+        if floor is not None and lo < floor:
             late = quarantine_rows(ticks.filter(pl.col(c.TIMESTAMP) < floor), now, self._horizon_reason())
             ticks = ticks.filter(pl.col(c.TIMESTAMP) >= floor)
         if self._resumed is not None and ticks.height:
@@ -147,6 +162,16 @@ class CandleEngine:
                 old = marked.filter(stale).drop("_resume")
                 late = pl.concat([late, quarantine_rows(old, now, "its window was written by an earlier run")])
                 ticks = marked.filter(~stale).drop("_resume")
+        if ticks.height:
+            self.max_event = hi if self.max_event is None else max(self.max_event, hi)
+            self._pending_min = lo if self._pending_min is None else min(self._pending_min, lo)
+            # A tick inside an emitted window revises it: fold at once rather than at the next close.
+            upto = [v for v in self._emitted_upto.values() if v is not None]
+            self._fold_now = self._fold_now or bool(upto and lo < max(upto))
+        return ticks, late
+
+    def _accept(self, ticks: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """Fold admitted ticks into the retained ones, each trade once: (new ticks, duplicates dropped)."""
         before = ticks.height
         has_id = pl.col(c.ID).is_not_null()
         keyed = ticks.filter(has_id) if ticks[c.ID].null_count() else ticks
@@ -157,9 +182,7 @@ class CandleEngine:
             width = tfm.duration_us(self.base)
             fresh = fresh.with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_W))
             self.ticks = _compact(pl.concat([self.ticks, fresh]))
-            top = fresh[c.TIMESTAMP].max()
-            self.max_event = top if self.max_event is None else max(self.max_event, top)
-        return fresh, late, before - fresh.height
+        return fresh, before - fresh.height
 
     def _update_sparse(self, accepted: pl.DataFrame) -> pl.DataFrame:
         """Recompute the base windows the new ticks fall in from the retained ticks; returns those windows."""
@@ -196,9 +219,11 @@ class CandleEngine:
         return pl.concat(parts) if len(parts) > 1 else parts[0]
 
     def _closes(self, tf: str, wm: datetime) -> bool:
-        """Whether the watermark has passed the end of the earliest window of `tf` not yet emitted."""
-        due = self._due[tf]
-        return due is not None and due + timedelta(microseconds=tfm.duration_us(tf)) <= wm
+        """Whether the watermark has passed the end of the earliest window of `tf` not yet emitted (counting
+        the windows of ticks still waiting to be folded in)."""
+        width = tfm.duration_us(tf)
+        candidates = [d for d in (self._due[tf], self._pending_min and tfm_floor(self._pending_min, width)) if d]
+        return bool(candidates) and min(candidates) + timedelta(microseconds=width) <= wm
 
     def _sync_due(self) -> None:
         """Recompute the earliest pending window and the newest emitted one per timeframe from the cursor."""
