@@ -88,7 +88,7 @@ async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
         console.message(f"metrics on {server.url}/metrics, health on {server.url}/healthz")
     sink = open_sink(sink_opts, mode="stream")
     opts = StreamOptions(mode=req.mode, timeframes=req.timeframes, lateness=req.lateness, horizon=req.horizon,
-                         duration=req.duration, checkpoint=req.checkpoint)
+                         duration=req.duration, checkpoint=req.checkpoint, sink_name=sink_opts.kind)
     try:
         return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health).run()
     finally:

@@ -35,6 +35,7 @@ class StreamOptions:
     status_interval: float = 5.0
     checkpoint: Path | None = None
     warm_start: bool = True
+    sink_name: str = "duckdb"  # label of the rows_written metric
 
 
 @dataclass
@@ -153,17 +154,24 @@ class StreamRunner:
         self.stats.duplicates += out.duplicates
         self.stats.batches += 1
         if self.opts.mode in ("candles", "both") and out.candles.height:
-            self.sink.write(base.CANDLES, out.candles)
+            self._write(base.CANDLES, out.candles)
             self.stats.candles += out.candles.height
             self.stats.revisions += out.revisions
         if self.opts.mode in ("ticks", "both") and ticks.height:
-            self.sink.write(base.TICKS, conform(ticks, TICK_SCHEMA))
+            self._write(base.TICKS, conform(ticks, TICK_SCHEMA))
         rejected = [q for q in (quarantine, out.late) if q is not None and q.height]
         for q in rejected:
-            self.sink.write(base.QUARANTINE, q)
+            self._write(base.QUARANTINE, q)
             self.stats.quarantined += q.height
         self._commit(force=out.candles.height > 0 or final)
         self._observe(ticks, out, rejected, now)
+
+    def _write(self, kind: str, frame: pl.DataFrame) -> None:
+        """Hand `frame` to the sink and count it (durable at the next flush)."""
+        self.sink.write(kind, frame)
+        self.stats.rows_written += frame.height
+        if self.metrics:
+            self.metrics.rows_written(self.opts.sink_name, kind, frame.height)
 
     def _commit(self, *, force: bool) -> None:
         """Flush the sink (durable), then write the checkpoint; never the other way round."""
