@@ -17,7 +17,7 @@ from ..clock import Clock
 from ..errors import ConfigError, SourceError
 from ..stream.batcher import micro_batches
 from .base import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, FeedTracker, SourceBatch, SourceChunk
-from .decode import TRADE_ID, decode_binance, raw_frame, strip_trade_id
+from .decode import TRADE_ID, decode_binance, raw_frame, split_market, strip_trade_id
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +141,9 @@ class WsFeed:
         """Decode, dedupe and gap-check one chunk of messages; None when nothing came of it."""
         ticks, quarantine = self.decode(messages, received, clock.now())
         fresh, gaps = self.tracker.accept(ticks, TRADE_ID)
+        fresh, off_book = split_market(fresh, source=self.url, now=clock.now())
+        if off_book.height:
+            quarantine = pl.concat([quarantine, off_book])
         if fresh.height == 0 and quarantine.height == 0 and not gaps:
             return None
         return SourceChunk(ticks=strip_trade_id(fresh), quarantine=quarantine, gaps=gaps)

@@ -21,8 +21,10 @@ RECV = "_recv_us"
 LINE = "_line"
 TRADE_ID = "_trade_id"  # integer trade id kept beside the string id for dedupe and gap detection
 
+TRADE_KIND = "_trade_kind"  # Binance futures "X": MARKET for order-book trades (absent on spot)
 _BINANCE_DATA = pl.Struct(
-    {"e": pl.String, "s": pl.String, "t": pl.Int64, "p": pl.String, "q": pl.String, "T": pl.Int64, "m": pl.Boolean}
+    {"e": pl.String, "s": pl.String, "t": pl.Int64, "p": pl.String, "q": pl.String, "T": pl.Int64, "m": pl.Boolean,
+     "X": pl.String}
 )
 _BINANCE = pl.Struct({"stream": pl.String, "data": _BINANCE_DATA})
 # Numbers and strings both occur in normalized messages (ids are strings, prices numbers): decode leniently below.
@@ -131,7 +133,7 @@ def decode_binance(raw: pl.DataFrame, *, exchange: str, source: str, now: dateti
     decoded, bad_json = _json_decode(raw, _BINANCE, _BINANCE_PY, "data", source, now)
     data = pl.col("_msg").struct.field("data")
     frame = decoded.lazy().select(
-        pl.col(RAW, RECV, LINE), data.alias("_d"), *[data.struct.field(k).alias(f"_{k}") for k in ("s", "t", "T", "m")],
+        pl.col(RAW, RECV, LINE), data.alias("_d"), *[data.struct.field(k).alias(f"_{k}") for k in ("s", "t", "T", "m", "X")],
         data.struct.field("p").cast(pl.Float64, strict=False).alias(c.PRICE),
         data.struct.field("q").cast(pl.Float64, strict=False).alias(c.AMOUNT),
     ).collect()
@@ -155,8 +157,27 @@ def decode_binance(raw: pl.DataFrame, *, exchange: str, source: str, now: dateti
         pl.col(c.PRICE),
         pl.col(c.AMOUNT),
         pl.col("_t").alias(TRADE_ID),
+        pl.col("_X").alias(TRADE_KIND),
     )
     return ticks, pl.concat([bad_json, bad], rechunk=False)
+
+
+def split_market(ticks: pl.DataFrame, *, source: str, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(order-book trades, quarantine rows of the others): Binance futures also streams insurance-fund and
+    auto-deleveraging fills (X != MARKET) whose prices can sit far from the market; they are kept and
+    counted, not turned into candles. Call after the id checks: those fills still take trade ids."""
+    if TRADE_KIND not in ticks.columns:
+        return ticks, empty_quarantine()
+    off = pl.col(TRADE_KIND).is_not_null() & (pl.col(TRADE_KIND) != "MARKET")
+    if not ticks.select(off.any()).item():
+        return ticks, empty_quarantine()
+    rejected = ticks.filter(off).select(
+        pl.lit(source).alias(c.Q_SOURCE), pl.lit(None, pl.Int64).alias(c.Q_LINE), pl.lit("X").alias(c.Q_FIELD),
+        pl.format("not an order-book trade (X={})", TRADE_KIND).alias(c.Q_REASON),
+        pl.format("{} {} {} {} {}", c.SYMBOL, c.ID, c.TIMESTAMP, c.PRICE, c.AMOUNT).alias(c.Q_RAW),
+        pl.lit(now).cast(schema.TS).alias(c.Q_QUARANTINED_AT),
+    ).cast(schema.QUARANTINE_SCHEMA)
+    return ticks.filter(~off), rejected
 
 
 def _iso_to_ts(col: str) -> pl.Expr:

@@ -18,7 +18,7 @@ from ..errors import ConfigError, InputError
 from ..stream.batcher import micro_batches
 from ..tardis import read_trades
 from .base import FeedTracker, SourceBatch, SourceChunk, empty_quarantine
-from .decode import LINE, RAW, RECV, TRADE_ID, decode_binance, strip_trade_id
+from .decode import LINE, RAW, RECV, TRADE_ID, decode_binance, split_market, strip_trade_id
 
 _ORDER = "_order"
 FAST_STEP_S = 900.0
@@ -109,13 +109,16 @@ class ReplaySource:
             kept.append(fresh)
             gaps.extend(found)
         ticks = pl.concat(kept).sort(c.TIMESTAMP, maintain_order=True) if len(kept) > 1 else kept[0]
+        ticks, off_book = split_market(ticks, source="replay", now=self.clock.now())
+        if off_book.height:
+            self.quarantine = pl.concat([schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA), off_book])
         return strip_trade_id(ticks), sorted(gaps, key=lambda g: g.end)
 
     async def chunks(self) -> AsyncIterator[SourceChunk]:
         """Chunks of one slice each, moving `clock` to each slice's last event time; ends with the input."""
+        self.ticks, gaps = self._checked()
         if self.quarantine.height:
             yield SourceChunk(quarantine=schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA))
-        self.ticks, gaps = self._checked()
         origin_event, origin_wall = self.clock.now(), time.monotonic()
         for offset, length, last in self._slices():
             if self.speed > 0:
