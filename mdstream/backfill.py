@@ -12,7 +12,7 @@ import polars as pl
 
 from . import columns as c
 from . import gaps as gp
-from .candles import candles_from_ticks, split_series
+from .candles import ID_NUMBER, candles_from_ticks, split_series
 from .clock import Clock
 from .errors import ConfigError
 from .features import STATE_COLUMNS, add_features, tail_state
@@ -233,9 +233,14 @@ def _merge_reads(reads: list[TickRead]) -> tuple[pl.DataFrame, int]:
     """All reads' ticks as one frame, a trade present in two files counted once; returns (ticks, duplicates)."""
     if not reads:
         return pl.DataFrame(schema=TICK_SCHEMA), 0
-    if len(reads) == 1:
-        return reads[0].ticks, 0
-    ticks = pl.concat([r.ticks for r in reads])
+    if all(r.id_numbers is not None for r in reads):
+        # Ids the reader already parsed ride along, so order and gap checks need not parse them again.
+        frames = [r.ticks.with_columns(r.id_numbers.alias(ID_NUMBER)) for r in reads]
+    else:
+        frames = [r.ticks for r in reads]
+    if len(frames) == 1:
+        return frames[0], 0
+    ticks = pl.concat(frames)
     with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
     merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
     return merged, ticks.height - merged.height

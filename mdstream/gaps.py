@@ -25,7 +25,7 @@ def empty_gaps() -> pl.LazyFrame:
 def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.LazyFrame:
     """Intervals (previous trade time, next trade time) where consecutive-id exchanges skip ids (diff > 1);
     `ticks` may come already split into series (candles.split_series)."""
-    from .candles import split_series
+    from .candles import ID_NUMBER, split_series
 
     if isinstance(ticks, list):
         parts = ticks
@@ -35,7 +35,7 @@ def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.
     for part in parts:
         if not part[c.EXCHANGE][0].startswith(CONSECUTIVE_ID_PREFIXES):
             continue
-        ids = part[c.ID].cast(pl.Int64, strict=False)
+        ids = part[ID_NUMBER] if ID_NUMBER in part.columns else part[c.ID].cast(pl.Int64, strict=False)
         ts = part[c.TIMESTAMP]
         # A day file is already in id order: check in O(n) and sort only when it is not.
         if not ids.is_sorted():

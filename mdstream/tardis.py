@@ -45,6 +45,7 @@ class TickRead:
     duplicates: int
     complete: bool  # False when the file was truncated (e.g. broken gzip)
     source: str
+    id_numbers: pl.Series | None = None  # ids as Int64 when every id is an integer (clean files), for reuse
 
 
 def read_trades(path: str | Path, *, now: datetime) -> TickRead:
@@ -60,8 +61,11 @@ def read_trades(path: str | Path, *, now: datetime) -> TickRead:
     except (pl.exceptions.PolarsError, OSError, UnicodeError):
         # Unparseable numbers, ragged rows, bad UTF-8, broken gzip: the tolerant path finds out which line.
         frame = None
-    if frame is not None and validate.is_clean(frame):
-        return TickRead(validate.finish(frame), schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source)
+    int_ids = frame[c.ID].cast(pl.Int64, strict=False) if frame is not None else None
+    if frame is not None and validate.is_clean(frame, int_ids):
+        numbers = int_ids if int_ids.null_count() == 0 else None
+        return TickRead(validate.finish(frame), schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source,
+                        numbers)
     return _read_as_text(path, source, now) or _read_tolerant(path, source, now)
 
 

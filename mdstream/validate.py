@@ -102,8 +102,9 @@ def checks() -> list[tuple[str, pl.Expr, str]]:
     return out
 
 
-def is_clean(df: pl.DataFrame) -> bool:
-    """True when a typed tick frame (Int64 us timestamps, Float64 amounts) has no bad row and no duplicate id."""
+def is_clean(df: pl.DataFrame, int_ids: pl.Series | None = None) -> bool:
+    """True when a typed tick frame (Int64 us timestamps, Float64 amounts) has no bad row and no duplicate id;
+    `int_ids` is the id column cast to Int64 when the caller has it already."""
     if df.height == 0:
         return True
     required = [name for name in c.TICK_COLUMNS if name != c.ID]
@@ -118,19 +119,19 @@ def is_clean(df: pl.DataFrame) -> bool:
         *[((pl.col(name).min() > 0) & pl.col(name).sum().is_finite()).alias(name) for name in _AMOUNTS],
         pl.any_horizontal(*[side == value for value in c.SIDES]).all().alias(c.SIDE),
     ).row(0)
-    return all(ok) and not has_duplicate_ids(df)
+    return all(ok) and not has_duplicate_ids(df, int_ids)
 
 
-def has_duplicate_ids(df: pl.DataFrame) -> bool:
+def has_duplicate_ids(df: pl.DataFrame, int_ids: pl.Series | None = None) -> bool:
     """True when two rows share (exchange, symbol, id) with a non-null id."""
-    if df.height < 2 or _ids_rising(df):
+    if df.height < 2 or _ids_rising(df, int_ids):
         return False
     return bool(df.select(_duplicate_mask().any()).item())
 
 
-def _ids_rising(df: pl.DataFrame) -> bool:
+def _ids_rising(df: pl.DataFrame, int_ids: pl.Series | None = None) -> bool:
     """True when every id is an integer and they strictly increase: then all are distinct, no hashing needed."""
-    ids = df[c.ID].cast(pl.Int64, strict=False)
+    ids = int_ids if int_ids is not None else df[c.ID].cast(pl.Int64, strict=False)
     # A null (missing or non-integer id) would hide from diff(), so only a column without any qualifies.
     return ids.null_count() == 0 and (ids.diff().min() or 0) > 0
 
