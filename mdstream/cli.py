@@ -97,16 +97,11 @@ def demo(folder: Path, **kw) -> None:
 
 def _register() -> None:
     """Attach the commands that live in their own modules."""
-    from . import cli_local, cli_ops, cli_stream
+    from . import cli_bigquery, cli_local, cli_ops, cli_stream
 
-    for command in [*cli_local.commands, *cli_ops.commands, *cli_stream.commands]:
-        main.add_command(command)
-    try:
-        from . import cli_bigquery
-    except ImportError:  # the BigQuery commands are optional until their module lands
-        return
-    for command in cli_bigquery.commands:
-        main.add_command(command)
+    for module in (cli_local, cli_stream, cli_bigquery, cli_ops):
+        for command in module.commands:
+            main.add_command(command)
 
 
 _register()
