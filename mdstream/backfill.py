@@ -94,6 +94,7 @@ def day_bounds(day: date) -> tuple[datetime, datetime]:
 def process_day(
     ticks: pl.DataFrame,
     *,
+    single_series: bool = False,
     day: date,
     timeframes: Sequence[str],
     now: datetime,
@@ -102,9 +103,10 @@ def process_day(
     prior: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Candles with features of one day's ticks, continuing `prior` (feature tail of earlier days);
-    returns (candles in contract columns, new tail state). Pure: no I/O, `now` passed in."""
+    returns (candles in contract columns, new tail state); `single_series` skips re-checking a frame the
+    caller already split. Pure: no I/O, `now` passed in."""
     start, midnight = day_bounds(day)
-    parts = split_series(ticks)
+    parts = [ticks] if single_series and ticks.height else split_series(ticks)
     feed = gp.id_jump_gaps(parts)
     if not complete and ticks.height:
         # A truncated file: whatever followed its last tick that day is missing, not quiet.
@@ -211,7 +213,7 @@ def _backfill_frames(
             last = i == len(days) - 1
             ranged = explicit_end or (opts.to_date is not None) or not last
             candles, prior = process_day(
-                day_ticks, day=day, timeframes=timeframes, now=clock.now(),
+                day_ticks, single_series=True, day=day, timeframes=timeframes, now=clock.now(),
                 end=day_bounds(day)[1] if ranged else None, complete=complete or not last, prior=prior,
             )
             q = quarantine if i == 0 else quarantine.clear()
@@ -267,10 +269,11 @@ def split_days(series: pl.DataFrame) -> list[tuple[date, pl.DataFrame]]:
     """Ticks of one series cut into UTC days, in order (a one-day file comes back whole, uncopied)."""
     if series.height == 0:
         return []
-    day_no = series[c.TIMESTAMP].dt.epoch("us") // US_PER_DAY
-    first, last = day_no.min(), day_no.max()
-    if first == last:
-        return [(EPOCH + timedelta(days=first), series)]
+    ts = series[c.TIMESTAMP]
+    first, last = ts.min().date(), ts.max().date()
+    if first == last:  # min/max are cheap; a per-row day number only when the ticks span several days
+        return [(first, series)]
+    day_no = ts.dt.epoch("us") // US_PER_DAY
     parts = series.with_columns(day_no.alias("_day")).partition_by("_day", as_dict=True, maintain_order=True)
     return sorted((EPOCH + timedelta(days=k[0]), part.drop("_day")) for k, part in parts.items())
 
