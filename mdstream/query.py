@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -12,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, MdstreamError
-from .sinks.duckdb import LOCK_WAIT_S, connect
+from .sinks.duckdb import connect_waiting
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -22,16 +21,10 @@ def run_query(db: Path, sql: str) -> pl.DataFrame:
     db = Path(db)
     if not db.is_file():
         raise ConfigError(f"DuckDB file {db} does not exist (run a backfill or stream first, or pass --duckdb)")
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
-        try:
-            con = connect(db, read_only=True)
-            break
-        except duckdb.Error as exc:
-            # A running stream holds the file for a few ms per flush: wait for it instead of failing.
-            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                raise MdstreamError(f"cannot open {db} read-only: {exc}") from exc
-            time.sleep(0.05)
+    try:
+        con = connect_waiting(db, read_only=True)
+    except duckdb.Error as exc:
+        raise MdstreamError(f"cannot open {db} read-only: {exc}") from exc
     try:
         relation = con.sql(sql)
         if relation is None:  # a statement without a result (SET, PRAGMA ...)

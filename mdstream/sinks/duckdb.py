@@ -70,6 +70,19 @@ def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConn
     return con
 
 
+def connect_waiting(path: str | Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+    """connect(), waiting up to `wait_s` seconds while another process holds the file's lock: a stream
+    holds it only for the few ms of a flush, a query only while it runs."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return connect(path, read_only=read_only)
+        except duckdb.Error as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def day_bounds(day: str | date) -> tuple[datetime, datetime]:
     """[start, end) of the UTC day `day` ('YYYY-MM-DD' or a date) as aware datetimes."""
     try:
@@ -126,16 +139,10 @@ class DuckDBSink:
         if not self.shared:
             yield
             return
-        deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                self.con = connect(self.path)
-                break
-            except duckdb.IOException as exc:
-                # A reader holds the file for a moment; wait for it rather than fail the stream.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
-                time.sleep(0.05)
+        try:
+            self.con = connect_waiting(self.path)
+        except duckdb.Error as exc:
+            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
         try:
             yield
         finally:
