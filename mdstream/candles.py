@@ -16,6 +16,8 @@ from .schema import CANDLE_BASE_SCHEMA, TS
 _ID_LEN = "_id_len"
 ORDER_KEYS = (c.TIMESTAMP, c.LOCAL_TIMESTAMP, _ID_LEN, c.ID)
 _BUCKET = "_bucket"
+_BUY = "_buy_amount"
+_SELL = "_sell_amount"
 # Optional helper column: the trade id as Int64, when a reader already parsed it (saves re-parsing 1e6s of ids).
 ID_NUMBER = "_id_number"
 
@@ -45,12 +47,22 @@ def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
     return [ticks] if is_single_series(ticks) else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
 
 
-def window_aggs() -> list[pl.Expr]:
-    """OHLC (first/max/min/last price in row order), volume = sum amount, quote_volume = sum price*amount,
-    buy/sell volume by aggressor side, trades = count, first/last trade time."""
-    amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
-    # Validated sides are buy/sell/unknown, told apart by length: an integer test instead of string compares.
+def window_inputs() -> list[pl.Expr]:
+    """Per-tick columns the window aggregation sums: amount if the aggressor bought (sold), else 0."""
+    amount = pl.col(c.AMOUNT)
+    # Validated sides are buy/sell/unknown, told apart by length: an integer test instead of string compares;
+    # summing precomputed columns is ~3x cheaper than filtering inside every group.
     side = pl.col(c.SIDE).str.len_bytes()
+    return [
+        pl.when(side == len(c.SIDE_BUY)).then(amount).otherwise(0.0).alias(_BUY),
+        pl.when(side == len(c.SIDE_SELL)).then(amount).otherwise(0.0).alias(_SELL),
+    ]
+
+
+def window_aggs() -> list[pl.Expr]:
+    """OHLC (first/max/min/last price in trade order), volume = sum amount, quote_volume = sum price*amount,
+    buy/sell volume by aggressor side, trades = count, first/last trade time (rows are in trade order)."""
+    amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
     return [
         price.first().alias(c.OPEN),
         price.max().alias(c.HIGH),
@@ -58,11 +70,11 @@ def window_aggs() -> list[pl.Expr]:
         price.last().alias(c.CLOSE),
         amount.sum().alias(c.VOLUME),
         (price * amount).sum().alias(c.QUOTE_VOLUME),
-        amount.filter(side == len(c.SIDE_BUY)).sum().alias(c.BUY_VOLUME),
-        amount.filter(side == len(c.SIDE_SELL)).sum().alias(c.SELL_VOLUME),
+        pl.col(_BUY).sum().alias(c.BUY_VOLUME),
+        pl.col(_SELL).sum().alias(c.SELL_VOLUME),
         pl.len().cast(pl.Int64).alias(c.TRADES),
-        pl.col(c.TIMESTAMP).min().alias(c.FIRST_TRADE_AT),
-        pl.col(c.TIMESTAMP).max().alias(c.LAST_TRADE_AT),
+        pl.col(c.TIMESTAMP).first().alias(c.FIRST_TRADE_AT),
+        pl.col(c.TIMESTAMP).last().alias(c.LAST_TRADE_AT),
     ]
 
 
@@ -76,7 +88,7 @@ def sparse_many(ticks: pl.DataFrame, timeframe: str) -> pl.DataFrame:
         # first()/last() follow row order inside each group, so a sort on the (numeric) trade order is
         # enough; sorting by the symbol strings too would cost ten times more.
         .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
-        .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET))
+        .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET), *window_inputs())
         .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
         .agg(window_aggs())
         .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
@@ -132,7 +144,7 @@ def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str) -> pl.DataFrame:
     bucket = (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).set_sorted()
     return (
         ordered.lazy()
-        .with_columns(bucket.alias(_BUCKET))
+        .with_columns(bucket.alias(_BUCKET), *window_inputs())
         .group_by(_BUCKET, maintain_order=True)
         .agg(pl.col(c.EXCHANGE).first(), pl.col(c.SYMBOL).first(), *window_aggs())
         .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
