@@ -132,8 +132,11 @@ def has_duplicate_ids(df: pl.DataFrame, int_ids: pl.Series | None = None) -> boo
 def _ids_rising(df: pl.DataFrame, int_ids: pl.Series | None = None) -> bool:
     """True when every id is an integer and they strictly increase: then all are distinct, no hashing needed."""
     ids = int_ids if int_ids is not None else df[c.ID].cast(pl.Int64, strict=False)
-    # A null (missing or non-integer id) would hide from diff(), so only a column without any qualifies.
-    return ids.null_count() == 0 and (ids.diff().min() or 0) > 0
+    # A null (missing or non-integer id) would hide from the comparison, so only a column without any qualifies;
+    # the O(n) sortedness flag check rules most files in or out before the strict pairwise test.
+    if ids.null_count() or ids.len() < 2 or not ids.is_sorted():
+        return False
+    return bool((ids.slice(1) > ids.slice(0, ids.len() - 1)).all())
 
 
 def _duplicate_mask() -> pl.Expr:
