@@ -26,7 +26,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from .. import columns as c
 from ..errors import ConfigError, SinkError, SinkUnavailable
-from ..sinks.base import CANDLES, KINDS, QUARANTINE, TICKS
+from ..sinks.base import CANDLES, KINDS, QUARANTINE, TICKS, KindBuffer
 from ..spool import Backoff, Spool, SpooledDelivery
 from . import cost
 from .config import BigQueryConfig, rest_client, write_client
@@ -63,7 +63,7 @@ class BigQuerySink:
         self.writer = StreamWriter(write if write is not None else write_client(config),
                                    config.request_limit_bytes, config.timeout_seconds)
         self.stats = Stats()
-        self._buffers: dict[str, list[pl.DataFrame]] = {k: [] for k in KINDS}
+        self._buffer = KindBuffer()
         self._streams: dict[str, list] = {}  # kind -> [stream name, next offset]; this process's streams
         self._ready = False
         spool = Spool(config.spool_dir / f"{config.project}.{config.dataset}", config.spool_max_bytes)
@@ -72,17 +72,15 @@ class BigQuerySink:
     # -- Sink ---------------------------------------------------------------------------------------------
     def write(self, kind: str, frame: pl.DataFrame) -> None:
         """Queue `frame` for table `kind`; delivered at the next flush."""
-        if kind not in KINDS:
-            raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
-        if frame.height:
-            self._buffers[kind].append(frame)
+        self._buffer.add(kind, frame)
 
     def flush(self) -> None:
         """Send every queued batch (or spool it while BigQuery is down) and retry spooled ones when due."""
-        for kind in KINDS:
-            frames, self._buffers[kind] = self._buffers[kind], []
-            if frames:
-                self.delivery.deliver(kind, to_arrow(kind, pl.concat(frames, how="diagonal_relaxed")))
+        # Delivery spools what BigQuery does not take, so the buffer is emptied before sending.
+        batches = self._buffer.pending()
+        self._buffer.clear()
+        for kind, frame in batches.items():
+            self.delivery.deliver(kind, to_arrow(kind, frame))
         self.delivery.drain()
 
     def close(self) -> None:

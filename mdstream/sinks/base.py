@@ -6,11 +6,19 @@ from typing import Protocol
 
 import polars as pl
 
+from .. import schema
+from ..errors import ConfigError
+
 # What a batch holds; a sink stores each kind in its own table.
 CANDLES = "candles"
 TICKS = "ticks"
 QUARANTINE = "quarantine"
 KINDS = (CANDLES, TICKS, QUARANTINE)
+SCHEMAS: dict[str, dict[str, pl.DataType]] = {
+    CANDLES: schema.CANDLE_SCHEMA,
+    TICKS: schema.TICK_SCHEMA,
+    QUARANTINE: schema.QUARANTINE_SCHEMA,
+}
 
 
 class Sink(Protocol):
@@ -31,3 +39,25 @@ class DaySink(Sink, Protocol):
 
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
         """Replace everything of (exchange, symbol, day) with `frames` by kind, all or nothing."""
+
+
+class KindBuffer:
+    """Frames a sink was given, queued per kind until its flush writes them (kept if that flush fails)."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[pl.DataFrame]] = {kind: [] for kind in KINDS}
+
+    def add(self, kind: str, frame: pl.DataFrame) -> None:
+        """Queue `frame` of `kind`; an unknown kind is a ConfigError, an empty frame is ignored."""
+        if kind not in KINDS:
+            raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(KINDS)}")
+        if frame.height:
+            self.frames[kind].append(frame)
+
+    def pending(self) -> dict[str, pl.DataFrame]:
+        """One frame per kind that has queued rows (columns unified by name)."""
+        return {kind: pl.concat(frames, how="diagonal_relaxed") for kind, frames in self.frames.items() if frames}
+
+    def clear(self) -> None:
+        """Forget everything queued (after it was written)."""
+        self.frames = {kind: [] for kind in KINDS}

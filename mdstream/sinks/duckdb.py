@@ -22,11 +22,7 @@ from .. import schema, sqlfiles
 from ..errors import ConfigError, SinkError
 from . import base
 
-TABLE_SCHEMAS: dict[str, dict[str, pl.DataType]] = {
-    base.CANDLES: schema.CANDLE_SCHEMA,
-    base.TICKS: schema.TICK_SCHEMA,
-    base.QUARANTINE: schema.QUARANTINE_SCHEMA,
-}
+TABLE_SCHEMAS = base.SCHEMAS
 _BATCH = "_mdstream_batch"
 LOCK_WAIT_S = 10.0  # how long a shared sink waits for a reader to release the file
 
@@ -123,15 +119,12 @@ class DuckDBSink:
         if shared:
             self.con.close()
             self.con = None
-        self._pending: dict[str, list[pl.DataFrame]] = {kind: [] for kind in base.KINDS}
+        self._buffer = base.KindBuffer()
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
 
     def write(self, kind: str, frame: pl.DataFrame) -> None:
         """Buffer `frame` of `kind`; nothing is visible until flush()."""
-        if kind not in TABLE_SCHEMAS:
-            raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
-        if frame.height:
-            self._pending[kind].append(frame)
+        self._buffer.add(kind, frame)
 
     @contextmanager
     def _session(self):
@@ -151,7 +144,7 @@ class DuckDBSink:
 
     def flush(self) -> None:
         """Upsert everything buffered in one transaction; on failure nothing is applied and the buffer is kept."""
-        batches = {kind: pl.concat(frames, how="diagonal_relaxed") for kind, frames in self._pending.items() if frames}
+        batches = self._buffer.pending()
         if not batches:
             return
         prepared = {kind: prepare(kind, frame) for kind, frame in batches.items()}
@@ -159,7 +152,7 @@ class DuckDBSink:
             self._transaction(lambda: [self._upsert(kind, frame) for kind, frame in prepared.items()])
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
-        self._pending = {kind: [] for kind in base.KINDS}
+        self._buffer.clear()
 
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
         """Replace every row of (exchange, symbol, UTC day) with `frames`, all or nothing."""

@@ -36,7 +36,7 @@ PARTITIONS: dict[str, tuple[str, ...]] = {
     base.QUARANTINE: (DATE,),
 }
 EVENT_TIME = {base.CANDLES: c.TIMESTAMP_IN, base.TICKS: c.TIMESTAMP, base.QUARANTINE: c.Q_QUARANTINED_AT}
-SCHEMAS = {base.CANDLES: schema.CANDLE_SCHEMA, base.TICKS: schema.TICK_SCHEMA, base.QUARANTINE: schema.QUARANTINE_SCHEMA}
+SCHEMAS = base.SCHEMAS
 
 
 def partition_dir(root: Path, kind: str, values: dict[str, str]) -> Path:
@@ -81,29 +81,25 @@ class ParquetSink:
         self.root = Path(root)
         self.run_id = run_id or f"{time.time_ns():020d}"
         self._seq = 0
-        self._pending: dict[str, list[pl.DataFrame]] = {kind: [] for kind in base.KINDS}
+        self._buffer = base.KindBuffer()
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
 
     def write(self, kind: str, frame: pl.DataFrame) -> None:
         """Buffer `frame` of `kind` until flush()."""
-        if kind not in SCHEMAS:
-            raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
-        if frame.height:
-            self._pending[kind].append(frame)
+        self._buffer.add(kind, frame)
 
     def flush(self) -> None:
         """Write one new file per touched partition, named by the batch sequence number."""
-        if not any(self._pending.values()):
+        batches = self._buffer.pending()
+        if not batches:
             return
         self._seq += 1
         name = f"part-{self.run_id}-{self._seq:06d}.parquet"
-        for kind, frames in self._pending.items():
-            if not frames:
-                continue
-            for values, rows in split(kind, pl.concat(frames, how="diagonal_relaxed")):
+        for kind, frame in batches.items():
+            for values, rows in split(kind, frame):
                 write_atomic(rows, partition_dir(self.root, kind, values) / name)
-            self.rows_written[kind] += sum(frame.height for frame in frames)
-            self._pending[kind] = []
+            self.rows_written[kind] += frame.height
+        self._buffer.clear()
 
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
         """Replace (exchange, symbol, day): new part.parquet files renamed into place, then older files removed."""
