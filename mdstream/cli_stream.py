@@ -39,7 +39,8 @@ SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic"
 @click.option("--shard", help="INDEX/COUNT: only this shard's symbols (stable hashing).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line (candles, status, summary) for log collectors.")
 @sink_options
 def stream(**kw) -> None:
     """Run the continuous job: ticks -> micro-batches -> candles/features -> sink, until stopped.

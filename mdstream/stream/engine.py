@@ -78,6 +78,7 @@ class CandleEngine:
         self._pending: list[pl.DataFrame] = []  # admitted ticks not folded in yet
         self._pending_min: datetime | None = None
         self._fold_now = False
+        self._fresh: dict[str, pl.DataFrame] = {}  # keys emitted in the current step, per timeframe
         self._resumed: pl.DataFrame | None = None
 
     # -- public -------------------------------------------------------------------------------------------
@@ -127,7 +128,7 @@ class CandleEngine:
         accepted = pl.concat(self._pending) if self._pending else self.ticks.clear()
         self._pending, self._pending_min, self._fold_now = [], None, False
         touched = self._update_sparse(accepted)
-        self._fresh: dict[str, pl.DataFrame] = {}
+        self._fresh = {}
         rows = [self._emit_new(tf, wm) for tf in self.timeframes if self._closes(tf, wm)]
         if final:
             rows += [self._emit_new(tf, None) for tf in self.timeframes]
