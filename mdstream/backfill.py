@@ -191,16 +191,19 @@ def _backfill_frames(
     explicit_end: bool = False,
     only_day: date | None = None,
 ) -> None:
-    """Split the reads' ticks by series and UTC day and write each day (steps 3-5 of run_backfill)."""
-    ticks, cross_dups = _merge_reads(reads)
-    quarantine = pl.concat([r.quarantine for r in reads]) if reads else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    complete = all(r.complete for r in reads)
-    wanted = [part for part in split_series(_in_range(ticks, opts))
-              if (not opts.symbols or part[c.SYMBOL][0] in opts.symbols)
-              and (not opts.exchange or part[c.EXCHANGE][0] == opts.exchange)]
+    """Split the reads' ticks by series and UTC day and write each day (steps 3-5 of run_backfill).
+    Each file's quarantine, duplicate count and completeness belong to the series read from it."""
     timeframes = opts.timeframes or ALL_TIMEFRAMES
-    for series in wanted:
-        exchange, symbol = series[c.EXCHANGE][0], series[c.SYMBOL][0]
+    claimed: set[int] = set()  # reads whose quarantine rows were written with a series
+    for series, sources, cross_dups in _series_of(reads):
+        series = _in_range(series, opts)
+        exchange, symbol = series[c.EXCHANGE][0] if series.height else None, series[c.SYMBOL][0] if series.height else None
+        if series.height == 0 or (opts.symbols and symbol not in opts.symbols) or (opts.exchange and exchange != opts.exchange):
+            continue
+        own = [r for r in sources if id(r) not in claimed]
+        claimed.update(id(r) for r in own)
+        quarantine = pl.concat([r.quarantine for r in own]) if own else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        complete = all(r.complete for r in sources)
         by_day = dict(split_days(series))
         days = sorted(set(by_day) | ({only_day} if only_day else set()))
         if opts.from_date and opts.to_date and not only_day:
@@ -221,31 +224,39 @@ def _backfill_frames(
             if opts.store_ticks:
                 frames[base.TICKS] = conform(day_ticks, TICK_SCHEMA)
             sink.write_day(exchange, symbol, day.isoformat(), frames)
-            dups = sum(r.duplicates for r in reads) + cross_dups if i == 0 else 0
+            dups = sum(r.duplicates for r in own) + cross_dups if i == 0 else 0
             summary.days.append(DayResult(exchange, symbol, day, day_ticks.height, candles.height, q.height, dups,
                                           complete or not last))
             if progress:
                 progress(f"{exchange} {symbol} {day}", len(summary.days), len(summary.days))
         carry[key] = prior
-    if not wanted and quarantine.height:
-        sink.write(base.QUARANTINE, conform(quarantine, QUARANTINE_SCHEMA))
+    # Files that gave no written series (empty, all rejected) still leave their quarantine rows.
+    orphans = [r.quarantine for r in reads if id(r) not in claimed and r.quarantine.height]
+    if orphans:
+        sink.write(base.QUARANTINE, conform(pl.concat(orphans), QUARANTINE_SCHEMA))
 
 
-def _merge_reads(reads: list[TickRead]) -> tuple[pl.DataFrame, int]:
-    """All reads' ticks as one frame, a trade present in two files counted once; returns (ticks, duplicates)."""
-    if not reads:
-        return pl.DataFrame(schema=TICK_SCHEMA), 0
-    if all(r.id_numbers is not None for r in reads):
+def _series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead], int]]:
+    """(ticks of one series, the reads they came from, trades present in several of those reads) per series.
+    A Tardis file holds one series, so files of different symbols are never concatenated or hashed."""
+    groups: dict[tuple[str, str], list[tuple[pl.DataFrame, TickRead]]] = {}
+    for read in reads:
         # Ids the reader already parsed ride along, so order and gap checks need not parse them again.
-        frames = [r.ticks.with_columns(r.id_numbers.alias(ID_NUMBER)) for r in reads]
-    else:
-        frames = [r.ticks for r in reads]
-    if len(frames) == 1:
-        return frames[0], 0
-    ticks = pl.concat(frames)
-    with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
-    merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
-    return merged, ticks.height - merged.height
+        frame = read.ticks.with_columns(read.id_numbers.alias(ID_NUMBER)) if read.id_numbers is not None else read.ticks
+        for part in split_series(frame):
+            groups.setdefault((part[c.EXCHANGE][0], part[c.SYMBOL][0]), []).append((part, read))
+    out = []
+    for parts in groups.values():
+        sources = [read for _, read in parts]
+        if len(parts) == 1:
+            out.append((parts[0][0], sources, 0))
+            continue
+        ticks = pl.concat([part for part, _ in parts], how="diagonal_relaxed")
+        # The same trade in two files counts once (ids are unique per exchange and symbol).
+        with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique(c.ID, keep="first", maintain_order=True)
+        merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
+        out.append((merged, sources, ticks.height - merged.height))
+    return out
 
 
 def _in_range(ticks: pl.DataFrame, opts: BackfillOptions) -> pl.DataFrame:

@@ -35,7 +35,8 @@ def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.
     for part in parts:
         if not part[c.EXCHANGE][0].startswith(CONSECUTIVE_ID_PREFIXES):
             continue
-        ids = part[ID_NUMBER] if ID_NUMBER in part.columns else part[c.ID].cast(pl.Int64, strict=False)
+        parsed = ID_NUMBER in part.columns and part[ID_NUMBER].null_count() == 0
+        ids = part[ID_NUMBER] if parsed else part[c.ID].cast(pl.Int64, strict=False)
         ts = part[c.TIMESTAMP]
         # A day file is already in id order: check in O(n) and sort only when it is not.
         if not ids.is_sorted():

@@ -85,3 +85,21 @@ def test_a_rerun_replaces_days_and_an_explicit_range_fills_to_its_end(tmp_path):
     assert minutes.filter(pl.col(c.TIMESTAMP_IN) >= datetime(2024, 1, 3, tzinfo=timezone.utc))[c.GAP].unique().to_list() == [c.GAP_QUIET]
     assert minutes[c.TIMESTAMP_IN].diff().drop_nulls().unique().to_list() == [timedelta(minutes=1)]
     assert got.filter(pl.col(c.TIMEFRAME) == "1d").height == 3
+
+
+def test_a_files_quarantine_and_truncation_belong_to_its_own_series(tmp_path):
+    good = trades_day(2_000, day=date(2024, 1, 1), symbol="BTCUSDT", seed=3)
+    bad = trades_day(2_000, day=date(2024, 1, 1), symbol="ETHUSDT", seed=4)
+    btc = write_csv_gz(good, tmp_path / "binance-futures_trades_2024-01-01_BTCUSDT.csv.gz")
+    eth = tmp_path / "binance-futures_trades_2024-01-01_ETHUSDT.csv"
+    text = bad.write_csv().splitlines()
+    text[5] = text[5].replace(",buy,", ",sideways,").replace(",sell,", ",sideways,")
+    eth.write_text("\n".join(text) + "\n")
+    db = tmp_path / "x.duckdb"
+    sink = DuckDBSink(db)
+    summary = run_backfill(BackfillOptions(inputs=(btc, eth), timeframes=("1m",)), sink, ManualClock(NOW))
+    stored = sink.con.sql("SELECT count(*) FROM quarantine").fetchall()[0][0]
+    sink.close()
+    by_symbol = {d.symbol: d for d in summary.days}
+    assert by_symbol["ETHUSDT"].quarantined == 1 and by_symbol["BTCUSDT"].quarantined == 0
+    assert summary.quarantined == 1 and stored == 1
