@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -16,7 +16,7 @@ from .candles import ID_NUMBER, candles_from_ticks, split_series
 from .clock import Clock
 from .errors import ConfigError
 from .features import STATE_COLUMNS, add_features, tail_state
-from .timeframes import ALL_TIMEFRAMES
+from .timeframes import ALL_TIMEFRAMES, US_PER_DAY, day_bounds
 from .schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from .sinks import base
 from .tardis import TickRead, read_trades
@@ -81,14 +81,7 @@ class BackfillSummary:
 
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
-US_PER_DAY = 86_400_000_000
 EPOCH = date(1970, 1, 1)
-
-
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """[midnight UTC of day, next midnight)."""
-    start = datetime.combine(day, dtime(0), tzinfo=timezone.utc)
-    return start, start + timedelta(days=1)
 
 
 def process_day(

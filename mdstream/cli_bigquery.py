@@ -4,23 +4,8 @@ from __future__ import annotations
 
 import click
 
+from .cli_options import bigquery_config, bigquery_options
 from .errors import MdstreamError
-
-
-def bigquery_options(function):
-    """The connection flags shared by BigQuery commands (each also read from the environment)."""
-    options = [
-        click.option("--bq-project", "project", envvar="GOOGLE_CLOUD_PROJECT", help="Google Cloud project."),
-        click.option("--bq-dataset", "dataset", envvar="MDSTREAM_BQ_DATASET", help="Dataset (default mdstream)."),
-        click.option("--bq-location", "location", envvar="MDSTREAM_BQ_LOCATION", help="Dataset location (default US)."),
-        click.option("--bq-api-endpoint", "api_endpoint", envvar="MDSTREAM_BQ_API_ENDPOINT",
-                     help="REST endpoint URL override (e.g. an emulator); uses anonymous credentials."),
-        click.option("--bq-write-endpoint", "write_endpoint", envvar="MDSTREAM_BQ_WRITE_ENDPOINT",
-                     help="Storage Write gRPC HOST:PORT override (insecure, anonymous credentials)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
 
 
 @click.group()
@@ -30,7 +15,7 @@ def bigquery() -> None:
 
 @bigquery.command()
 @bigquery_options
-def init(**settings) -> None:
+def init(**flags) -> None:
     """Create the dataset, tables (partitioned, clustered, described) and views; add new columns.
 
     Safe to run again: existing tables keep their data and only gain missing columns.
@@ -39,12 +24,12 @@ def init(**settings) -> None:
 
       GOOGLE_CLOUD_PROJECT=my-project mdstream bigquery init --bq-dataset market
     """
-    from .bigquery.config import BigQueryConfig, rest_client
+    from .bigquery.config import rest_client
     from .bigquery.schema import ensure_tables
     from .bigquery.views import create_views
 
     try:
-        config = BigQueryConfig.from_env(**settings)
+        config = bigquery_config(flags)
         client = rest_client(config)
         added = ensure_tables(client, config, timeout=config.timeout_seconds)
         views = create_views(client, config)

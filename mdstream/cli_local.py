@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .cli_options import bigquery_options
+from .cli_options import bigquery_config, bigquery_options, csv_list
 from .errors import MdstreamError
 from .query import FORMATS, render, run_query
 from .verify import verify_duckdb
@@ -47,7 +47,7 @@ def verify(db: Path, symbols: str, from_: str | None, to: str | None, bigquery: 
       mdstream verify --duckdb ./mdstream.duckdb --symbols BTCUSDT --from 2024-01-01 --to 2024-01-03  # Jan 1 and 2
       mdstream verify --bigquery --bq-dataset market --symbols BTCUSDT --from 2024-01-01 --to 2024-01-02
     """
-    wanted = [part for part in symbols.split(",") if part.strip()] if symbols else None
+    wanted = list(csv_list(symbols)) or None
     try:
         if bigquery:
             report = _verify_bigquery(wanted, from_, to, bq)
@@ -63,19 +63,14 @@ def verify(db: Path, symbols: str, from_: str | None, to: str | None, bigquery: 
 
 def _verify_bigquery(symbols, from_, to, bq: dict):
     """verify_bigquery with the connection flags; symbols and both days are required."""
-    from datetime import date, datetime, time, timezone
-
-    from .bigquery import BigQueryConfig
     from .bigquery.verify import verify_bigquery
     from .errors import ConfigError
+    from .timeframes import day_bounds
 
     if not (symbols and from_ and to):
         raise ConfigError("--bigquery needs --symbols, --from and --to")
-    day = lambda text: datetime.combine(date.fromisoformat(text), time(0), tzinfo=timezone.utc)  # noqa: E731
-    names = {"bq_project": "project", "bq_dataset": "dataset", "bq_location": "location",
-             "bq_api_endpoint": "api_endpoint", "bq_write_endpoint": "write_endpoint"}
-    config = BigQueryConfig.from_env(**{names[k]: v for k, v in bq.items() if v is not None})
-    return verify_bigquery(config, symbols=symbols, from_=day(from_), to=day(to))
+    start, end = day_bounds(from_, "--from")[0], day_bounds(to, "--to")[0]
+    return verify_bigquery(bigquery_config(bq), symbols=symbols, from_=start, to=end)
 
 
 commands = [query, verify]

@@ -46,14 +46,18 @@ def sink_from(kw: dict) -> SinkOptions:
         kind=kw.pop("sink"),
         duckdb_path=kw.pop("duckdb_path"),
         parquet_dir=kw.pop("parquet_dir"),
-        bq_project=kw.pop("bq_project"),
-        bq_dataset=kw.pop("bq_dataset"),
-        bq_location=kw.pop("bq_location"),
-        bq_api_endpoint=kw.pop("bq_api_endpoint"),
-        bq_write_endpoint=kw.pop("bq_write_endpoint"),
+        **{name: kw.pop(name) for name in BQ_FLAGS},
     )
 
 
 def csv_list(text: str | None) -> tuple[str, ...]:
     """'A, B,,C' -> ('A', 'B', 'C')."""
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())
+
+
+BQ_FLAGS = ("bq_project", "bq_dataset", "bq_location", "bq_api_endpoint", "bq_write_endpoint")
+
+
+def bigquery_config(kw: dict):
+    """The BigQueryConfig of the flags bigquery_options added (they are removed from `kw`)."""
+    return SinkOptions(kind="bigquery", **{name: kw.pop(name) for name in BQ_FLAGS}).bigquery_config()

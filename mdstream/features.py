@@ -31,7 +31,7 @@ INPUT_COLUMNS = (
     c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.VWAP,
 )
 STATE_DTYPES = {name: (pl.Int64() if name == ST_N else pl.Float64()) for name in STATE_COLUMNS}
-US_PER_DAY = 86_400 * tfm.US_PER_SECOND
+US_PER_DAY = tfm.US_PER_DAY
 _ORDER = [*c.SERIES_KEY, c.TIMESTAMP_IN]
 _FIRST_NEW = "_ft_first_new"
 

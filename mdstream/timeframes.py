@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta, timezone
+
 from .errors import ConfigError
 
 US_PER_SECOND = 1_000_000
+US_PER_DAY = 86_400 * US_PER_SECOND
 
 # Ordered shortest first; each divides the next, so each can be derived exactly from the previous.
 TIMEFRAME_US: dict[str, int] = {
@@ -44,3 +47,13 @@ def duration_us(name: str) -> int:
 def duration_seconds(name: str) -> float:
     """Length of one window of `name` in seconds."""
     return duration_us(name) / US_PER_SECOND
+
+
+def day_bounds(day: str | date, name: str = "day") -> tuple[datetime, datetime]:
+    """[midnight UTC, next midnight) of `day` ('YYYY-MM-DD' or a date); a bad value is a ConfigError naming `name`."""
+    try:
+        start_date = day if isinstance(day, date) else date.fromisoformat(str(day))
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a date YYYY-MM-DD, got {day!r}") from exc
+    start = datetime(start_date.year, start_date.month, start_date.day, tzinfo=timezone.utc)
+    return start, start + timedelta(days=1)

@@ -11,6 +11,7 @@ import duckdb
 import polars as pl
 
 from . import columns as c
+from .timeframes import day_bounds
 from . import sqlfiles
 from .errors import ConfigError, MdstreamError
 from .sinks.duckdb import connect
@@ -102,13 +103,7 @@ def diff_candles(expected: pl.DataFrame, actual: pl.DataFrame, *, rel_tol: float
 
 def _day(value: str | date | None, name: str) -> datetime | None:
     """Midnight UTC of a YYYY-MM-DD value (None stays None)."""
-    if value is None or value == "":
-        return None
-    try:
-        day = value if isinstance(value, date) else date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a date YYYY-MM-DD, got {value!r}") from exc
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
+    return day_bounds(value, name)[0] if value else None
 
 
 def _epoch_us(moment: datetime | None) -> int | None:

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import duckdb
 import polars as pl
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -9,10 +9,8 @@ import sys
 import time
 import urllib.request
 
-import polars as pl
 from click.testing import CliRunner
 
-from mdstream import columns as c
 from mdstream.cli import main
 from mdstream.query import run_query
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import polars as pl
 import pyarrow as pa
@@ -26,6 +26,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_e
 
 from .. import columns as c
 from ..errors import ConfigError, SinkError, SinkUnavailable
+from ..timeframes import day_bounds
 from ..sinks.base import CANDLES, KINDS, QUARANTINE, TICKS, KindBuffer
 from ..spool import Backoff, Spool, SpooledDelivery
 from . import cost
@@ -98,7 +99,7 @@ class BigQuerySink:
         unknown = set(frames) - set(KINDS)
         if unknown:
             raise ConfigError(f"unknown kinds {sorted(unknown)}; expected {', '.join(KINDS)}")
-        start = datetime.combine(date.fromisoformat(day), datetime.min.time(), tzinfo=timezone.utc)
+        start, _ = day_bounds(day)
         tables = {kind: to_arrow(kind, frame) for kind, frame in frames.items()}
         retrying = Retrying(retry=retry_if_exception_type(SinkUnavailable), reraise=True,
                             stop=stop_after_delay(self.config.spool_block_seconds),

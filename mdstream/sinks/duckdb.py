@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -20,6 +20,7 @@ import polars as pl
 from .. import columns as c
 from .. import schema, sqlfiles
 from ..errors import ConfigError, SinkError
+from ..timeframes import day_bounds
 from . import base
 
 TABLE_SCHEMAS = base.SCHEMAS
@@ -77,16 +78,6 @@ def connect_waiting(path: str | Path, *, read_only: bool = False, wait_s: float 
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-def day_bounds(day: str | date) -> tuple[datetime, datetime]:
-    """[start, end) of the UTC day `day` ('YYYY-MM-DD' or a date) as aware datetimes."""
-    try:
-        start_date = day if isinstance(day, date) else date.fromisoformat(day)
-    except ValueError as exc:
-        raise ConfigError(f"day must be YYYY-MM-DD, got {day!r}") from exc
-    start = datetime(start_date.year, start_date.month, start_date.day, tzinfo=timezone.utc)
-    return start, start + timedelta(days=1)
 
 
 def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:

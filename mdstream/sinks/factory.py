@@ -23,6 +23,19 @@ class SinkOptions:
     bq_api_endpoint: str | None = None
     bq_write_endpoint: str | None = None
 
+    def bigquery_config(self):
+        """The BigQueryConfig of these flags; unset ones fall back to the environment and defaults."""
+        from ..bigquery import BigQueryConfig
+
+        overrides = {
+            "project": self.bq_project,
+            "dataset": self.bq_dataset,
+            "location": self.bq_location,
+            "api_endpoint": self.bq_api_endpoint,
+            "write_endpoint": self.bq_write_endpoint,
+        }
+        return BigQueryConfig.from_env(**{k: v for k, v in overrides.items() if v is not None})
+
 
 def open_sink(opts: SinkOptions, *, mode: str):
     """A Sink (and DaySink) for `opts`; mode is "backfill" or "stream" (BigQuery picks its stream type by it)."""
@@ -36,16 +49,7 @@ def open_sink(opts: SinkOptions, *, mode: str):
 
         return ParquetSink(opts.parquet_dir)
     if opts.kind == "bigquery":
-        from ..bigquery import BigQueryConfig
         from ..bigquery import open_sink as open_bigquery
 
-        overrides = {
-            "project": opts.bq_project,
-            "dataset": opts.bq_dataset,
-            "location": opts.bq_location,
-            "api_endpoint": opts.bq_api_endpoint,
-            "write_endpoint": opts.bq_write_endpoint,
-        }
-        config = BigQueryConfig.from_env(**{k: v for k, v in overrides.items() if v is not None})
-        return open_bigquery(config, mode=mode)
+        return open_bigquery(opts.bigquery_config(), mode=mode)
     raise ConfigError(f"unknown sink {opts.kind!r}; choose from {', '.join(SINK_NAMES)}")

@@ -26,7 +26,7 @@ from .. import columns as c
 from .. import schema
 from ..errors import ConfigError, SinkError
 from . import base
-from .duckdb import day_bounds
+from ..timeframes import day_bounds
 
 DATE = "date"
 # Partition columns of each kind, outermost first (DATE is derived from the event time).
