@@ -112,7 +112,7 @@ def test_quiet_market_closes_on_the_wall_clock_and_late_trade_revises():
     late = engine.step(_ticks([(t(5), 2, 105.0)]), now=t(32))
     rev = late.candles.filter(pl.col(c.TIMEFRAME) == "15s").row(0, named=True)
     assert (rev[c.TIMESTAMP_IN], rev[c.REVISION], rev[c.LATE_TRADES], rev[c.HIGH], rev[c.TRADES]) == (t(0), 1, 1, 105.0, 2)
-    assert late.revisions == 1
+    assert late.revisions == 1 and late.late_trades == 1
     # The same trade again is a duplicate, counted once.
     again = engine.step(_ticks([(t(5), 2, 105.0)]), now=t(33))
     assert again.duplicates == 1 and again.candles.height == 0

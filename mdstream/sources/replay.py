@@ -11,6 +11,7 @@ from typing import AsyncIterator
 
 import polars as pl
 
+from ..gaps import CONSECUTIVE_ID_PREFIXES
 from .. import columns as c
 from .. import schema
 from ..clock import Clock, ManualClock
@@ -89,7 +90,7 @@ class ReplaySource:
         self.exchange = exchanges[0] if len(exchanges) == 1 else (exchange or "replay")
         start = self.ticks.get_column(c.TIMESTAMP).min() if self.ticks.height else stamp
         self.clock = ManualClock(start)
-        self.trackers = {ex: FeedTracker(ex, check_id_jumps=ex.startswith("binance")) for ex in exchanges}
+        self.trackers = {ex: FeedTracker(ex, check_id_jumps=ex.startswith(CONSECUTIVE_ID_PREFIXES)) for ex in exchanges}
 
     def _slices(self) -> list[tuple[int, int, datetime]]:
         """(offset, length, last event time) of consecutive event-time slices `step` seconds long."""

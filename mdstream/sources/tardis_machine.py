@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import polars as pl
 
+from ..gaps import CONSECUTIVE_ID_PREFIXES
 from .. import columns as c
 from ..clock import Clock
 from ..errors import ConfigError
@@ -40,7 +41,7 @@ class TardisMachineSource:
         self.base_url = (url or DEFAULT_URL).rstrip("/")
         self.silence_timeout = silence_timeout
         self.flush_interval, self.max_rows = flush_interval, max_rows
-        self.tracker = FeedTracker(exchange, self.symbols, check_id_jumps=exchange.startswith("binance"))
+        self.tracker = FeedTracker(exchange, self.symbols, check_id_jumps=exchange.startswith(CONSECUTIVE_ID_PREFIXES))
         self.feed = WsFeed(self.stream_url(), self._decode, self.tracker, silence_timeout=silence_timeout,
                            backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed,
                            outage=self._outage)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..clock import WallClock
 from ..errors import ConfigError
+from ..timeframes import ALL_TIMEFRAMES
 from ..sinks.factory import SinkOptions, open_sink
 from .runner import StreamOptions, StreamRunner
 
@@ -22,7 +23,7 @@ class StreamRequest:
     inputs: tuple[Path, ...] = ()
     speed: float = 0.0
     mode: str = "candles"
-    timeframes: tuple[str, ...] = ("15s", "1m", "5m", "15m", "4h", "1d")
+    timeframes: tuple[str, ...] = ALL_TIMEFRAMES
     flush_interval: float = 0.25
     max_rows: int = 50_000
     lateness: float = 1.0

@@ -16,8 +16,8 @@ from .. import columns as c
 from .. import gaps as gp
 from .. import timeframes as tfm
 from ..candles import densify, finalize, rollup, sparse_many, window_start
-from ..features import STATE_COLUMNS, add_features, advance_tail
-from ..schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
+from ..features import add_features, advance_tail
+from ..schema import CANDLE_BASE_SCHEMA, CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..sources.base import FeedGap
 from .frames import compact as _compact
 from .frames import merge_gaps, quarantine_rows, tfm_floor
@@ -46,7 +46,8 @@ class EngineOutput:
     late: pl.DataFrame  # quarantine rows of ticks older than the revision horizon
     accepted: int = 0
     duplicates: int = 0
-    revisions: int = 0
+    revisions: int = 0  # revised candle rows (one per timeframe a late trade falls in)
+    late_trades: int = 0  # trades that arrived after their window was emitted
 
 
 @dataclass
@@ -79,6 +80,7 @@ class CandleEngine:
         self._pending_min: datetime | None = None
         self._fold_now = False
         self._fresh: dict[str, pl.DataFrame] = {}  # keys emitted in the current step, per timeframe
+        self._late_now = 0  # late trades folded in during the current step
         self._resumed: pl.DataFrame | None = None
 
     # -- public -------------------------------------------------------------------------------------------
@@ -89,10 +91,10 @@ class CandleEngine:
             return
         latest = candles.sort(c.REVISION).unique([*c.SERIES_KEY, c.TIMESTAMP_IN], keep="last")
         latest = latest.filter(pl.col(c.TIMEFRAME).is_in(list(self.timeframes)))
-        featured = add_features(conform(latest, CANDLE_SCHEMA).drop(c.FEATURE_COLUMNS).lazy()).collect(engine="in-memory")
+        featured = add_features(conform(latest, CANDLE_BASE_SCHEMA).lazy()).collect(engine="in-memory")
         self.tail = advance_tail(None, featured)
         last = latest.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.all().last())
-        width = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
+        width = pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US)
         self.cursor = last.select(
             c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
             (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE,
@@ -101,9 +103,8 @@ class CandleEngine:
         # Ticks before this were folded into windows an earlier run wrote; their other ticks are gone.
         self._resumed = self.cursor.group_by(_SERIES).agg(pl.col("next_start").min().alias("_resume"))
         if restarted_at is not None:
-            base_next = self.cursor.group_by(_SERIES).agg(pl.col("next_start").min())
-            self.add_gaps(base_next.select(
-                *_SERIES, pl.col("next_start").alias(gp.GAP_START), pl.lit(restarted_at).cast(TS).alias(gp.GAP_END),
+            self.add_gaps(self._resumed.select(
+                *_SERIES, pl.col("_resume").alias(gp.GAP_START), pl.lit(restarted_at).cast(TS).alias(gp.GAP_END),
                 pl.lit("restart").alias(gp.GAP_REASON),
             ))
 
@@ -143,7 +144,9 @@ class CandleEngine:
         candles = self._featurize(pl.concat(out, how="vertical_relaxed"), now) if out else _NO_CANDLES
         self._prune()
         n_rev = sum(f.height for f in revised if f is not None)
-        return EngineOutput(candles=candles, late=late, accepted=taken, duplicates=dups, revisions=n_rev)
+        late_now, self._late_now = self._late_now, 0
+        return EngineOutput(candles=candles, late=late, accepted=taken, duplicates=dups, revisions=n_rev,
+                            late_trades=late_now)
 
     # -- steps ----------------------------------------------------------------------------------------------
     def _admit(self, ticks: pl.DataFrame, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -271,7 +274,7 @@ class CandleEngine:
         self.cursor = pl.concat([self.cursor.join(moved, on=list(c.SERIES_KEY), how="anti"), moved.select(list(_CURSOR_SCHEMA))])
         keys = dense.select(*_SERIES, pl.lit(tf).alias(c.TIMEFRAME), c.TIMESTAMP_IN,
                             pl.lit(0, pl.Int64).alias(c.REVISION), pl.lit(0, pl.Int64).alias(c.LATE_TRADES))
-        self.emitted = pl.concat([self.emitted, keys])
+        self.emitted = _compact(pl.concat([self.emitted, keys]))
         self._fresh[tf] = pl.concat([self._fresh[tf], keys]) if tf in self._fresh else keys
         return dense.with_columns(pl.lit(0, pl.Int64).alias("_revision"), pl.lit(0, pl.Int64).alias("_late"))
 
@@ -299,9 +302,11 @@ class CandleEngine:
         )
         if self.gaps.height:
             rows = gp.mark_feed_gaps(rows.lazy(), self._closed_gaps(), tf).collect()
-        self.emitted = pl.concat([self.emitted, rows.select(
+        self.emitted = _compact(pl.concat([self.emitted, rows.select(
             *_SERIES, pl.lit(tf).alias(c.TIMEFRAME), c.TIMESTAMP_IN,
-            pl.col("_revision").alias(c.REVISION), pl.col("_late").alias(c.LATE_TRADES))])
+            pl.col("_revision").alias(c.REVISION), pl.col("_late").alias(c.LATE_TRADES))]))
+        if tf == self.base:
+            self._late_now = int(rows["len"].fill_null(0).sum())
         return rows.drop(c.REVISION, c.LATE_TRADES, "len")
 
     def _closed_gaps(self) -> pl.LazyFrame:
@@ -317,13 +322,10 @@ class CandleEngine:
         if featured is not None:
             self.tail = advance_tail(self.tail, featured)
         out = [featured] if featured is not None else []
+        # A revision reads the tail rows before its own window only (add_features keeps just those).
         for row in base.filter(pl.col(c.REVISION) > 0).iter_slices(1):
-            prior = None
-            if self.tail is not None:
-                key = row.select(*c.SERIES_KEY, pl.col(c.TIMESTAMP_IN).alias("_t"))
-                prior = self.tail.join(key, on=list(c.SERIES_KEY)).filter(pl.col(c.TIMESTAMP_IN) < pl.col("_t")).drop("_t")
-            out.append(add_features(row.lazy(), prior=prior if prior is not None and prior.height else None).collect(engine="in-memory"))
-        return conform(pl.concat(out, how="diagonal_relaxed").drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA)
+            out.append(add_features(row.lazy(), prior=self.tail).collect(engine="in-memory"))
+        return conform(pl.concat(out, how="diagonal_relaxed"), CANDLE_SCHEMA)
 
     def _horizon_reason(self) -> str:
         """Why a tick older than the revision horizon is quarantined."""
@@ -344,14 +346,17 @@ class CandleEngine:
         if self._pruned_at is not None and mark <= self._pruned_at:
             return
         self._pruned_at = mark
-        self.ticks = self.ticks.filter(pl.col(_W) >= int(tfm_floor(floor, tfm.duration_us(self.base)).timestamp()) * 1_000_000)
+        self.ticks = self.ticks.filter(pl.col(_W) >= int(mark.timestamp()) * 1_000_000)
         longest = window_start(pl.lit(floor).cast(TS), self.timeframes[-1])
         if self.sparse is not None:
             # Base windows behind the horizon can no longer change: move them to the cold part.
-            settled = pl.col(c.TIMESTAMP_IN) < window_start(pl.lit(floor).cast(TS), self.base)
+            settled = pl.col(c.TIMESTAMP_IN) < mark
             cold = self.sparse.filter(settled)
             self.sparse = self.sparse.filter(~settled)
             parts = [p for p in (self.sparse_cold, cold) if p is not None and p.height]
             self.sparse_cold = pl.concat(parts).filter(pl.col(c.TIMESTAMP_IN) >= longest).rechunk() if parts else None
-        self.emitted = self.emitted.filter(pl.col(c.TIMESTAMP_IN) >= longest)
+        # A window can still be revised only if it ends after the floor: keep those, per timeframe.
+        width = pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US)
+        floor_us = int(floor.timestamp() * 1_000_000)
+        self.emitted = self.emitted.filter(pl.col(c.TIMESTAMP_IN).dt.epoch("us") >= floor_us // width * width)
         self.gaps = self.gaps.filter(pl.col(gp.GAP_END).is_null() | (pl.col(gp.GAP_END) >= longest))

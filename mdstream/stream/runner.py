@@ -13,11 +13,11 @@ from typing import Any
 
 import polars as pl
 
-from .. import columns as c
+from .. import timeframes as tfm
 from ..clock import Clock
-from ..schema import TICK_SCHEMA, conform
+from ..schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from ..sinks import base
-from .engine import CandleEngine
+from .engine import CandleEngine, EngineOutput
 
 MODES = ("candles", "ticks", "both")
 
@@ -27,7 +27,7 @@ class StreamOptions:
     """How the stream job runs."""
 
     mode: str = "candles"
-    timeframes: tuple[str, ...] = ("15s", "1m", "5m", "15m", "4h", "1d")
+    timeframes: tuple[str, ...] = tfm.ALL_TIMEFRAMES
     lateness: float = 1.0  # seconds
     horizon: float = 120.0  # seconds after emission a window still takes revisions
     duration: float | None = None  # wall seconds, then a clean stop
@@ -149,7 +149,12 @@ class StreamRunner:
             self.stats.gaps += len(gaps)
             if self.metrics:
                 self.metrics.gap(len(gaps))
-        out = self.engine.step(ticks, now=now, final=final)
+        if self.opts.mode == "ticks":
+            # Raw ticks only: nobody reads candles, so the engine is not run.
+            out = EngineOutput(candles=pl.DataFrame(schema=CANDLE_SCHEMA), late=pl.DataFrame(schema=QUARANTINE_SCHEMA),
+                               accepted=ticks.height)
+        else:
+            out = self.engine.step(ticks, now=now, final=final)
         self.stats.ticks += out.accepted
         self.stats.duplicates += out.duplicates
         self.stats.batches += 1
@@ -194,9 +199,8 @@ class StreamRunner:
             self.metrics.observe_candles(out.candles)
             for q in rejected:
                 self.metrics.quarantined(q.height)
-            late = int(out.candles.filter(pl.col(c.REVISION) > 0).height) if out.candles.height else 0
-            if late:
-                self.metrics.late_trades(late)
+            if out.late_trades:
+                self.metrics.late_trades(out.late_trades)
         if self.health:
             self.health.mark_batch()
         if self.console:
