@@ -108,14 +108,16 @@ def process_day(
             pl.lit(end or midnight).cast(gp.GAP_SCHEMA[gp.GAP_END]).alias(gp.GAP_END),
             pl.lit("input truncated").alias(gp.GAP_REASON),
         ).select(list(gp.GAP_SCHEMA))])
+    prior = prior if prior is not None and prior.height else None
     prior_close = None
-    if prior is not None and prior.height:
-        prior_close = prior.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.col(c.CLOSE).last())
+    if prior is not None:
+        # The tail comes sorted by series and time (tail_state): its last close per series carries on.
+        prior_close = prior.group_by(list(c.SERIES_KEY)).agg(pl.col(c.CLOSE).last())
     candles = candles_from_ticks(
         parts, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
     )
-    featured = add_features(candles, prior=prior.lazy() if prior is not None and prior.height else None).collect(engine="in-memory")
-    return conform(featured.drop(STATE_COLUMNS, strict=False), CANDLE_SCHEMA), tail_state(featured)
+    featured = add_features(candles, prior=prior).collect(engine="in-memory")
+    return conform(featured, CANDLE_SCHEMA), tail_state(featured)
 
 
 def _input_reads(opts: BackfillOptions, now: datetime) -> list[TickRead]:
@@ -134,8 +136,7 @@ def plan_days(opts: BackfillOptions) -> list[tuple[str, date]]:
     if opts.shard:
         from .shard import select_tasks
 
-        keep = set(select_tasks([(day, symbol) for symbol, day in tasks], *opts.shard))
-        tasks = [(symbol, day) for symbol, day in tasks if (day, symbol) in keep]
+        tasks = [(symbol, day) for day, symbol in select_tasks([(day, symbol) for symbol, day in tasks], *opts.shard)]
     return tasks
 
 
@@ -291,5 +292,5 @@ def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.
     tail = reader(exchange, symbol, before=start)
     if tail is None or tail.height == 0:
         return None
-    base = tail.select([col for col in tail.columns if col not in c.FEATURE_COLUMNS])
-    return tail_state(add_features(base.lazy()).collect(engine="in-memory"))
+    # add_features recomputes the stored feature columns itself, from this tail onwards.
+    return tail_state(add_features(tail.lazy()).collect(engine="in-memory"))

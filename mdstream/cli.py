@@ -58,7 +58,10 @@ def _date(_ctx, param, value):
 def backfill(**kw) -> None:
     """Build candles and features for historical days and write them, one atomic day at a time.
 
-    Example: mdstream backfill --exchange binance-futures --symbols BTCUSDT,ETHUSDT --from 2024-01-01 --to 2024-01-03
+    \b
+    Example:
+      mdstream backfill --exchange binance-futures --symbols BTCUSDT,ETHUSDT --from 2024-01-01 --to 2024-01-03
+      mdstream backfill --input binance-futures_trades_2024-01-01_BTCUSDT.csv.gz --store-ticks
     """
     from .backfill import BackfillOptions
     from .console_backfill import run_with_progress
@@ -80,7 +83,9 @@ def backfill(**kw) -> None:
 def demo(folder: Path, **kw) -> None:
     """Simulate a trading day for two symbols, backfill it (no network, no credentials) and show the result.
 
-    Example: mdstream demo --duckdb demo.duckdb
+    \b
+    Example:
+      mdstream demo --duckdb demo.duckdb
     """
     from .backfill import BackfillOptions
     from .console_backfill import run_with_progress, show_latest

@@ -20,8 +20,8 @@ def init(**flags) -> None:
 
     Safe to run again: existing tables keep their data and only gain missing columns.
 
+    \b
     Example:
-
       GOOGLE_CLOUD_PROJECT=my-project mdstream bigquery init --bq-dataset market
     """
     from .bigquery.config import rest_client
@@ -47,8 +47,8 @@ def init(**flags) -> None:
 def cost(trades_per_second: float) -> None:
     """Monthly Storage Write API cost of one symbol: candles at six timeframes and raw ticks.
 
+    \b
     Example:
-
       mdstream bigquery cost --trades-per-second 50
     """
     from .bigquery.cost import candles_per_month, ticks_per_month

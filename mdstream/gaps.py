@@ -64,16 +64,15 @@ def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.
 
 def gap_windows(gaps: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
     """(exchange, symbol, timestamp_in) of every `timeframe` window overlapping a gap [start, end]."""
+    from .candles import window_start
+
     width = tfm.duration_us(timeframe)
-
-    def floor(col: str) -> pl.Expr:
-        return ((pl.col(col).dt.epoch("us") // width) * width).cast(TS)
-
+    start, end = window_start(pl.col(GAP_START), timeframe), window_start(pl.col(GAP_END), timeframe)
     return (
         gaps.select(
             c.EXCHANGE,
             c.SYMBOL,
-            pl.datetime_ranges(floor(GAP_START), floor(GAP_END), interval=f"{width}us", time_unit="us", time_zone="UTC")
+            pl.datetime_ranges(start, end, interval=f"{width}us", time_unit="us", time_zone="UTC")
             .alias(c.TIMESTAMP_IN),
         )
         .explode(c.TIMESTAMP_IN)

@@ -44,8 +44,6 @@ def _text(name: str, dtype: pl.DataType) -> pl.Expr:
 
 def _micros(name: str, dtype: pl.DataType) -> pl.Expr:
     """Column as Int64 microseconds since the epoch; null where it does not parse."""
-    if dtype == pl.String:
-        return pl.col(name).cast(pl.Int64, strict=False)
     if isinstance(dtype, pl.Datetime):
         return pl.col(name).dt.epoch("us")
     return pl.col(name).cast(pl.Int64, strict=False)
@@ -53,8 +51,6 @@ def _micros(name: str, dtype: pl.DataType) -> pl.Expr:
 
 def _number(name: str, dtype: pl.DataType) -> pl.Expr:
     """Column as Float64; null where it does not parse."""
-    if dtype == pl.String:
-        return pl.col(name).cast(pl.Float64, strict=False)
     return pl.col(name).cast(pl.Float64, strict=False)
 
 

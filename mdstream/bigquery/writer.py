@@ -60,7 +60,7 @@ def record_batches(table: pa.Table, limit_bytes: int) -> list[pa.RecordBatch]:
         part = pending.pop(0)
         if part.num_rows == 0:
             continue
-        batch = part.to_batches()[0] if part.num_rows else None
+        batch = part.to_batches()[0]
         size = batch.serialize().size
         if size <= limit_bytes:
             out.append(batch)
