@@ -15,7 +15,7 @@ from . import gaps as gp
 from .candles import ID_NUMBER, candles_from_ticks, split_series
 from .clock import Clock
 from .errors import ConfigError
-from .features import STATE_COLUMNS, add_features, tail_state
+from .features import add_features, tail_state
 from .timeframes import ALL_TIMEFRAMES, US_PER_DAY, day_bounds
 from .schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from .sinks import base

@@ -68,21 +68,33 @@ def _utc(value: datetime | str) -> datetime:
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
 
 
-def read_candles(config: BigQueryConfig, symbols: list[str] | tuple[str, ...], from_: datetime | str,
-                 to: datetime | str, *, client=None) -> pl.DataFrame:
-    """Candles of `symbols` with timestamp_in in [from_, to) from candles_latest, conformed to CANDLE_SCHEMA."""
+def read_back(config: BigQueryConfig, sql_file: str, table_schema: dict, symbols, from_: datetime | str,
+              to: datetime | str, *, client=None) -> pl.DataFrame:
+    """Rows of sql/bigquery/`sql_file` for `symbols` and [from_, to), conformed to `table_schema`."""
     from google.cloud import bigquery
 
+    what = f"reading {sql_file.removesuffix('.sql').removeprefix('read_')} back"
     client = client or rest_client(config)
     params = [bigquery.ArrayQueryParameter("symbols", "STRING", list(symbols)),
               bigquery.ScalarQueryParameter("from_ts", "TIMESTAMP", _utc(from_)),
               bigquery.ScalarQueryParameter("to_ts", "TIMESTAMP", _utc(to))]
-    job = run(client, render("read_candles.sql", config), config, params, what="reading candles back")
+    job = run(client, render(sql_file, config), config, params, what=what)
     try:
-        table = job.to_arrow(create_bqstorage_client=False)
-    except Exception as error:  # noqa: BLE001
-        raise translate(error, "reading candles back") from error
-    frame = pl.from_arrow(table)
+        frame = pl.from_arrow(job.to_arrow(create_bqstorage_client=False))
+    except Exception as error:  # noqa: BLE001 (the client raises many types; translate names them)
+        raise translate(error, what) from error
     if not isinstance(frame, pl.DataFrame) or frame.width == 0:
-        return s.empty(s.CANDLE_SCHEMA)
-    return s.conform(frame, s.CANDLE_SCHEMA)
+        return s.empty(table_schema)
+    return s.conform(frame, table_schema)
+
+
+def read_candles(config: BigQueryConfig, symbols: list[str] | tuple[str, ...], from_: datetime | str,
+                 to: datetime | str, *, client=None) -> pl.DataFrame:
+    """Candles of `symbols` with timestamp_in in [from_, to) from candles_latest, conformed to CANDLE_SCHEMA."""
+    return read_back(config, "read_candles.sql", s.CANDLE_SCHEMA, symbols, from_, to, client=client)
+
+
+def read_ticks(config: BigQueryConfig, symbols: list[str] | tuple[str, ...], from_: datetime | str,
+               to: datetime | str, *, client=None) -> pl.DataFrame:
+    """Raw ticks of `symbols` with timestamp in [from_, to), conformed to TICK_SCHEMA."""
+    return read_back(config, "read_ticks.sql", s.TICK_SCHEMA, symbols, from_, to, client=client)
