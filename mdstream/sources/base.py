@@ -91,7 +91,9 @@ class FeedTracker:
         self.check_id_jumps = check_id_jumps
         self.last_id: dict[str, int] = {}
         self.last_time: dict[str, datetime] = {}
-        self._recent: dict[str, list[str]] = {}  # non-integer ids seen lately, per symbol (bounded)
+        # Non-integer ids seen lately (symbol, id), the newest `recent_ids` per symbol: a frame, so the
+        # per-chunk check is one anti-join instead of rebuilding Python tuples.
+        self._recent = pl.DataFrame(schema={c.SYMBOL: pl.String, "_seen": pl.String})
         self._recent_cap = recent_ids
         self._open: FeedGap | None = None  # outage waiting for its first event after resumption
 
@@ -143,9 +145,7 @@ class FeedTracker:
         text = frame.filter(pl.col(id_col).is_null() & pl.col(c.ID).is_not_null())
         if text.height == 0:
             return frame
-        seen = [(s, i) for s, ids in self._recent.items() for i in ids]
-        seen_frame = pl.DataFrame(seen, schema={c.SYMBOL: pl.String, "_seen": pl.String}, orient="row")
-        frame = frame.join(seen_frame, left_on=[c.SYMBOL, c.ID], right_on=[c.SYMBOL, "_seen"], how="anti").sort("_row")
+        frame = frame.join(self._recent, left_on=[c.SYMBOL, c.ID], right_on=[c.SYMBOL, "_seen"], how="anti").sort("_row")
         repeat = pl.col(id_col).is_null() & (pl.int_range(pl.len()).over([c.SYMBOL, c.ID]) > 0)
         return frame.filter(~repeat)
 
@@ -172,7 +172,7 @@ class FeedTracker:
             if ts is not None:
                 self.last_time[symbol] = max(ts, self.last_time.get(symbol, ts))
         text = frame.filter(pl.col(id_col).is_null() & pl.col(c.ID).is_not_null())
-        for symbol, ids in text.group_by(c.SYMBOL).agg(pl.col(c.ID)).iter_rows():
-            kept = self._recent.setdefault(symbol, [])
-            kept.extend(ids)
-            del kept[: max(0, len(kept) - self._recent_cap)]
+        if text.height:
+            both = pl.concat([self._recent, text.select(c.SYMBOL, pl.col(c.ID).alias("_seen"))])
+            newest = pl.int_range(pl.len()).over(c.SYMBOL) >= pl.len().over(c.SYMBOL).cast(pl.Int64) - self._recent_cap
+            self._recent = both.filter(newest)
