@@ -9,6 +9,8 @@ as one run over all rows while the memory kept per series stays at TAIL_ROWS row
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 
 from . import columns as c
@@ -16,8 +18,8 @@ from . import timeframes as tfm
 from .errors import FeatureStateError
 from .features_exprs import (
     DAY, DEEPEST_LAG, LAST_PRIOR, MACD_LINE, N, NEW, POS, SECS, SIGNAL_SEED_ROW, ST_DAY_QV, ST_DAY_V, ST_EMA,
-    ST_N, STATE_COLUMNS, base_exprs, bollinger_pctb, col, indicator_exprs, lag_exprs, micro_exprs, price_exprs,
-    recursive_exprs, signal_expr, volatility_exprs, volume_exprs,
+    ST_N, STATE_COLUMNS, base_exprs, bollinger_pctb, col, indicator_exprs, lag_exprs, micro_exprs, moment_exprs,
+    price_exprs, recursive_exprs, signal_expr, volatility_exprs, volume_exprs,
 )
 
 __all__ = ["STATE_COLUMNS", "TAIL_ROWS", "add_features", "tail_state", "advance_tail"]
@@ -108,23 +110,35 @@ def add_features(candles: pl.LazyFrame, prior: pl.LazyFrame | pl.DataFrame | Non
     outputs = set(c.FEATURE_COLUMNS) | set(STATE_COLUMNS)
     keep = [name for name in schema.names() if name not in outputs]
     candles = candles.select(keep)
-    frame = (
-        _combine(candles, prior)
-        .with_columns(_positions())
-        .with_columns((col(POS) + col(ST_N).first().over(c.SERIES_KEY).fill_null(0)).alias(N))
-        .with_columns(base_exprs())
-        .with_columns(lag_exprs())
-        .with_columns(*recursive_exprs(), *_day_totals())
-        .with_columns((col(ST_EMA[12]) - col(ST_EMA[26])).alias(MACD_LINE))
-        .with_columns(signal_expr())
-        .with_columns(
+    frame = _combine(candles, prior)
+    for stage in _stages():
+        frame = frame.with_columns(stage)
+    frame = frame.filter(col(NEW)).with_columns(col(N).alias(ST_N))
+    return frame.select(*keep, *_outputs())
+
+
+@functools.cache
+def _stages() -> tuple[tuple[pl.Expr, ...], ...]:
+    """The with_columns steps of add_features in order; built once, as building ~500 expressions costs ms."""
+    return (
+        tuple(_positions()),
+        ((col(POS) + col(ST_N).first().over(c.SERIES_KEY).fill_null(0)).alias(N),),
+        tuple(base_exprs()),
+        tuple(lag_exprs()),
+        (*recursive_exprs(), *_day_totals(), *moment_exprs()),
+        ((col(ST_EMA[12]) - col(ST_EMA[26])).alias(MACD_LINE),),
+        (signal_expr(),),
+        (
             *price_exprs(), *volume_exprs(), *volatility_exprs(), *micro_exprs(), bollinger_pctb(),
             *indicator_exprs(), _vwap_day(),
-        )
-        .filter(col(NEW))
-        .with_columns(col(N).alias(ST_N))
+        ),
     )
-    return frame.select(*keep, *(_finite(name) for name in c.FEATURE_COLUMNS), *STATE_COLUMNS)
+
+
+@functools.cache
+def _outputs() -> tuple[pl.Expr, ...]:
+    """The feature columns (NaN and +-inf as null) and the state columns, in contract order."""
+    return (*(_finite(name) for name in c.FEATURE_COLUMNS), *(col(name) for name in STATE_COLUMNS))
 
 
 def tail_state(featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS) -> pl.DataFrame:
@@ -133,7 +147,7 @@ def tail_state(featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS) -> pl.
     _require(frame.collect_schema(), INPUT_COLUMNS + STATE_COLUMNS, "featured frame (keep STATE_COLUMNS)")
     # pl.len() is unsigned: cast before subtracting, or a short series underflows and keeps nothing.
     in_tail = pl.int_range(pl.len()).over(c.SERIES_KEY) >= pl.len().over(c.SERIES_KEY).cast(pl.Int64) - n
-    return frame.sort(_ORDER).filter(in_tail).collect()
+    return frame.sort(_ORDER).filter(in_tail).collect(engine="in-memory")
 
 
 def advance_tail(

@@ -9,6 +9,7 @@ flat window gives exactly zero rather than rounding noise.
 from __future__ import annotations
 
 import math
+
 import polars as pl
 
 from . import columns as c
@@ -24,6 +25,13 @@ LR = "_ft_lr"  # log return
 SV = "_ft_sv"  # signed volume
 DP = "_ft_dp"  # close change
 MACD_LINE = "_ft_macd_line"  # EMA12 - EMA26 from the slow EMA's first row on (before the TA-Lib warm-up mask)
+# Window moments shared by several features, materialised once (repeating them inside when/then chains
+# tripled the cost of the features that read them).
+KYLE_COV = "_ft_cov_lr_sv_20"
+KYLE_VAR = "_ft_var_sv_20"
+ROLL_COV = "_ft_cov_dc_dc1_20"
+ROLL_VAR = "_ft_var_dc_20"
+SIGMA_20 = "_ft_std_close_20"
 
 # Carried state: recursive and cumulative quantities the continuation resumes from.
 ST_N = "_st_n"
@@ -68,8 +76,13 @@ def from_row(expr: pl.Expr, rows: int) -> pl.Expr:
 
 
 def total(terms: list[pl.Expr]) -> pl.Expr:
-    """Sum of the terms in a fixed order; null if any term is null."""
-    return pl.sum_horizontal(terms, ignore_nulls=False)
+    """Pairwise sum (t0 + t1) + (t2 + t3) + ... in this fixed order; null if any term is null. Written out
+    because pl.sum_horizontal associates the terms differently from run to run (last-bit differences); the
+    balanced tree plans faster than a left fold."""
+    terms = list(terms)
+    while len(terms) > 1:
+        terms = [terms[i] + terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 def window_mean(name: str, w: int) -> pl.Expr:
@@ -152,19 +165,30 @@ def cs_spread(high: pl.Expr, low: pl.Expr) -> pl.Expr:
     return from_row(pl.when(spread < 0).then(0.0).otherwise(spread), 1)
 
 
+def moment_exprs() -> list[pl.Expr]:
+    """Population moments over 20 rows: cov(lr, sv), var(sv), cov(dc_t, dc_{t-1}), var(dc), std(close)."""
+    return [
+        window_cov(LR, SV, 20).alias(KYLE_COV),
+        window_cov(SV, SV, 20).alias(KYLE_VAR),
+        window_cov(DP, DP, 20, y_lag=1).alias(ROLL_COV),
+        window_cov(DP, DP, 20).alias(ROLL_VAR),
+        window_std(c.CLOSE, 20).alias(SIGMA_20),
+    ]
+
+
 def micro_exprs() -> list[pl.Expr]:
     """trade_intensity = trades/s; avg_trade_size = volume/trades; amihud = |lr|/quote_volume; kyle_lambda =
     cov(lr, sv)/var(sv) over 20; roll_spread = 2 sqrt(-cov(dc_t, dc_{t-1})) over 20 (population cov, null if > 0)."""
     trades = col(c.TRADES).cast(pl.Float64)
-    kyle_var = window_cov(SV, SV, 20)
+    kyle_var = col(KYLE_VAR)
     # Rounding leaves ~1e-17 of noise on a covariance that is truly 0; its sign must not decide null vs 0.
-    raw_cov = window_cov(DP, DP, 20, y_lag=1)
-    roll_cov = pl.when(raw_cov.abs() <= 1e-9 * window_cov(DP, DP, 20).abs()).then(0.0).otherwise(raw_cov)
+    raw_cov = col(ROLL_COV)
+    roll_cov = pl.when(raw_cov.abs() <= 1e-9 * col(ROLL_VAR).abs()).then(0.0).otherwise(raw_cov)
     return [
         (trades / col(SECS)).alias("trade_intensity"),
         nullify_zero(col(c.VOLUME) / trades, trades).alias("avg_trade_size"),
         nullify_zero(col(LR).abs() / col(c.QUOTE_VOLUME), col(c.QUOTE_VOLUME)).alias("amihud"),
-        from_row(nullify_zero(window_cov(LR, SV, 20) / kyle_var, kyle_var), 20).alias("kyle_lambda"),
+        from_row(nullify_zero(col(KYLE_COV) / kyle_var, kyle_var), 20).alias("kyle_lambda"),
         from_row(pl.when(roll_cov <= 0).then(2.0 * (-roll_cov).sqrt()), DEEPEST_LAG).alias("roll_spread"),
         cs_spread(col(c.HIGH), col(c.LOW)).alias("cs_spread"),
     ]
@@ -172,7 +196,7 @@ def micro_exprs() -> list[pl.Expr]:
 
 def bollinger_pctb() -> pl.Expr:
     """%B = (c - lower)/(upper - lower), bands = SMA20 -+ 2 sigma (population) = (2 sigma - (SMA20 - c)) / (4 sigma)."""
-    sigma = window_std(c.CLOSE, 20)
+    sigma = col(SIGMA_20)
     above = total([lagged(c.CLOSE, k) - col(c.CLOSE) for k in range(1, 20)]) / 20.0  # SMA20 - close
     return from_row(nullify_zero((2.0 * sigma - above) / (4.0 * sigma), sigma), 19).alias("bb_pctb_20")
 

@@ -87,6 +87,16 @@ def test_continuation_is_bit_identical() -> None:
     assert_same(full, resumed, rel=0.0)
 
 
+def test_features_are_deterministic() -> None:
+    """The same candles give the same bits on every run, also when series are long enough for Polars to work
+    in parallel (window sums once came out of pl.sum_horizontal associated differently from run to run)."""
+    candles = interleaved(5, [1500, 1500, 1500, 1500])
+    runs = [add_features(candles.lazy()).collect(engine=ENGINE) for _ in range(4)]
+    for run in runs[1:]:
+        different = [name for name in run.columns if not run[name].equals(runs[0][name])]
+        assert not different, f"columns differ between identical runs: {different}"
+
+
 def test_default_engine_continuation_within_rounding() -> None:
     """With Polars' default engine the continuation agrees to 1e-12 on each value's natural scale."""
     candles = interleaved(22, [90, 70, 40, 85])
