@@ -263,11 +263,11 @@ class CandleEngine:
         ).drop("next_start", c.CLOSE + "_right", strict=False)
         if end is not None:
             sparse = sparse.filter(pl.col(c.TIMESTAMP_IN) < end)
-        dense = densify(sparse, tf, end=end, prior_close=cursor.lazy()).collect()
+        dense = densify(sparse, tf, end=end, prior_close=cursor.lazy()).collect(engine="in-memory")
         if dense.height == 0:
             return None
         if self.gaps.height:
-            dense = gp.mark_feed_gaps(dense.lazy(), self._closed_gaps(), tf).collect()
+            dense = gp.mark_feed_gaps(dense.lazy(), self._closed_gaps(), tf).collect(engine="in-memory")
         last = dense.sort(c.TIMESTAMP_IN).group_by(_SERIES).agg(pl.col(c.TIMESTAMP_IN).last(), pl.col(c.CLOSE).last())
         moved = last.select(*_SERIES, pl.lit(tf).alias(c.TIMEFRAME),
                             (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE)
@@ -296,12 +296,13 @@ class CandleEngine:
         base_windows = self._sparse_since(oldest).with_columns(window_start(pl.col(c.TIMESTAMP_IN), tf).alias("_w"))
         source = base_windows.join(hit.select(*_SERIES, pl.col(c.TIMESTAMP_IN).alias("_w")), on=[*_SERIES, "_w"], how="semi")
         rows = source.drop("_w").lazy() if tf == self.base else rollup(source.drop("_w").lazy(), tf)
-        rows = rows.collect().join(hit, on=_WINDOW).join(counts, on=_WINDOW, how="left").with_columns(
+        rows = rows.collect(engine="in-memory").join(hit, on=_WINDOW)
+        rows = rows.join(counts, on=_WINDOW, how="left").with_columns(
             (pl.col(c.REVISION) + 1).alias("_revision"), (pl.col(c.LATE_TRADES) + pl.col("len").fill_null(0)).alias("_late"),
             (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP), pl.lit(None, pl.String).alias(c.GAP),
         )
         if self.gaps.height:
-            rows = gp.mark_feed_gaps(rows.lazy(), self._closed_gaps(), tf).collect()
+            rows = gp.mark_feed_gaps(rows.lazy(), self._closed_gaps(), tf).collect(engine="in-memory")
         self.emitted = _compact(pl.concat([self.emitted, rows.select(
             *_SERIES, pl.lit(tf).alias(c.TIMEFRAME), c.TIMESTAMP_IN,
             pl.col("_revision").alias(c.REVISION), pl.col("_late").alias(c.LATE_TRADES))]))
@@ -316,7 +317,9 @@ class CandleEngine:
 
     def _featurize(self, candles: pl.DataFrame, now: datetime) -> pl.DataFrame:
         """Finalize rows and add features from the retained tail; revisions do not move the tail."""
-        base = finalize(candles.lazy(), now=now, revision=pl.col("_revision"), late_trades=pl.col("_late")).collect()
+        base = finalize(
+            candles.lazy(), now=now, revision=pl.col("_revision"), late_trades=pl.col("_late")
+        ).collect(engine="in-memory")
         new = base.filter(pl.col(c.REVISION) == 0)
         featured = add_features(new.lazy(), prior=self.tail).collect(engine="in-memory") if new.height else None
         if featured is not None:
