@@ -122,7 +122,7 @@ def process_day(
 
 def _input_reads(opts: BackfillOptions, now: datetime) -> list[TickRead]:
     """Read every explicit --input file."""
-    return [read_trades(path, now=now) for path in opts.inputs]
+    return [read_trades(path, now=now, numeric_ids=not opts.store_ticks) for path in opts.inputs]
 
 
 def plan_days(opts: BackfillOptions) -> list[tuple[str, date]]:
@@ -164,7 +164,7 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
                 opts.exchange, [symbol], day.isoformat(), (day + timedelta(days=1)).isoformat(),
                 cache_dir=opts.cache_dir, endpoint=opts.tardis_endpoint,
             )
-            reads = [read_trades(p, now=clock.now()) for p in paths]
+            reads = [read_trades(p, now=clock.now(), numeric_ids=not opts.store_ticks) for p in paths]
             _backfill_frames(reads, opts, sink, clock, summary, carry, None, explicit_end=True, only_day=day)
             if progress:
                 progress(f"{opts.exchange} {symbol} {day}", n + 1, len(tasks))
@@ -237,7 +237,7 @@ def _series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead]
     for read in reads:
         # Ids the reader already parsed ride along, so order and gap checks need not parse them again.
         frame = read.ticks.with_columns(read.id_numbers.alias(ID_NUMBER)) if read.id_numbers is not None else read.ticks
-        for part in split_series(frame):
+        for part in ([frame] if read.single_series and frame.height else split_series(frame)):
             groups.setdefault((part[c.EXCHANGE][0], part[c.SYMBOL][0]), []).append((part, read))
     out = []
     for parts in groups.values():
@@ -245,7 +245,10 @@ def _series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead]
         if len(parts) == 1:
             out.append((parts[0][0], sources, 0))
             continue
-        ticks = pl.concat([part for part, _ in parts], how="diagonal_relaxed")
+        frames = [part for part, _ in parts]
+        if len({frame[c.ID].dtype for frame in frames}) > 1:  # integer ids of one file, text of another
+            frames = [frame.with_columns(pl.col(c.ID).cast(pl.String)) for frame in frames]
+        ticks = pl.concat(frames, how="diagonal_relaxed")
         # The same trade in two files counts once (ids are unique per exchange and symbol).
         with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique(c.ID, keep="first", maintain_order=True)
         merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
@@ -274,11 +277,11 @@ def split_days(series: pl.DataFrame) -> list[tuple[date, pl.DataFrame]]:
     """Ticks of one series cut into UTC days, in order (a one-day file comes back whole, uncopied)."""
     if series.height == 0:
         return []
-    ts = series[c.TIMESTAMP]
-    first, last = ts.min().date(), ts.max().date()
-    if first == last:  # min/max are cheap; a per-row day number only when the ticks span several days
-        return [(first, series)]
-    day_no = ts.dt.epoch("us") // US_PER_DAY
+    ts = pl.col(c.TIMESTAMP)
+    first, last = series.lazy().select(ts.min().alias("first"), ts.max().alias("last")).collect().row(0)
+    if first.date() == last.date():  # min/max are cheap; a per-row day number only when the ticks span several days
+        return [(first.date(), series)]
+    day_no = series[c.TIMESTAMP].dt.epoch("us") // US_PER_DAY
     parts = series.with_columns(day_no.alias("_day")).partition_by("_day", as_dict=True, maintain_order=True)
     return sorted((EPOCH + timedelta(days=k[0]), part.drop("_day")) for k, part in parts.items())
 

@@ -30,6 +30,10 @@ CSV_SCHEMA: dict[str, pl.DataType] = {
     c.PRICE: pl.Float64(),
     c.AMOUNT: pl.Float64(),
 }
+# For callers that never keep ids as text (a backfill without --store-ticks): integer ids parse straight
+# to Int64, which reads faster than text and spares the later text -> number cast.
+NUMERIC_CSV_SCHEMA: dict[str, pl.DataType] = {**CSV_SCHEMA, c.ID: pl.Int64()}
+_ID_FIELD = list(c.TICK_COLUMNS).index(c.ID)
 _CHUNK = 1 << 16
 _TEXT = "__text"
 _NUMBER = "__number"
@@ -46,27 +50,43 @@ class TickRead:
     complete: bool  # False when the file was truncated (e.g. broken gzip)
     source: str
     id_numbers: pl.Series | None = None  # ids as Int64 when every id is an integer (clean files), for reuse
+    single_series: bool = False  # True when the reader proved every row has one exchange and symbol
 
 
-def read_trades(path: str | Path, *, now: datetime) -> TickRead:
-    """Read a Tardis trades CSV: a fast typed read when the file is clean, a tolerant line-level read otherwise."""
+def read_trades(path: str | Path, *, now: datetime, numeric_ids: bool = False) -> TickRead:
+    """Read a Tardis trades CSV: a fast typed read when the file is clean, a tolerant line-level read otherwise.
+    `numeric_ids` lets a clean file whose ids are all integers keep them as Int64 in `ticks` (ids then order
+    as numbers); without it, ids are always text, as the data contract stores them."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
         raise InputError("file not found", path=source)
-    _check_header(path, source)
-    try:
-        # Tardis never quotes; quote_char=None keeps both paths splitting on every comma, the same way.
-        frame = pl.read_csv(path, schema=CSV_SCHEMA, has_header=True, quote_char=None)
-    except (pl.exceptions.PolarsError, OSError, UnicodeError):
-        # Unparseable numbers, ragged rows, bad UTF-8, broken gzip: the tolerant path finds out which line.
-        frame = None
-    int_ids = frame[c.ID].cast(pl.Int64, strict=False) if frame is not None else None
-    if frame is not None and validate.is_clean(frame, int_ids):
-        numbers = int_ids if int_ids.null_count() == 0 else None
-        return TickRead(validate.finish(frame), schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source,
-                        numbers)
+    first_row = _check_header(path, source)
+    schemas = [CSV_SCHEMA]
+    if numeric_ids and _integer_id(first_row):
+        schemas.insert(0, NUMERIC_CSV_SCHEMA)
+    for csv_schema in schemas:
+        try:
+            # Tardis never quotes; quote_char=None keeps both paths splitting on every comma, the same way.
+            frame = pl.read_csv(path, schema=csv_schema, has_header=True, quote_char=None)
+        except (pl.exceptions.PolarsError, OSError, UnicodeError):
+            # Unparseable numbers, ragged rows, bad UTF-8, broken gzip (or an id that is not an integer).
+            continue
+        facts = validate.inspect(frame)
+        if not facts.clean:
+            break  # bad values: the text read names them
+        # Sortedness found by the inspection is flagged, so min/max and order checks downstream are O(1).
+        flagged = frame.with_columns(pl.col(name).set_sorted() for name in facts.ascending)
+        ticks = validate.finish(flagged, text_ids=csv_schema is CSV_SCHEMA)
+        return TickRead(ticks, schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source,
+                        facts.id_numbers, facts.single_series)
     return _read_as_text(path, source, now) or _read_tolerant(path, source, now)
+
+
+def _integer_id(row: bytes | None) -> bool:
+    """True when the id field of this data row is a plain integer (so the file's ids likely all are)."""
+    fields = row.split(b",") if row else []
+    return len(fields) > _ID_FIELD and fields[_ID_FIELD].strip().isdigit()
 
 
 def _read_as_text(path: Path, source: str, now: datetime) -> TickRead | None:
@@ -85,8 +105,9 @@ def _read_as_text(path: Path, source: str, now: datetime) -> TickRead | None:
     return TickRead(ticks, rejected, text.height, duplicates, True, source)
 
 
-def _first_line(path: Path, source: str) -> bytes:
-    """The first line of the (possibly gzip) file, read tolerantly so a truncated body does not hide a good header."""
+def _head(path: Path, source: str) -> tuple[bytes, bytes | None]:
+    """The first line of the (possibly gzip) file and the second when whole, read tolerantly so a truncated
+    body does not hide a good header."""
     with open(path, "rb") as handle:
         head = handle.read(1 << 16)
         whole = not handle.read(1)
@@ -97,16 +118,18 @@ def _first_line(path: Path, source: str) -> bytes:
         except zlib.error as exc:
             raise InputError(f"cannot read the header: {exc}", path=source, line=1) from exc
         whole = stream.eof
-    line, newline, _ = head.partition(b"\n")
+    line, newline, rest = head.partition(b"\n")
     if not newline and not whole and len(head) < 1 << 16:
         raise InputError("file truncated before the end of the header", path=source, line=1)
-    return line
+    second, complete, _ = rest.partition(b"\n")
+    return line, second if complete else None
 
 
-def _check_header(path: Path, source: str) -> None:
-    """Raise InputError naming line 1 and the first column that differs from the Tardis trades header."""
+def _check_header(path: Path, source: str) -> bytes | None:
+    """The first data row (None when not whole in the first 64 KiB); raise InputError naming line 1 and the
+    first column that differs from the Tardis trades header."""
     try:
-        first = _first_line(path, source)
+        first, row = _head(path, source)
     except OSError as exc:
         raise InputError(f"cannot read the header: {exc}", path=source, line=1) from exc
     if not first:
@@ -125,6 +148,7 @@ def _check_header(path: Path, source: str) -> None:
             f"unexpected header: extra column {names[len(expected)]!r} (header must be {','.join(expected)})",
             path=source, line=1, field=names[len(expected)],
         )
+    return row
 
 
 def read_bytes(path: Path) -> tuple[bytes, bool]:

@@ -10,6 +10,7 @@ migrations and same-transaction delete + insert of one key always work.
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -97,21 +98,42 @@ def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
 class DuckDBSink:
     """Sink into one DuckDB file: tables candles, ticks, quarantine and the views of views.sql."""
 
-    def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False):
+    def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False, background: bool = False):
         """Open (creating or migrating) the database at `path`. `shared` holds the file only while writing,
-        so `mdstream query` and other readers can open it between flushes of a long-running stream."""
+        so `mdstream query` and other readers can open it between flushes of a long-running stream.
+        `background` opens it on a thread while the caller goes on (a backfill reads its first input
+        meanwhile); the first operation waits for it and raises the open's SinkError, if any."""
         self.path = Path(path)
         self.shared = shared
-        try:
-            self.con = connect(self.path)
-            self.migrated = ensure_schema(self.con)
-        except duckdb.Error as exc:
-            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
-        if shared:
-            self.con.close()
-            self.con = None
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.migrated: list[str] = []
         self._buffer = base.KindBuffer()
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
+        self._opening: Future | None = None
+        if background:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-open")
+            self._opening = pool.submit(self._open)
+            pool.shutdown(wait=False)
+        else:
+            self._open()
+
+    def _open(self) -> None:
+        """Connect and create or migrate the schema; a shared sink lets go of the file afterwards."""
+        try:
+            con = connect(self.path)
+            self.migrated = ensure_schema(con)
+        except duckdb.Error as exc:
+            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        if self.shared:
+            con.close()
+        else:
+            self.con = con
+
+    def _ready(self) -> None:
+        """Wait for a background open; raises its SinkError (again on every call if it failed)."""
+        if self._opening is not None:
+            self._opening.result()
+            self._opening = None
 
     def write(self, kind: str, frame: pl.DataFrame) -> None:
         """Buffer `frame` of `kind`; nothing is visible until flush()."""
@@ -120,6 +142,7 @@ class DuckDBSink:
     @contextmanager
     def _session(self):
         """The connection for one operation: the open one, or (shared) one opened now and closed after."""
+        self._ready()
         if not self.shared:
             yield
             return
@@ -157,7 +180,13 @@ class DuckDBSink:
                 self._insert(kind, frame)
 
         with self._session():
-            self._transaction(replace)
+            # A day is written once and read for long: it goes straight into the file at commit, skipping
+            # the write-ahead log and the later checkpoint that would copy it again.
+            self.con.execute("SET checkpoint_threshold = '0b'")
+            try:
+                self._transaction(replace)
+            finally:
+                self.con.execute("RESET checkpoint_threshold")
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
 
@@ -184,7 +213,11 @@ class DuckDBSink:
             "SELECT * FROM candles_latest WHERE exchange = ? AND symbol = ? AND timestamp_in < ? "
             f"QUALIFY row_number() OVER (PARTITION BY timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
         )
+        probe = "SELECT 1 FROM candles WHERE exchange = ? AND symbol = ? AND timestamp_in < ? LIMIT 1"
         with self._session():
+            # A first backfill finds nothing: a one-row probe is much cheaper than planning the view query.
+            if self.con.execute(probe, [exchange, symbol, before]).fetchone() is None:
+                return schema.empty(schema.CANDLE_SCHEMA)
             frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
@@ -192,6 +225,7 @@ class DuckDBSink:
         """Flush and close the connection."""
         try:
             self.flush()
+            self._ready()
         finally:
             if self.con is not None:
                 self.con.close()

@@ -43,7 +43,8 @@ def open_sink(opts: SinkOptions, *, mode: str):
         from .duckdb import DuckDBSink
 
         # A stream runs for days: it holds the file only while writing, so queries can read in between.
-        return DuckDBSink(opts.duckdb_path, shared=mode == "stream")
+        # A backfill opens the file while it reads its first input.
+        return DuckDBSink(opts.duckdb_path, shared=mode == "stream", background=mode == "backfill")
     if opts.kind == "parquet":
         from .parquet import ParquetSink
 
