@@ -103,3 +103,17 @@ def test_a_files_quarantine_and_truncation_belong_to_its_own_series(tmp_path):
     by_symbol = {d.symbol: d for d in summary.days}
     assert by_symbol["ETHUSDT"].quarantined == 1 and by_symbol["BTCUSDT"].quarantined == 0
     assert summary.quarantined == 1 and stored == 1
+
+
+def test_storing_ticks_or_not_gives_the_same_candles(tmp_path):
+    """Without --store-ticks integer ids are read as numbers (faster); the candles are the same to the bit."""
+    paths, _ = two_days(tmp_path)
+    out = {}
+    for store in (False, True):
+        db = tmp_path / f"store_{store}.duckdb"
+        sink = DuckDBSink(db)
+        run_backfill(BackfillOptions(inputs=tuple(paths), store_ticks=store), sink, ManualClock(NOW))
+        sink.close()
+        out[store] = stored(db).sort(KEY)
+    assert out[False].height == out[True].height > 0
+    assert out[False].equals(out[True])

@@ -92,3 +92,30 @@ def test_header_only_file_is_empty_not_an_error(tmp_path: Path) -> None:
     gz = tmp_path / "empty.csv.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     assert read_trades(gz, now=NOW).ticks.height == 0
+
+
+def test_numeric_ids_keep_every_other_value(trades_csv: Path) -> None:
+    """numeric_ids reads the same rows; only the id column differs, as the number its text spells."""
+    text = read_trades(trades_csv, now=NOW)
+    numeric = read_trades(trades_csv, now=NOW, numeric_ids=True)
+    assert numeric.ticks[c.ID].dtype == pl.Int64
+    assert numeric.ticks.drop(c.ID).equals(text.ticks.drop(c.ID))
+    assert numeric.ticks[c.ID].cast(pl.String).equals(text.ticks[c.ID])
+    assert numeric.id_numbers is not None and numeric.id_numbers.equals(numeric.ticks[c.ID])
+    assert numeric.single_series and numeric.quarantine.height == 0
+
+
+def test_numeric_ids_fall_back_to_text_when_a_later_id_is_not_an_integer(tmp_path: Path) -> None:
+    """An integer first id only suggests the rest are: a text id further down still reads, as text."""
+    rows = [f"binance,BTCUSDT,{1_700_000_000_000_000 + i},{1_700_000_000_000_100 + i},{i},buy,100.5,0.1" for i in range(1, 4)]
+    rows.append("binance,BTCUSDT,1700000000000004,1700000000000104,x-4,sell,100.4,0.2")
+    path = tmp_path / "mixed.csv"
+    path.write_text(",".join(c.TICK_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    read = read_trades(path, now=NOW, numeric_ids=True)
+    assert read.ticks[c.ID].to_list() == ["1", "2", "3", "x-4"]
+    assert read.quarantine.height == 0 and read.ticks.height == 4
+
+
+def test_numeric_ids_not_tried_for_text_ids(real_data: Path) -> None:
+    read = read_trades(real_data / BITMEX, now=NOW, numeric_ids=True)
+    assert read.ticks[c.ID].dtype == pl.String and read.ticks.height == 10
