@@ -67,7 +67,7 @@ def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.
 
 def gap_windows(gaps: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
     """(exchange, symbol, timestamp_in) of every `timeframe` window overlapping a gap [start, end]."""
-    from .candles import window_start
+    from .grid import window_start
 
     width = tfm.duration_us(timeframe)
     start, end = window_start(pl.col(GAP_START), timeframe), window_start(pl.col(GAP_END), timeframe)

@@ -15,7 +15,8 @@ import polars as pl
 from .. import columns as c
 from .. import gaps as gp
 from .. import timeframes as tfm
-from ..candles import densify, finalize, rollup, sparse_many, window_start
+from ..candles import rollup, sparse_many
+from ..grid import densify, finalize, window_start
 from ..features import add_features, advance_tail
 from ..schema import CANDLE_BASE_SCHEMA, CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..sources.base import FeedGap

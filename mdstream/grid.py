@@ -1,0 +1,118 @@
+"""Sparse candles -> the dense UTC grid of a timeframe, and the final contract columns (pure Polars)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+
+import polars as pl
+
+from . import columns as c
+from . import timeframes as tfm
+from .schema import CANDLE_BASE_SCHEMA, TS
+
+SPARSE_COLUMNS = (
+    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME,
+    c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.FIRST_TRADE_AT, c.LAST_TRADE_AT,
+)
+
+
+def window_start(ts: pl.Expr, timeframe: str) -> pl.Expr:
+    """floor(ts / timeframe) * timeframe, on epoch microseconds: the UTC-aligned window a time falls in."""
+    width = tfm.duration_us(timeframe)
+    return ((ts.dt.epoch("us") // width) * width).cast(TS)
+
+
+def densify(
+    sparse: pl.LazyFrame,
+    timeframe: str,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    prior_close: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Dense grid per series up to `end` (exclusive; default: the last trade window, inclusive). A new series
+    starts at its first trade window (not before `start`); a series continuing from `prior_close`
+    (exchange, symbol, close[, next_start]) starts at its own `next_start` when given, else at `start`, and
+    carries that close into its leading empty windows. Empty windows get trades 0, volumes 0, open = high = low = close = previous close, gap = quiet."""
+    width = tfm.duration_us(timeframe)
+    series = [c.EXCHANGE, c.SYMBOL]
+    bounds = sparse.group_by(series).agg(
+        pl.col(c.TIMESTAMP_IN).min().alias("_lo"), pl.col(c.TIMESTAMP_IN).max().alias("_hi")
+    )
+    prior = None
+    if prior_close is not None:
+        has_next = "next_start" in prior_close.collect_schema().names()
+        next_start = pl.col("next_start") if has_next else pl.lit(None, TS)
+        prior = prior_close.select(*series, pl.col(c.CLOSE).alias("_prior"), next_start.alias("_next"))
+    if prior is not None:
+        bounds = bounds.join(prior, on=series, how="full", coalesce=True)
+        bounds = bounds.with_columns(pl.coalesce("_next", "_lo").alias("_lo"))
+    else:
+        bounds = bounds.with_columns(pl.lit(None, pl.Float64).alias("_prior"), pl.lit(None, TS).alias("_next"))
+    if start is not None:
+        lo = window_start(pl.lit(start).cast(TS), timeframe)
+        continuing = pl.col("_prior").is_not_null()
+        bounds = bounds.with_columns(
+            pl.when(pl.col("_next").is_not_null()).then(pl.col("_lo"))
+            .when(continuing).then(lo)
+            .otherwise(pl.max_horizontal(pl.col("_lo"), lo)).alias("_lo")
+        )
+    if end is not None:
+        # `end` is exclusive: the last window is the one that starts before it.
+        last = (pl.lit(end).cast(TS).dt.epoch("us") - 1) // width * width
+        bounds = bounds.with_columns(last.cast(TS).alias("_hi"))
+    grid = (
+        bounds.filter(pl.col("_hi") >= pl.col("_lo"))
+        .with_columns(
+            pl.datetime_ranges(pl.col("_lo"), pl.col("_hi"), interval=f"{width}us", time_unit="us", time_zone="UTC")
+            .alias(c.TIMESTAMP_IN)
+        )
+        .explode(c.TIMESTAMP_IN)
+        .select(*series, c.TIMESTAMP_IN, "_prior")
+    )
+    # forward_fill().over(series) keeps row order within each series: sorting by time is enough.
+    dense = grid.join(sparse, on=[*series, c.TIMESTAMP_IN], how="left").sort(c.TIMESTAMP_IN, maintain_order=True)
+    carried = pl.coalesce(pl.col(c.CLOSE).forward_fill().over(series), pl.col("_prior"))
+    empty = pl.col(c.TRADES).is_null()
+    zero = pl.when(empty).then(0.0)
+    return dense.with_columns(
+        pl.lit(timeframe).alias(c.TIMEFRAME),
+        carried.alias("_carried"),
+    ).with_columns(
+        *[pl.when(empty).then(pl.col("_carried")).otherwise(pl.col(k)).alias(k) for k in (c.OPEN, c.HIGH, c.LOW, c.CLOSE)],
+        *[zero.otherwise(pl.col(k)).alias(k) for k in (c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)],
+        pl.col(c.TRADES).fill_null(0),
+        (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP),
+        pl.when(empty).then(pl.lit(c.GAP_QUIET)).otherwise(pl.lit(None, pl.String)).alias(c.GAP),
+    ).select(*SPARSE_COLUMNS, c.VWAP, c.GAP)
+
+
+def finalize(
+    dense: pl.LazyFrame, *, now: datetime, revision: pl.Expr | int = 0, late_trades: pl.Expr | int = 0
+) -> pl.LazyFrame:
+    """Add timestamp_out = now, latency_ms = now - window end (ms), revision and late_trades (constants or
+    expressions over `dense`); the contract's columns in order."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
+    as_expr = lambda v: v if isinstance(v, pl.Expr) else pl.lit(v, pl.Int64)  # noqa: E731
+    return dense.with_columns(
+        pl.lit(now).cast(TS).alias(c.TIMESTAMP_OUT),
+        ((pl.lit(now_us) - _window_end_us()) / 1000.0).alias(c.LATENCY_MS),
+        as_expr(revision).alias(c.REVISION),
+        as_expr(late_trades).alias(c.LATE_TRADES),
+    ).select(_base_casts())
+
+
+@functools.cache
+def _window_end_us() -> pl.Expr:
+    """timestamp_in + the row's timeframe length, in epoch microseconds (built once)."""
+    width = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
+    return pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width
+
+
+@functools.cache
+def _base_casts() -> tuple[pl.Expr, ...]:
+    """Every base contract column cast to its contract type, in order (built once)."""
+    return tuple(pl.col(name).cast(dtype) for name, dtype in CANDLE_BASE_SCHEMA.items())
