@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import ConfigError, MdstreamError
-from .sinks.duckdb import connect_waiting
+from .sinks.duckdb_schema import connect_waiting
 
 FORMATS = ("table", "csv", "json", "parquet")
 

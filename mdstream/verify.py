@@ -14,7 +14,7 @@ from . import columns as c
 from .timeframes import day_bounds
 from . import sqlfiles
 from .errors import ConfigError, MdstreamError
-from .sinks.duckdb import connect
+from .sinks.duckdb_schema import connect
 
 WINDOW_KEY = (c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN)
 SERIES = (c.EXCHANGE, c.SYMBOL, c.TIMEFRAME)

@@ -26,7 +26,7 @@ from mdstream import gaps as gp
 from mdstream.candles import candles_from_ticks
 from mdstream.features import STATE_COLUMNS, add_features
 from mdstream.schema import CANDLE_SCHEMA, conform
-from mdstream.sinks.duckdb import connect
+from mdstream.sinks.duckdb_schema import connect
 from mdstream.sources.decode import strip_trade_id
 from mdstream.sources.replay import load
 from tests.ws_replay import load_trade_messages

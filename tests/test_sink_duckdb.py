@@ -13,7 +13,8 @@ from mdstream import columns as c
 from mdstream import schema
 from mdstream.errors import SinkError
 from mdstream.sinks import base
-from mdstream.sinks.duckdb import DuckDBSink, create_table_sql
+from mdstream.sinks.duckdb import DuckDBSink
+from mdstream.sinks.duckdb_schema import create_table_sql
 
 T0 = datetime(2024, 1, 2, tzinfo=timezone.utc)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Sequence
 
-from ..sinks.duckdb import connect
+from ..sinks.duckdb_schema import connect
 from ..verify import COMPARED, WINDOW_KEY, VerifyReport, build_report, recompute
 from .config import BigQueryConfig, rest_client
 from .views import read_candles, read_ticks
