@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -12,12 +13,13 @@ import polars as pl
 
 from . import columns as c
 from . import gaps as gp
-from .candles import ID_NUMBER, candles_from_ticks, split_series
+from .candles import candles_from_ticks, split_series
 from .clock import Clock
 from .errors import ConfigError
 from .features import add_features, tail_state
-from .timeframes import ALL_TIMEFRAMES, US_PER_DAY, day_bounds
+from .timeframes import ALL_TIMEFRAMES, day_bounds
 from .schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
+from .series import in_range, series_of, split_days
 from .sinks import base
 from .tardis import TickRead, read_trades
 
@@ -81,7 +83,6 @@ class BackfillSummary:
 
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
-EPOCH = date(1970, 1, 1)
 
 
 def process_day(
@@ -142,7 +143,8 @@ def plan_days(opts: BackfillOptions) -> list[tuple[str, date]]:
 
 def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progress: Progress | None = None) -> BackfillSummary:
     """Run a backfill. Steps, in order:
-    1. resolve inputs: the --input files, or each (symbol, day) Tardis file downloaded into the cache;
+    1. resolve inputs: the --input files, or each (symbol, day) Tardis file downloaded into the cache (the
+       next day's download and read run ahead on a thread while the current day goes through 3-5);
     2. read and validate ticks (bad rows to quarantine, duplicate trade ids counted once);
     3. per series and UTC day, in time order: candles of every timeframe, continuing the previous day's
        close and feature state so multi-day input is one continuous grid;
@@ -156,21 +158,31 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
         reads = _input_reads(opts, clock.now())
         _backfill_frames(reads, opts, sink, clock, summary, carry, progress)
     else:
-        from .tardis import download_trades
-
         tasks = plan_days(opts)
-        for n, (symbol, day) in enumerate(tasks):
-            paths = download_trades(
-                opts.exchange, [symbol], day.isoformat(), (day + timedelta(days=1)).isoformat(),
-                cache_dir=opts.cache_dir, endpoint=opts.tardis_endpoint,
-            )
-            reads = [read_trades(p, now=clock.now(), numeric_ids=not opts.store_ticks) for p in paths]
-            _backfill_frames(reads, opts, sink, clock, summary, carry, None, explicit_end=True, only_day=day)
-            if progress:
-                progress(f"{opts.exchange} {symbol} {day}", n + 1, len(tasks))
+        # Read-ahead: the next day downloads and reads on a thread while this one is computed and written
+        # (download and gzip are I/O and one core; candles, features and the sink mostly another).
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backfill-read") as pool:
+            ahead = pool.submit(_fetch_day, opts, clock, *tasks[0]) if tasks else None
+            for n, (symbol, day) in enumerate(tasks):
+                reads = ahead.result()
+                ahead = pool.submit(_fetch_day, opts, clock, *tasks[n + 1]) if n + 1 < len(tasks) else None
+                _backfill_frames(reads, opts, sink, clock, summary, carry, None, explicit_end=True, only_day=day)
+                if progress:
+                    progress(f"{opts.exchange} {symbol} {day}", n + 1, len(tasks))
     sink.flush()
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def _fetch_day(opts: BackfillOptions, clock: Clock, symbol: str, day: date) -> list[TickRead]:
+    """Download (or find in the cache) and read the Tardis trades file of one symbol and day."""
+    from .tardis import download_trades
+
+    paths = download_trades(
+        opts.exchange, [symbol], day.isoformat(), (day + timedelta(days=1)).isoformat(),
+        cache_dir=opts.cache_dir, endpoint=opts.tardis_endpoint,
+    )
+    return [read_trades(p, now=clock.now(), numeric_ids=not opts.store_ticks) for p in paths]
 
 
 def _backfill_frames(
@@ -189,8 +201,8 @@ def _backfill_frames(
     Each file's quarantine, duplicate count and completeness belong to the series read from it."""
     timeframes = opts.timeframes or ALL_TIMEFRAMES
     claimed: set[int] = set()  # reads whose quarantine rows were written with a series
-    for series, sources, cross_dups in _series_of(reads):
-        series = _in_range(series, opts)
+    for series, sources, cross_dups in series_of(reads):
+        series = in_range(series, opts.from_date, opts.to_date)
         exchange, symbol = series[c.EXCHANGE][0] if series.height else None, series[c.SYMBOL][0] if series.height else None
         if series.height == 0 or (opts.symbols and symbol not in opts.symbols) or (opts.exchange and exchange != opts.exchange):
             continue
@@ -228,62 +240,6 @@ def _backfill_frames(
     orphans = [r.quarantine for r in reads if id(r) not in claimed and r.quarantine.height]
     if orphans:
         sink.write(base.QUARANTINE, conform(pl.concat(orphans), QUARANTINE_SCHEMA))
-
-
-def _series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead], int]]:
-    """(ticks of one series, the reads they came from, trades present in several of those reads) per series.
-    A Tardis file holds one series, so files of different symbols are never concatenated or hashed."""
-    groups: dict[tuple[str, str], list[tuple[pl.DataFrame, TickRead]]] = {}
-    for read in reads:
-        # Ids the reader already parsed ride along, so order and gap checks need not parse them again.
-        frame = read.ticks.with_columns(read.id_numbers.alias(ID_NUMBER)) if read.id_numbers is not None else read.ticks
-        for part in ([frame] if read.single_series and frame.height else split_series(frame)):
-            groups.setdefault((part[c.EXCHANGE][0], part[c.SYMBOL][0]), []).append((part, read))
-    out = []
-    for parts in groups.values():
-        sources = [read for _, read in parts]
-        if len(parts) == 1:
-            out.append((parts[0][0], sources, 0))
-            continue
-        frames = [part for part, _ in parts]
-        if len({frame[c.ID].dtype for frame in frames}) > 1:  # integer ids of one file, text of another
-            frames = [frame.with_columns(pl.col(c.ID).cast(pl.String)) for frame in frames]
-        ticks = pl.concat(frames, how="diagonal_relaxed")
-        # The same trade in two files counts once (ids are unique per exchange and symbol).
-        with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique(c.ID, keep="first", maintain_order=True)
-        merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
-        out.append((merged, sources, ticks.height - merged.height))
-    return out
-
-
-def _in_range(ticks: pl.DataFrame, opts: BackfillOptions) -> pl.DataFrame:
-    """Ticks inside [--from, --to) (a filter pass only when some tick lies outside)."""
-    lo = day_bounds(opts.from_date)[0] if opts.from_date else None
-    hi = day_bounds(opts.to_date)[0] if opts.to_date else None
-    if ticks.height == 0 or (lo is None and hi is None):
-        return ticks
-    ts = ticks[c.TIMESTAMP]
-    if (lo is None or ts.min() >= lo) and (hi is None or ts.max() < hi):
-        return ticks
-    keep = pl.lit(True)
-    if lo is not None:
-        keep &= pl.col(c.TIMESTAMP) >= lo
-    if hi is not None:
-        keep &= pl.col(c.TIMESTAMP) < hi
-    return ticks.filter(keep)
-
-
-def split_days(series: pl.DataFrame) -> list[tuple[date, pl.DataFrame]]:
-    """Ticks of one series cut into UTC days, in order (a one-day file comes back whole, uncopied)."""
-    if series.height == 0:
-        return []
-    ts = pl.col(c.TIMESTAMP)
-    first, last = series.lazy().select(ts.min().alias("first"), ts.max().alias("last")).collect().row(0)
-    if first.date() == last.date():  # min/max are cheap; a per-row day number only when the ticks span several days
-        return [(first.date(), series)]
-    day_no = series[c.TIMESTAMP].dt.epoch("us") // US_PER_DAY
-    parts = series.with_columns(day_no.alias("_day")).partition_by("_day", as_dict=True, maintain_order=True)
-    return sorted((EPOCH + timedelta(days=k[0]), part.drop("_day")) for k, part in parts.items())
 
 
 def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.DataFrame | None:

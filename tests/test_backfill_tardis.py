@@ -72,3 +72,21 @@ def test_shards_split_the_date_symbol_tasks_without_overlap(two_days, tmp_path):
         if db.exists():
             seen += [r["d"] for r in _rows(runner, db, "SELECT DISTINCT strftime(timestamp_in, '%Y-%m-%d') AS d FROM candles_1d")]
     assert sorted(seen) == ["2020-02-22", "2020-02-23"]
+
+
+def test_a_failed_download_ahead_stops_after_the_days_before_it(real_data, tardis_server, tmp_path):
+    """The next day downloads while the current one is computed; its failure still surfaces at that day,
+    after every earlier day was written."""
+    first = pl.read_csv(real_data / TRADES, schema_overrides={c.ID: pl.String})
+    tardis_server.add("binance-futures", "BTCUSDT", date(2020, 2, 22), gzip.compress(first.write_csv().encode()))
+    runner = CliRunner()
+    db = tmp_path / "x.duckdb"
+    env = {"TARDIS_API_KEY": "test-key", "MDSTREAM_TARDIS_ENDPOINT": tardis_server.endpoint}
+    args = ["backfill", "--exchange", "binance-futures", "--symbols", "BTCUSDT", "--from", "2020-02-22",
+            "--to", "2020-02-24", "--cache-dir", str(tmp_path / "cache"), "--timeframes", "1d", "--duckdb", str(db),
+            "--quiet"]
+    result = runner.invoke(main, args, env=env)
+    assert result.exit_code != 0 and "2020-02-23" in result.output, result.output
+    assert "Traceback" not in result.output
+    days = _rows(runner, db, "SELECT strftime(timestamp_in, '%Y-%m-%d') AS d, trades FROM candles_1d ORDER BY 1")
+    assert days == [{"d": "2020-02-22", "trades": 9999}]
