@@ -57,6 +57,8 @@ class DuckDBSink:
         self._buffer = base.KindBuffer()
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
         self._opening: Future | None = None
+        # A file this sink creates and holds alone has nothing to read back or replace until it writes.
+        self._untouched = not shared and not self.path.exists()
         if background:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-open")
             self._opening = pool.submit(self._open)
@@ -111,6 +113,7 @@ class DuckDBSink:
         prepared = {kind: prepare(kind, frame) for kind, frame in batches.items()}
         with self._session():
             self._transaction(lambda: [self._upsert(kind, frame) for kind, frame in prepared.items()])
+        self._untouched = False
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
         self._buffer.clear()
@@ -122,7 +125,8 @@ class DuckDBSink:
 
         def replace() -> None:
             """Delete the day's rows then insert the new frames (inside the caller's transaction)."""
-            self._delete_day(exchange, symbol, day, start, end, prepared.get(base.QUARANTINE))
+            if not self._untouched:
+                self._delete_day(exchange, symbol, day, start, end, prepared.get(base.QUARANTINE))
             for kind, frame in prepared.items():
                 self._insert(kind, frame)
 
@@ -132,6 +136,7 @@ class DuckDBSink:
             self.con.execute("SET checkpoint_threshold = '0b'")
             try:
                 self._transaction(replace)
+                self._untouched = False
             finally:
                 self.con.execute("RESET checkpoint_threshold")
         for kind, frame in prepared.items():
@@ -163,7 +168,7 @@ class DuckDBSink:
         probe = "SELECT 1 FROM candles WHERE exchange = ? AND symbol = ? AND timestamp_in < ? LIMIT 1"
         with self._session():
             # A first backfill finds nothing: a one-row probe is much cheaper than planning the view query.
-            if self.con.execute(probe, [exchange, symbol, before]).fetchone() is None:
+            if self._untouched or self.con.execute(probe, [exchange, symbol, before]).fetchone() is None:
                 return schema.empty(schema.CANDLE_SCHEMA)
             frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
