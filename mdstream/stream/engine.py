@@ -16,23 +16,19 @@ from .. import columns as c
 from .. import gaps as gp
 from .. import timeframes as tfm
 from ..candles import rollup, sparse_many
-from ..grid import densify, finalize, window_start
-from ..features import add_features, advance_tail
-from ..schema import CANDLE_BASE_SCHEMA, CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
+from ..grid import densify, window_start
+from ..schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..sources.base import FeedGap
 from .frames import compact as _compact
-from .frames import merge_gaps, quarantine_rows, tfm_floor
+from .frames import featurize, merge_gaps, quarantine_rows, tfm_floor, warm_state
 
 _SERIES = [c.EXCHANGE, c.SYMBOL]
-
-
 _WINDOW = [c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN]
 _CURSOR_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: pl.String(), "next_start": TS,
                   c.CLOSE: pl.Float64()}
 _EMITTED_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: pl.String(), c.TIMESTAMP_IN: TS,
                    c.REVISION: pl.Int64(), c.LATE_TRADES: pl.Int64()}
-
-
+_FIRST_SEEN_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMESTAMP_IN: TS}
 _W = "_base_window_us"  # base window start of a retained tick, computed once when it arrives
 _NO_LATE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
 _NO_CANDLES = pl.DataFrame(schema=CANDLE_SCHEMA)
@@ -62,7 +58,7 @@ class CandleEngine:
     ticks: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={**TICK_SCHEMA, _W: pl.Int64()}))
     sparse: pl.DataFrame | None = None  # base-timeframe windows that can still change (inside the horizon)
     sparse_cold: pl.DataFrame | None = None  # older base windows, kept only to roll up the longer timeframes
-    first_seen: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema={c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMESTAMP_IN: TS}))
+    first_seen: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_FIRST_SEEN_SCHEMA))
     cursor: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_CURSOR_SCHEMA))
     emitted: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=_EMITTED_SCHEMA))
     tail: pl.DataFrame | None = None
@@ -90,16 +86,7 @@ class CandleEngine:
         stored window, and (given `restarted_at`) everything from there to the restart is marked gap = feed."""
         if candles.height == 0:
             return
-        latest = candles.sort(c.REVISION).unique([*c.SERIES_KEY, c.TIMESTAMP_IN], keep="last")
-        latest = latest.filter(pl.col(c.TIMEFRAME).is_in(list(self.timeframes)))
-        featured = add_features(conform(latest, CANDLE_BASE_SCHEMA).lazy()).collect(engine="in-memory")
-        self.tail = advance_tail(None, featured)
-        last = latest.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.all().last())
-        width = pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US)
-        self.cursor = last.select(
-            c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
-            (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE,
-        )
+        self.tail, self.cursor = warm_state(candles, self.timeframes)
         self._sync_due()
         # Ticks before this were folded into windows an earlier run wrote; their other ticks are gone.
         self._resumed = self.cursor.group_by(_SERIES).agg(pl.col("next_start").min().alias("_resume"))
@@ -318,18 +305,8 @@ class CandleEngine:
 
     def _featurize(self, candles: pl.DataFrame, now: datetime) -> pl.DataFrame:
         """Finalize rows and add features from the retained tail; revisions do not move the tail."""
-        base = finalize(
-            candles.lazy(), now=now, revision=pl.col("_revision"), late_trades=pl.col("_late")
-        ).collect(engine="in-memory")
-        new = base.filter(pl.col(c.REVISION) == 0)
-        featured = add_features(new.lazy(), prior=self.tail).collect(engine="in-memory") if new.height else None
-        if featured is not None:
-            self.tail = advance_tail(self.tail, featured)
-        out = [featured] if featured is not None else []
-        # A revision reads the tail rows before its own window only (add_features keeps just those).
-        for row in base.filter(pl.col(c.REVISION) > 0).iter_slices(1):
-            out.append(add_features(row.lazy(), prior=self.tail).collect(engine="in-memory"))
-        return conform(pl.concat(out, how="diagonal_relaxed"), CANDLE_SCHEMA)
+        out, self.tail = featurize(candles, self.tail, now)
+        return out
 
     def _horizon_reason(self) -> str:
         """Why a tick older than the revision horizon is quarantined."""

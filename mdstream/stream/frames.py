@@ -1,4 +1,5 @@
-"""Small pure helpers of the stream engine: window arithmetic, gap bookkeeping, quarantine rows."""
+"""Small pure helpers of the stream engine: window arithmetic, gap bookkeeping, quarantine rows, features of
+emitted rows, state from stored candles."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ import polars as pl
 
 from .. import columns as c
 from .. import gaps as gp
-from ..schema import QUARANTINE_SCHEMA, TS
+from .. import timeframes as tfm
+from ..features import add_features, advance_tail
+from ..grid import finalize
+from ..schema import CANDLE_BASE_SCHEMA, CANDLE_SCHEMA, QUARANTINE_SCHEMA, TS, conform
 from ..sources.base import FeedGap
 
 _GAP_KEY = [c.EXCHANGE, c.SYMBOL, gp.GAP_START]
@@ -57,3 +61,34 @@ def quarantine_rows(ticks: pl.DataFrame, now: datetime, reason: str) -> pl.DataF
         pl.format("{} {} {} {}", c.ID, c.TIMESTAMP, c.PRICE, c.AMOUNT).alias(c.Q_RAW),
         pl.lit(now).cast(TS).alias(c.Q_QUARANTINED_AT),
     ).cast(QUARANTINE_SCHEMA)
+
+
+def featurize(candles: pl.DataFrame, tail: pl.DataFrame | None, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """(contract rows with features, the new tail): new windows continue `tail` and advance it; a revision
+    (`_revision` > 0) reads the tail rows before its own window only and leaves the tail as it is."""
+    base = finalize(
+        candles.lazy(), now=now, revision=pl.col("_revision"), late_trades=pl.col("_late")
+    ).collect(engine="in-memory")
+    new = base.filter(pl.col(c.REVISION) == 0)
+    featured = add_features(new.lazy(), prior=tail).collect(engine="in-memory") if new.height else None
+    if featured is not None:
+        tail = advance_tail(tail, featured)
+    out = [featured] if featured is not None else []
+    for row in base.filter(pl.col(c.REVISION) > 0).iter_slices(1):
+        out.append(add_features(row.lazy(), prior=tail).collect(engine="in-memory"))
+    return conform(pl.concat(out, how="diagonal_relaxed"), CANDLE_SCHEMA), tail
+
+
+def warm_state(candles: pl.DataFrame, timeframes: Sequence[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(feature tail, grid cursor) of stored candles: the latest revision of each window of `timeframes`;
+    the cursor holds per series the next window start (last stored + one window) and the last close."""
+    latest = candles.sort(c.REVISION).unique([*c.SERIES_KEY, c.TIMESTAMP_IN], keep="last")
+    latest = latest.filter(pl.col(c.TIMEFRAME).is_in(list(timeframes)))
+    featured = add_features(conform(latest, CANDLE_BASE_SCHEMA).lazy()).collect(engine="in-memory")
+    last = latest.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.all().last())
+    width = pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US)
+    cursor = last.select(
+        c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
+        (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE,
+    )
+    return advance_tail(None, featured), cursor
