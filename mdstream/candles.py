@@ -222,11 +222,14 @@ def candles_from_ticks(
         # Usually there are none: the joins that mark them then cost a third of the grid's time.
         feed_gaps = feed_gaps.lazy().collect(engine="in-memory")
         feed_gaps = feed_gaps.lazy() if feed_gaps.height else None
-    frames = []  # `frame` may be a list of single-series frames (split_series), to skip a second split
-    for tf, windows in sparse_all(frame, timeframes).items():
-        prior = None
-        if prior_close is not None:
-            prior = prior_close.lazy().filter(pl.col(c.TIMEFRAME) == tf).select(c.EXCHANGE, c.SYMBOL, c.CLOSE)
-        dense = densify(windows, tf, start=start, end=end, prior_close=prior)
-        frames.append(dense if feed_gaps is None else mark_feed_gaps(dense, feed_gaps, tf))
-    return finalize(pl.concat(frames, how="vertical"), now=now) if frames else pl.LazyFrame(schema=CANDLE_BASE_SCHEMA)
+    # `frame` may be a list of single-series frames (split_series), to skip a second split.
+    sparse = sparse_all(frame, timeframes)
+    if prior_close is not None:
+        prior_close = prior_close.lazy().filter(pl.col(c.TIMEFRAME).is_in(list(sparse))).select(
+            c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.CLOSE
+        )
+    # Every timeframe in one grid pass: a series is (exchange, symbol, timeframe).
+    dense = densify(pl.concat(list(sparse.values())), start=start, end=end, prior_close=prior_close)
+    if feed_gaps is not None:
+        dense = mark_feed_gaps(dense, feed_gaps, list(sparse))
+    return finalize(dense, now=now)

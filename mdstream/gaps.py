@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import polars as pl
 
 from . import columns as c
@@ -65,30 +67,30 @@ def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.
     return pl.concat(found).lazy() if found else empty_gaps()
 
 
-def gap_windows(gaps: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
-    """(exchange, symbol, timestamp_in) of every `timeframe` window overlapping a gap [start, end]."""
-    from .grid import window_start
-
-    width = tfm.duration_us(timeframe)
-    start, end = window_start(pl.col(GAP_START), timeframe), window_start(pl.col(GAP_END), timeframe)
+def gap_windows(gaps: pl.LazyFrame, timeframes: str | Sequence[str]) -> pl.LazyFrame:
+    """(exchange, symbol, timeframe, timestamp_in) of every window of `timeframes` overlapping a gap [start, end]."""
+    names = [timeframes] if isinstance(timeframes, str) else list(timeframes)
+    widths = pl.LazyFrame({c.TIMEFRAME: [tfm.normalize(t) for t in names], "_w": [tfm.duration_us(t) for t in names]})
+    start, end = pl.col(GAP_START).dt.epoch("us"), pl.col(GAP_END).dt.epoch("us")
+    width = pl.col("_w")
     return (
-        gaps.select(
-            c.EXCHANGE,
-            c.SYMBOL,
-            pl.datetime_ranges(start, end, interval=f"{width}us", time_unit="us", time_zone="UTC")
-            .alias(c.TIMESTAMP_IN),
+        gaps.join(widths, how="cross")
+        .select(
+            c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
+            pl.int_ranges(start // width * width, end // width * width + width, width).alias(c.TIMESTAMP_IN),
         )
         .explode(c.TIMESTAMP_IN)
         .drop_nulls(c.TIMESTAMP_IN)
+        .with_columns(pl.col(c.TIMESTAMP_IN).cast(TS))
         .unique()
     )
 
 
-def mark_feed_gaps(candles: pl.LazyFrame, gaps: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
-    """Set gap = 'feed' on `timeframe` candles whose window overlaps any gap interval."""
-    hit = gap_windows(gaps, timeframe).with_columns(pl.lit(True).alias("_feed"))
+def mark_feed_gaps(candles: pl.LazyFrame, gaps: pl.LazyFrame, timeframes: str | Sequence[str]) -> pl.LazyFrame:
+    """Set gap = 'feed' on candles of `timeframes` whose window overlaps any gap interval."""
+    hit = gap_windows(gaps, timeframes).with_columns(pl.lit(True).alias("_feed"))
     return (
-        candles.join(hit, on=[c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN], how="left")
+        candles.join(hit, on=[c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN], how="left")
         .with_columns(
             pl.when(pl.col("_feed")).then(pl.lit(c.GAP_FEED)).otherwise(pl.col(c.GAP)).alias(c.GAP)
         )

@@ -25,7 +25,7 @@ def window_start(ts: pl.Expr, timeframe: str) -> pl.Expr:
 
 def densify(
     sparse: pl.LazyFrame,
-    timeframe: str,
+    timeframe: str | None = None,
     *,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -33,59 +33,65 @@ def densify(
 ) -> pl.LazyFrame:
     """Dense grid per series up to `end` (exclusive; default: the last trade window, inclusive). A new series
     starts at its first trade window (not before `start`); a series continuing from `prior_close`
-    (exchange, symbol, close[, next_start]) starts at its own `next_start` when given, else at `start`, and
-    carries that close into its leading empty windows. Empty windows get trades 0, volumes 0, open = high = low = close = previous close, gap = quiet."""
-    width = tfm.duration_us(timeframe)
-    series = [c.EXCHANGE, c.SYMBOL]
-    bounds = sparse.group_by(series).agg(
-        pl.col(c.TIMESTAMP_IN).min().alias("_lo"), pl.col(c.TIMESTAMP_IN).max().alias("_hi")
-    )
-    prior = None
+    (exchange, symbol[, timeframe], close[, next_start]) starts at its own `next_start` when given, else at
+    `start`, and carries that close into its leading empty windows. Empty windows get trades 0, volumes 0,
+    open = high = low = close = previous close, gap = quiet. A series is (exchange, symbol, timeframe): with
+    `timeframe` None every timeframe the rows carry is filled in one pass."""
+    key = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME]
+    if timeframe is not None:
+        name = pl.lit(tfm.normalize(timeframe)).alias(c.TIMEFRAME)
+        sparse = sparse.with_columns(name)
+        prior_close = prior_close.with_columns(name) if prior_close is not None else None
+    ts_us = pl.col(c.TIMESTAMP_IN).dt.epoch("us")
+    bounds = sparse.group_by(key).agg(ts_us.min().alias("_lo"), ts_us.max().alias("_hi"))
     if prior_close is not None:
         has_next = "next_start" in prior_close.collect_schema().names()
-        next_start = pl.col("next_start") if has_next else pl.lit(None, TS)
-        prior = prior_close.select(*series, pl.col(c.CLOSE).alias("_prior"), next_start.alias("_next"))
-    if prior is not None:
-        bounds = bounds.join(prior, on=series, how="full", coalesce=True)
+        next_start = pl.col("next_start").dt.epoch("us") if has_next else pl.lit(None, pl.Int64)
+        prior = prior_close.select(*key, pl.col(c.CLOSE).alias("_prior"), next_start.alias("_next"))
+        bounds = bounds.join(prior, on=key, how="full", coalesce=True)
         bounds = bounds.with_columns(pl.coalesce("_next", "_lo").alias("_lo"))
     else:
-        bounds = bounds.with_columns(pl.lit(None, pl.Float64).alias("_prior"), pl.lit(None, TS).alias("_next"))
+        bounds = bounds.with_columns(pl.lit(None, pl.Float64).alias("_prior"), pl.lit(None, pl.Int64).alias("_next"))
+    width = _width_us()
     if start is not None:
-        lo = window_start(pl.lit(start).cast(TS), timeframe)
-        continuing = pl.col("_prior").is_not_null()
+        lo = _epoch_us(start) // width * width
         bounds = bounds.with_columns(
             pl.when(pl.col("_next").is_not_null()).then(pl.col("_lo"))
-            .when(continuing).then(lo)
+            .when(pl.col("_prior").is_not_null()).then(lo)
             .otherwise(pl.max_horizontal(pl.col("_lo"), lo)).alias("_lo")
         )
     if end is not None:
         # `end` is exclusive: the last window is the one that starts before it.
-        last = (pl.lit(end).cast(TS).dt.epoch("us") - 1) // width * width
-        bounds = bounds.with_columns(last.cast(TS).alias("_hi"))
+        bounds = bounds.with_columns(((_epoch_us(end) - 1) // width * width).alias("_hi"))
     grid = (
         bounds.filter(pl.col("_hi") >= pl.col("_lo"))
-        .with_columns(
-            pl.datetime_ranges(pl.col("_lo"), pl.col("_hi"), interval=f"{width}us", time_unit="us", time_zone="UTC")
-            .alias(c.TIMESTAMP_IN)
-        )
+        .with_columns(pl.int_ranges("_lo", pl.col("_hi") + width, width).alias(c.TIMESTAMP_IN))
         .explode(c.TIMESTAMP_IN)
-        .select(*series, c.TIMESTAMP_IN, "_prior")
+        .select(*key, pl.col(c.TIMESTAMP_IN).cast(TS), "_prior")
     )
     # forward_fill().over(series) keeps row order within each series: sorting by time is enough.
-    dense = grid.join(sparse, on=[*series, c.TIMESTAMP_IN], how="left").sort(c.TIMESTAMP_IN, maintain_order=True)
-    carried = pl.coalesce(pl.col(c.CLOSE).forward_fill().over(series), pl.col("_prior"))
+    dense = grid.join(sparse, on=[*key, c.TIMESTAMP_IN], how="left").sort(c.TIMESTAMP_IN, maintain_order=True)
+    carried = pl.coalesce(pl.col(c.CLOSE).forward_fill().over(key), pl.col("_prior"))
     empty = pl.col(c.TRADES).is_null()
     zero = pl.when(empty).then(0.0)
-    return dense.with_columns(
-        pl.lit(timeframe).alias(c.TIMEFRAME),
-        carried.alias("_carried"),
-    ).with_columns(
+    return dense.with_columns(carried.alias("_carried")).with_columns(
         *[pl.when(empty).then(pl.col("_carried")).otherwise(pl.col(k)).alias(k) for k in (c.OPEN, c.HIGH, c.LOW, c.CLOSE)],
         *[zero.otherwise(pl.col(k)).alias(k) for k in (c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)],
         pl.col(c.TRADES).fill_null(0),
         (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP),
         pl.when(empty).then(pl.lit(c.GAP_QUIET)).otherwise(pl.lit(None, pl.String)).alias(c.GAP),
     ).select(*SPARSE_COLUMNS, c.VWAP, c.GAP)
+
+
+def _epoch_us(when: datetime) -> pl.Expr:
+    """`when` as a literal of epoch microseconds."""
+    return pl.lit(int(when.timestamp()) * 1_000_000 + when.microsecond, pl.Int64)
+
+
+@functools.cache
+def _width_us() -> pl.Expr:
+    """Window length in microseconds of the row's timeframe (built once)."""
+    return pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US, return_dtype=pl.Int64)
 
 
 def finalize(
@@ -108,8 +114,7 @@ def finalize(
 @functools.cache
 def _window_end_us() -> pl.Expr:
     """timestamp_in + the row's timeframe length, in epoch microseconds (built once)."""
-    width = pl.col(c.TIMEFRAME).replace_strict({tf: tfm.duration_us(tf) for tf in tfm.ALL_TIMEFRAMES})
-    return pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width
+    return pl.col(c.TIMESTAMP_IN).dt.epoch("us") + _width_us()
 
 
 @functools.cache
