@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -117,6 +119,26 @@ def test_shuffling_rows_changes_nothing(ticks, rnd):
     rnd.shuffle(order)
     a = candles_from_ticks(ticks, now=NOW).collect().sort(c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN)
     b = candles_from_ticks(ticks[order], now=NOW).collect().sort(c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN)
+    assert a.equals(b)
+
+
+@settings(max_examples=40, deadline=None)
+@given(tick_frames(), st.randoms(use_true_random=False))
+def test_ids_read_as_numbers_give_the_same_candles(ticks, rnd):
+    """A file read with numeric ids (the backfill without --store-ticks) and with text ids: same candles, also
+    for rows out of order and trades tied on both times (the id then decides open and close)."""
+    order = list(range(ticks.height))
+    rnd.shuffle(order)
+    frame = ticks[order].with_columns(pl.col(c.TIMESTAMP, c.LOCAL_TIMESTAMP).dt.epoch("us"))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "trades.csv"
+        frame.write_csv(path)
+        text = read_trades(path, now=NOW).ticks
+        numeric = read_trades(path, now=NOW, numeric_ids=True).ticks
+    assert numeric[c.ID].dtype == pl.Int64
+    key = [c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN]
+    a = candles_from_ticks(text, now=NOW).collect().sort(key)
+    b = candles_from_ticks(numeric, now=NOW).collect().sort(key)
     assert a.equals(b)
 
 
