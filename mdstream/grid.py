@@ -85,7 +85,7 @@ def densify(
 
 def _epoch_us(when: datetime) -> pl.Expr:
     """`when` as a literal of epoch microseconds."""
-    return pl.lit(int(when.timestamp()) * 1_000_000 + when.microsecond, pl.Int64)
+    return pl.lit(tfm.epoch_us(when), pl.Int64)
 
 
 @functools.cache
@@ -101,11 +101,10 @@ def finalize(
     expressions over `dense`); the contract's columns in order."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
-    now_us = int(now.timestamp()) * 1_000_000 + now.microsecond
     as_expr = lambda v: v if isinstance(v, pl.Expr) else pl.lit(v, pl.Int64)  # noqa: E731
     return dense.with_columns(
         pl.lit(now).cast(TS).alias(c.TIMESTAMP_OUT),
-        ((pl.lit(now_us) - _window_end_us()) / 1000.0).alias(c.LATENCY_MS),
+        ((_epoch_us(now) - _window_end_us()) / 1000.0).alias(c.LATENCY_MS),
         as_expr(revision).alias(c.REVISION),
         as_expr(late_trades).alias(c.LATE_TRADES),
     ).select(_base_casts())

@@ -9,13 +9,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from .timeframes import epoch_us
+
 
 def trades_day(
     n: int, *, day: date = date(2024, 1, 1), exchange: str = "binance-futures", symbol: str = "BTCUSDT", seed: int = 7
 ) -> pl.DataFrame:
     """n trades over one UTC day: bursty arrivals, random-walk price on a 0.1 tick, lognormal sizes."""
     rng = np.random.default_rng(seed)
-    start_us = int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1_000_000)
+    start_us = epoch_us(datetime(day.year, day.month, day.day, tzinfo=timezone.utc))
     # Bursty: a time-varying intensity makes trades cluster, as real flow does.
     intensity = rng.gamma(0.5, 2.0, size=1440).repeat(60)
     cdf = np.cumsum(intensity) / intensity.sum()

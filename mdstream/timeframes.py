@@ -49,6 +49,14 @@ def duration_seconds(name: str) -> float:
     return duration_us(name) / US_PER_SECOND
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def epoch_us(when: datetime) -> int:
+    """Microseconds since 1970-01-01 UTC of a timezone-aware datetime, exact (integer arithmetic, no float)."""
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
 def day_bounds(day: str | date, name: str = "day") -> tuple[datetime, datetime]:
     """[midnight UTC, next midnight) of `day` ('YYYY-MM-DD' or a date); a bad value is a ConfigError naming `name`."""
     try:

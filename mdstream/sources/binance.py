@@ -15,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from ..clock import Clock
 from ..errors import ConfigError, SourceError
+from ..timeframes import epoch_us
 from ..stream.batcher import micro_batches
 from .base import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, FeedTracker, SourceBatch, SourceChunk
 from .decode import TRADE_ID, decode_binance, raw_frame, split_market, strip_trade_id
@@ -37,11 +38,6 @@ def backoff_delays(initial: float, maximum: float, rng: random.Random):
     while True:
         yield min(maximum, initial * 2 ** attempt) * rng.uniform(0.5, 1.0)
         attempt += 1
-
-
-def _to_us(when: datetime) -> int:
-    """Microseconds since the epoch of a timezone-aware datetime."""
-    return int(when.timestamp()) * 1_000_000 + when.microsecond
 
 
 class WsFeed:
@@ -122,7 +118,7 @@ class WsFeed:
                 last_message = time.monotonic()
                 if outage is None:
                     messages.append(text)
-                    received.append(_to_us(clock.now()))
+                    received.append(epoch_us(clock.now()))
             if messages and (message is None or outage is not None or len(messages) >= self.chunk_messages
                              or time.monotonic() - chunk_start >= self.chunk_seconds):
                 chunk = self._chunk(messages, received, clock)

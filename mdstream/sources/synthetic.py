@@ -14,6 +14,7 @@ from .. import schema
 from ..clock import Clock
 from ..errors import ConfigError
 from ..stream.batcher import micro_batches
+from ..timeframes import epoch_us
 from .base import SourceBatch, SourceChunk, empty_ticks
 
 EXCHANGE = "synthetic"
@@ -24,11 +25,6 @@ BLOCK_US = 1_000_000  # the simulation advances in 1 s blocks, independent of ho
 # Regimes: calm, active, burst; rate multipliers and a sticky Markov transition matrix (rows sum to 1).
 REGIME_RATE = np.array([1.0, 4.0, 15.0])
 REGIME_MOVES = np.array([[0.97, 0.025, 0.005], [0.10, 0.85, 0.05], [0.05, 0.35, 0.60]])
-
-
-def _to_us(when: datetime) -> int:
-    """Microseconds since the epoch of a timezone-aware datetime."""
-    return int(when.timestamp()) * 1_000_000 + when.microsecond
 
 
 class SyntheticSource:
@@ -55,7 +51,7 @@ class SyntheticSource:
         self._regime = {s: 0 for s in self.symbols}
         self._last_count = {s: 0 for s in self.symbols}
         self._next_id = {s: 1 for s in self.symbols}
-        self._origin_us: int | None = None if start is None else _to_us(start)  # default: the first clock reading
+        self._origin_us: int | None = None if start is None else epoch_us(start)  # default: the first clock reading
         self._blocks = 0  # blocks generated so far
         self._pending = empty_ticks()
         self._released_us: int | None = None
@@ -90,13 +86,13 @@ class SyntheticSource:
 
     def advance(self, now: datetime) -> pl.DataFrame:
         """Ticks with event time in (previous call's `now`, `now`], in time order; the market opens at `start` or the first call."""
-        now_us = _to_us(now)
+        now_us = epoch_us(now)
         if self._origin_us is None:
             self._origin_us = now_us
         if self._released_us is None:
             self._released_us = self._origin_us
         if self.until is not None:
-            now_us = min(now_us, _to_us(self.until))
+            now_us = min(now_us, epoch_us(self.until))
         frames = [self._pending]
         while self._origin_us + self._blocks * BLOCK_US <= now_us:
             frames.extend(self._block(self._origin_us + self._blocks * BLOCK_US))
@@ -109,7 +105,7 @@ class SyntheticSource:
 
     def finished(self) -> bool:
         """True once `until` is set and every trade up to it has been released."""
-        return self.until is not None and self._released_us is not None and self._released_us >= _to_us(self.until)
+        return self.until is not None and self._released_us is not None and self._released_us >= epoch_us(self.until)
 
     async def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
         """Chunks of the trades that became due as `clock` moved, polled every `poll` seconds; ends at `until`."""

@@ -327,7 +327,7 @@ class CandleEngine:
         if self._pruned_at is not None and mark <= self._pruned_at:
             return
         self._pruned_at = mark
-        self.ticks = self.ticks.filter(pl.col(_W) >= int(mark.timestamp()) * 1_000_000)
+        self.ticks = self.ticks.filter(pl.col(_W) >= tfm.epoch_us(mark))
         longest = window_start(pl.lit(floor).cast(TS), self.timeframes[-1])
         if self.sparse is not None:
             # Base windows behind the horizon can no longer change: move them to the cold part.
@@ -338,6 +338,6 @@ class CandleEngine:
             self.sparse_cold = pl.concat(parts).filter(pl.col(c.TIMESTAMP_IN) >= longest).rechunk() if parts else None
         # A window can still be revised only if it ends after the floor: keep those, per timeframe.
         width = pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US)
-        floor_us = int(floor.timestamp() * 1_000_000)
+        floor_us = tfm.epoch_us(floor)
         self.emitted = self.emitted.filter(pl.col(c.TIMESTAMP_IN).dt.epoch("us") >= floor_us // width * width)
         self.gaps = self.gaps.filter(pl.col(gp.GAP_END).is_null() | (pl.col(gp.GAP_END) >= longest))

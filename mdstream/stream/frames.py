@@ -26,8 +26,7 @@ def compact(frame: pl.DataFrame, max_chunks: int = 16) -> pl.DataFrame:
 
 def tfm_floor(when: datetime, width_us: int) -> datetime:
     """The window boundary at or before `when`: floor(when / width) * width."""
-    us = int(when.timestamp()) * 1_000_000 + when.microsecond
-    return datetime.fromtimestamp(0, tz=when.tzinfo) + timedelta(microseconds=us // width_us * width_us)
+    return datetime.fromtimestamp(0, tz=when.tzinfo) + timedelta(microseconds=tfm.epoch_us(when) // width_us * width_us)
 
 
 def gaps_frame(gaps: pl.DataFrame | Sequence[FeedGap]) -> pl.DataFrame:
