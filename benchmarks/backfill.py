@@ -5,7 +5,7 @@ Generates a realistic 3,000,000-trade day (Tardis trades .csv.gz), then times
   (b) the full backfill of that file: read + validate + 6 timeframes + all features + DuckDB write;
 and prints both and the ratio (target <= 1.5 on 2 cores).
 
-    python -m benchmarks.backfill [--rows 3000000] [--repeat 5] [--folder .bench]
+    python -m benchmarks.backfill [--rows 3000000] [--repeat 7] [--folder .bench]
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def main() -> None:
     """Generate (or reuse) the input, time floor and backfill alternately, print the medians and the ratio."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=3_000_000)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--folder", type=Path, default=Path(".bench"))
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
