@@ -106,15 +106,20 @@ def _first_failure(checks: list[tuple[str, pl.Expr, str]]) -> tuple[pl.Expr, pl.
     return field, reason
 
 
-def _split(frame: pl.DataFrame, checks: list[tuple[str, pl.Expr, str]], source: str, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(rows passing every check, quarantine of the others naming their first failing field)."""
-    failed = pl.any_horizontal([bad.fill_null(True) for _, bad, _ in checks])
-    flagged = frame.with_columns(failed.alias("_bad"))
-    if not flagged.get_column("_bad").any():
-        return flagged, empty_quarantine()  # the usual case: one pass, no quarantine to build
+def _bad_flag(checks: list[tuple[str, pl.Expr, str]]) -> pl.Expr:
+    """`_bad`: True where any check fails (a null check result counts as a failure)."""
+    return pl.any_horizontal([bad.fill_null(True) for _, bad, _ in checks]).alias("_bad")
+
+
+def _split(frame: pl.DataFrame, out: list[str], checks: list[tuple[str, pl.Expr, str]], source: str,
+           now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(the `out` columns of rows passing every check, quarantine of the others naming their first failing
+    field); `frame` carries the `_bad` flag of _bad_flag(checks)."""
+    if not frame.get_column("_bad").any():
+        return frame.select(out), empty_quarantine()  # the usual case: no quarantine to build
     field, reason = _first_failure(checks)
-    bad = flagged.filter(pl.col("_bad")).with_columns(field.alias("_qf"), reason.alias("_qr"))
-    return flagged.filter(~pl.col("_bad")), _quarantine(bad, pl.col("_qf"), pl.col("_qr"), source, now)
+    bad = frame.filter(pl.col("_bad")).with_columns(field.alias("_qf"), reason.alias("_qr"))
+    return frame.filter(~pl.col("_bad")).select(out), _quarantine(bad, pl.col("_qf"), pl.col("_qr"), source, now)
 
 
 def _positive(col: str) -> pl.Expr:
@@ -132,11 +137,6 @@ def decode_binance(raw: pl.DataFrame, *, exchange: str, source: str, now: dateti
         return _empty_with_id(), empty_quarantine()
     decoded, bad_json = _json_decode(raw, _BINANCE, _BINANCE_PY, "data", source, now)
     data = pl.col("_msg").struct.field("data")
-    frame = decoded.lazy().select(
-        pl.col(RAW, RECV, LINE), data.alias("_d"), *[data.struct.field(k).alias(f"_{k}") for k in ("s", "t", "T", "m", "X")],
-        data.struct.field("p").cast(pl.Float64, strict=False).alias(c.PRICE),
-        data.struct.field("q").cast(pl.Float64, strict=False).alias(c.AMOUNT),
-    ).collect()
     checks = [
         ("data", pl.col("_d").is_null(), "not a combined-stream message"),
         ("s", pl.col("_s").is_null() | (pl.col("_s") == ""), "missing symbol"),
@@ -146,20 +146,25 @@ def decode_binance(raw: pl.DataFrame, *, exchange: str, source: str, now: dateti
         ("q", _positive(c.AMOUNT), "quantity is not a positive number"),
         ("m", pl.col("_m").is_null(), "missing buyer-is-maker flag"),
     ]
-    good, bad = _split(frame, checks, source, now)
-    ticks = good.select(
+    # Fields, checks and tick columns in one query: a chunk is a few hundred rows, so every extra Polars
+    # call costs more than the work it does.
+    frame = decoded.lazy().select(
+        pl.col(RAW, RECV, LINE), data.alias("_d"), *[data.struct.field(k).alias(f"_{k}") for k in ("s", "t", "T", "m", "X")],
+        data.struct.field("p").cast(pl.Float64, strict=False).alias(c.PRICE),
+        data.struct.field("q").cast(pl.Float64, strict=False).alias(c.AMOUNT),
+    ).with_columns(
+        _bad_flag(checks),
         pl.lit(exchange).alias(c.EXCHANGE),
         pl.col("_s").str.to_uppercase().alias(c.SYMBOL),
         (pl.col("_T") * 1000).cast(schema.TS).alias(c.TIMESTAMP),
         pl.col(RECV).cast(schema.TS).alias(c.LOCAL_TIMESTAMP),
         pl.col("_t").cast(pl.String).alias(c.ID),
         pl.when(pl.col("_m")).then(pl.lit(c.SIDE_SELL)).otherwise(pl.lit(c.SIDE_BUY)).alias(c.SIDE),
-        pl.col(c.PRICE),
-        pl.col(c.AMOUNT),
         pl.col("_t").alias(TRADE_ID),
         pl.col("_X").alias(TRADE_KIND),
-    )
-    return ticks, pl.concat([bad_json, bad], rechunk=False)
+    ).collect(engine="in-memory")
+    ticks, bad = _split(frame, [*c.TICK_COLUMNS, TRADE_ID, TRADE_KIND], checks, source, now)
+    return ticks, (pl.concat([bad_json, bad], rechunk=False) if bad_json.height else bad)
 
 
 def split_market(ticks: pl.DataFrame, *, source: str, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -195,14 +200,6 @@ def decode_tardis(raw: pl.DataFrame, *, source: str, now: datetime) -> tuple[pl.
     if raw.height == 0:
         return _empty_with_id(), empty_quarantine()
     decoded, bad_json = _json_decode(raw, _TARDIS, _TARDIS_PY, None, source, now)
-    frame = decoded.with_columns(
-        pl.col("_msg").struct.field(k).alias(f"_{k}") for k in ("symbol", "exchange", "id", "side", "timestamp", "localTimestamp")
-    ).with_columns(
-        pl.col("_msg").struct.field("price").alias(c.PRICE),
-        pl.col("_msg").struct.field("amount").alias(c.AMOUNT),
-        _iso_to_ts("_timestamp").alias("_ts"),
-        _iso_to_ts("_localTimestamp").alias("_lts"),
-    )
     checks = [
         ("exchange", pl.col("_exchange").is_null(), "missing exchange"),
         ("symbol", pl.col("_symbol").is_null() | (pl.col("_symbol") == ""), "missing symbol"),
@@ -211,19 +208,25 @@ def decode_tardis(raw: pl.DataFrame, *, source: str, now: datetime) -> tuple[pl.
         ("amount", _positive(c.AMOUNT), "amount is not a positive number"),
         ("side", ~pl.col("_side").is_in(list(c.SIDES)).fill_null(False), "side is not buy, sell or unknown"),
     ]
-    good, bad = _split(frame, checks, source, now)
-    ticks = good.select(
+    frame = decoded.lazy().with_columns(
+        pl.col("_msg").struct.field(k).alias(f"_{k}") for k in ("symbol", "exchange", "id", "side", "timestamp", "localTimestamp")
+    ).with_columns(
+        pl.col("_msg").struct.field("price").alias(c.PRICE),
+        pl.col("_msg").struct.field("amount").alias(c.AMOUNT),
+        _iso_to_ts("_timestamp").alias("_ts"),
+        _iso_to_ts("_localTimestamp").alias("_lts"),
+    ).with_columns(
+        _bad_flag(checks),
         pl.col("_exchange").alias(c.EXCHANGE),
         pl.col("_symbol").alias(c.SYMBOL),
         pl.col("_ts").alias(c.TIMESTAMP),
         pl.coalesce(pl.col(RECV).cast(schema.TS), pl.col("_lts")).alias(c.LOCAL_TIMESTAMP),
         pl.col("_id").alias(c.ID),
         pl.col("_side").alias(c.SIDE),
-        pl.col(c.PRICE),
-        pl.col(c.AMOUNT),
         pl.col("_id").cast(pl.Int64, strict=False).alias(TRADE_ID),
-    )
-    return ticks, pl.concat([bad_json, bad], rechunk=False)
+    ).collect(engine="in-memory")
+    ticks, bad = _split(frame, [*c.TICK_COLUMNS, TRADE_ID], checks, source, now)
+    return ticks, (pl.concat([bad_json, bad], rechunk=False) if bad_json.height else bad)
 
 
 def _empty_with_id() -> pl.DataFrame:
