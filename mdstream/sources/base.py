@@ -118,14 +118,26 @@ class FeedTracker:
         if ticks.height == 0:
             return ticks, []
         sym, tid = pl.col(c.SYMBOL), pl.col(id_col)
-        known = pl.DataFrame({c.SYMBOL: list(self.last_id), "_known": list(self.last_id.values())},
-                             schema={c.SYMBOL: pl.String, "_known": pl.Int64})
-        frame = ticks.with_row_index("_row").join(known, on=c.SYMBOL, how="left").sort("_row")
+        known = pl.DataFrame(
+            {c.SYMBOL: list(self.last_id), "_known": list(self.last_id.values()),
+             "_lts": [self.last_time.get(s) for s in self.last_id]},
+            schema={c.SYMBOL: pl.String, "_known": pl.Int64, "_lts": schema.TS},
+        )
         # highest id before each row: the last id seen earlier, or an earlier row of this chunk
         before = pl.max_horizontal(pl.col("_known"), tid.cum_max().shift(1).over(sym))
-        frame = frame.with_columns(before.alias("_before"))
-        fresh = tid.is_null() | pl.col("_before").is_null() | (tid > pl.col("_before"))
-        frame = frame.filter(fresh)
+        # previous integer id and its time per symbol (for id jumps): earlier in the chunk, else the last seen
+        id_time = pl.when(tid.is_not_null()).then(pl.col(c.TIMESTAMP))
+        # One query per chunk: a chunk is a few hundred rows, and each separate Polars call costs more than it does.
+        frame = (
+            ticks.lazy().with_row_index("_row").join(known.lazy(), on=c.SYMBOL, how="left").sort("_row")
+            .with_columns(before.alias("_before"))
+            .filter(tid.is_null() | pl.col("_before").is_null() | (tid > pl.col("_before")))
+            .with_columns(
+                pl.coalesce(tid.forward_fill().shift(1).over(sym), pl.col("_known")).alias("_pid"),
+                pl.coalesce(id_time.forward_fill().shift(1).over(sym), pl.col("_lts")).alias("_pts"),
+            )
+            .collect(engine="in-memory")
+        )
         frame = self._drop_seen_text_ids(frame, id_col)
         gaps: list[FeedGap] = []
         if self._open is not None and frame.height:
@@ -138,26 +150,20 @@ class FeedTracker:
         if self.check_id_jumps:
             gaps.extend(self._id_jumps(frame, id_col))
         self._remember(frame, id_col)
-        return frame.drop("_row", "_known", "_before"), gaps
+        return frame.drop("_row", "_known", "_lts", "_before", "_pid", "_pts"), gaps
 
     def _drop_seen_text_ids(self, frame: pl.DataFrame, id_col: str) -> pl.DataFrame:
         """Drop rows whose non-integer id was seen recently for the same symbol."""
-        text = frame.filter(pl.col(id_col).is_null() & pl.col(c.ID).is_not_null())
-        if text.height == 0:
+        if not _has_text_ids(frame, id_col):
             return frame
         frame = frame.join(self._recent, left_on=[c.SYMBOL, c.ID], right_on=[c.SYMBOL, "_seen"], how="anti").sort("_row")
         repeat = pl.col(id_col).is_null() & (pl.int_range(pl.len()).over([c.SYMBOL, c.ID]) > 0)
         return frame.filter(~repeat)
 
     def _id_jumps(self, frame: pl.DataFrame, id_col: str) -> list[FeedGap]:
-        """Gaps where a symbol's consecutive trade ids skip (id > previous id + 1)."""
-        last = pl.DataFrame({c.SYMBOL: list(self.last_id), "_lid": list(self.last_id.values()),
-                             "_lts": list(self.last_time.get(s) for s in self.last_id)},
-                            schema={c.SYMBOL: pl.String, "_lid": pl.Int64, "_lts": schema.TS})
-        ids = frame.filter(pl.col(id_col).is_not_null()).join(last, on=c.SYMBOL, how="left").sort("_row")
-        prev_id = pl.coalesce(pl.col(id_col).shift(1).over(c.SYMBOL), pl.col("_lid"))
-        prev_ts = pl.coalesce(pl.col(c.TIMESTAMP).shift(1).over(c.SYMBOL), pl.col("_lts"))
-        jumps = ids.with_columns(prev_id.alias("_pid"), prev_ts.alias("_pts")).filter(pl.col(id_col) > pl.col("_pid") + 1)
+        """Gaps where a symbol's consecutive trade ids skip (id > previous id + 1); `frame` carries the previous
+        id and its time per row (`_pid`, `_pts`)."""
+        jumps = frame.filter(pl.col(id_col).is_not_null() & (pl.col(id_col) > pl.col("_pid") + 1))
         return [
             FeedGap(self.exchange, (row[c.SYMBOL],), row["_pts"], row[c.TIMESTAMP], id_jump_reason(row["_pid"], row[id_col]))
             for row in jumps.select(c.SYMBOL, c.TIMESTAMP, id_col, "_pid", "_pts").iter_rows(named=True)
@@ -171,8 +177,13 @@ class FeedTracker:
                 self.last_id[symbol] = max(max_id, self.last_id.get(symbol, max_id))
             if ts is not None:
                 self.last_time[symbol] = max(ts, self.last_time.get(symbol, ts))
-        text = frame.filter(pl.col(id_col).is_null() & pl.col(c.ID).is_not_null())
-        if text.height:
+        text = frame.filter(pl.col(id_col).is_null() & pl.col(c.ID).is_not_null()) if _has_text_ids(frame, id_col) else None
+        if text is not None and text.height:
             both = pl.concat([self._recent, text.select(c.SYMBOL, pl.col(c.ID).alias("_seen"))])
             newest = pl.int_range(pl.len()).over(c.SYMBOL) >= pl.len().over(c.SYMBOL).cast(pl.Int64) - self._recent_cap
             self._recent = both.filter(newest)
+
+
+def _has_text_ids(frame: pl.DataFrame, id_col: str) -> bool:
+    """True when some row has an id that is not an integer (null `id_col`, non-null id): O(1) null counts."""
+    return frame.get_column(id_col).null_count() > frame.get_column(c.ID).null_count()

@@ -164,17 +164,18 @@ class CandleEngine:
 
     def _accept(self, ticks: pl.DataFrame) -> tuple[pl.DataFrame, int]:
         """Fold admitted ticks into the retained ones, each trade once: (new ticks, duplicates dropped)."""
-        before = ticks.height
+        key = [c.EXCHANGE, c.SYMBOL, c.ID]
         has_id = pl.col(c.ID).is_not_null()
-        keyed = ticks.filter(has_id) if ticks[c.ID].null_count() else ticks
-        keyed = keyed.unique([c.EXCHANGE, c.SYMBOL, c.ID], keep="first", maintain_order=True)
-        keyed = keyed.join(self.ticks.select(c.EXCHANGE, c.SYMBOL, c.ID), on=[c.EXCHANGE, c.SYMBOL, c.ID], how="anti")
-        fresh = pl.concat([keyed, ticks.filter(~has_id)]) if ticks[c.ID].null_count() else keyed
+        width = tfm.duration_us(self.base)
+        # One query per batch: a batch is small, and each separate Polars call costs more than its work.
+        keyed = ticks.lazy().filter(has_id).unique(key, keep="first", maintain_order=True)
+        keyed = keyed.join(self.ticks.lazy().select(key), on=key, how="anti")
+        fresh = pl.concat([keyed, ticks.lazy().filter(~has_id)]).with_columns(
+            (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_W)
+        ).collect(engine="in-memory")
         if fresh.height:
-            width = tfm.duration_us(self.base)
-            fresh = fresh.with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_W))
             self.ticks = _compact(pl.concat([self.ticks, fresh]))
-        return fresh, before - fresh.height
+        return fresh, ticks.height - fresh.height
 
     def _update_sparse(self, accepted: pl.DataFrame) -> pl.DataFrame:
         """Recompute the base windows the new ticks fall in from the retained ticks; returns those windows."""
