@@ -76,8 +76,7 @@ def read_trades(path: str | Path, *, now: datetime, numeric_ids: bool = False) -
         if not facts.clean:
             break  # bad values: the text read names them
         # Sortedness found by the inspection is flagged, so min/max and order checks downstream are O(1).
-        flagged = frame.with_columns(pl.col(name).set_sorted() for name in facts.ascending)
-        ticks = validate.finish(flagged, text_ids=csv_schema is CSV_SCHEMA)
+        ticks = validate.finish(frame, text_ids=csv_schema is CSV_SCHEMA, ascending=facts.ascending)
         return TickRead(ticks, schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source,
                         facts.id_numbers, facts.single_series)
     return _read_as_text(path, source, now) or _read_tolerant(path, source, now)

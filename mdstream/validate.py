@@ -168,17 +168,19 @@ def _duplicate_mask() -> pl.Expr:
     return pl.col(c.ID).is_not_null() & ~pl.struct(c.EXCHANGE, c.SYMBOL, c.ID).is_first_distinct()
 
 
-def finish(norm: pl.DataFrame, *, text_ids: bool = True) -> pl.DataFrame:
+def finish(norm: pl.DataFrame, *, text_ids: bool = True, ascending: tuple[str, ...] = ()) -> pl.DataFrame:
     """Valid normalised rows as a frame conforming to schema.TICK_SCHEMA (us epoch ints -> UTC datetimes);
-    `text_ids=False` leaves integer ids as they are (casting millions of them to text costs more than the read)."""
-    return norm.select(
-        [
-            pl.col(name).cast(pl.Datetime("us")).dt.replace_time_zone("UTC").alias(name) if name in _TIMESTAMPS
-            else pl.col(name) if name == c.ID and not text_ids
-            else pl.col(name).cast(dtype).alias(name)
-            for name, dtype in schema.TICK_SCHEMA.items()
-        ]
-    )
+    `text_ids=False` leaves integer ids as they are (casting millions of them to text costs more than the read);
+    the `ascending` columns are flagged sorted."""
+    def column(name: str, dtype: pl.DataType) -> pl.Expr:
+        """One output column, converted as the docstring says."""
+        if name in _TIMESTAMPS:
+            expr = pl.col(name).cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+        else:
+            expr = pl.col(name) if name == c.ID and not text_ids else pl.col(name).cast(dtype)
+        return (expr.set_sorted() if name in ascending else expr).alias(name)
+
+    return norm.select([column(name, dtype) for name, dtype in schema.TICK_SCHEMA.items()])
 
 
 def quarantine(source: str, rows: pl.DataFrame, *, now: datetime) -> pl.DataFrame:
