@@ -16,16 +16,16 @@ from .schema import CANDLE_BASE_SCHEMA, TS
 # compared as a number when it is one (length first makes "9" < "10"; ids read as Int64 order the same way).
 _ID_LEN = "_id_len"
 ORDER_KEYS = (c.TIMESTAMP, c.LOCAL_TIMESTAMP, _ID_LEN, c.ID)
-
-
-def _id_length() -> pl.Expr:
-    """Length in characters of the trade id, whether it is held as text or as an integer."""
-    return pl.col(c.ID).cast(pl.String).str.len_bytes().alias(_ID_LEN)
 _BUCKET = "_bucket"
 _BUY = "_buy_amount"
 _SELL = "_sell_amount"
 # Optional helper column: the trade id as Int64, when a reader already parsed it (saves re-parsing 1e6s of ids).
 ID_NUMBER = "_id_number"
+
+
+def _id_length() -> pl.Expr:
+    """Length in characters of the trade id, whether it is held as text or as an integer."""
+    return pl.col(c.ID).cast(pl.String).str.len_bytes().alias(_ID_LEN)
 
 
 

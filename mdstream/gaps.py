@@ -8,6 +8,7 @@ import polars as pl
 
 from . import columns as c
 from . import timeframes as tfm
+from .grid import window_width_us
 from .schema import TS
 
 GAP_START = "gap_start"
@@ -70,11 +71,11 @@ def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.
 def gap_windows(gaps: pl.LazyFrame, timeframes: str | Sequence[str]) -> pl.LazyFrame:
     """(exchange, symbol, timeframe, timestamp_in) of every window of `timeframes` overlapping a gap [start, end]."""
     names = [timeframes] if isinstance(timeframes, str) else list(timeframes)
-    widths = pl.LazyFrame({c.TIMEFRAME: [tfm.normalize(t) for t in names], "_w": [tfm.duration_us(t) for t in names]})
+    wanted = pl.LazyFrame({c.TIMEFRAME: [tfm.normalize(t) for t in names]}, schema={c.TIMEFRAME: pl.String})
     start, end = pl.col(GAP_START).dt.epoch("us"), pl.col(GAP_END).dt.epoch("us")
-    width = pl.col("_w")
+    width = window_width_us()
     return (
-        gaps.join(widths, how="cross")
+        gaps.join(wanted, how="cross")
         .select(
             c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
             pl.int_ranges(start // width * width, end // width * width + width, width).alias(c.TIMESTAMP_IN),

@@ -52,7 +52,7 @@ def densify(
         bounds = bounds.with_columns(pl.coalesce("_next", "_lo").alias("_lo"))
     else:
         bounds = bounds.with_columns(pl.lit(None, pl.Float64).alias("_prior"), pl.lit(None, pl.Int64).alias("_next"))
-    width = _width_us()
+    width = window_width_us()
     if start is not None:
         lo = _epoch_us(start) // width * width
         bounds = bounds.with_columns(
@@ -89,7 +89,7 @@ def _epoch_us(when: datetime) -> pl.Expr:
 
 
 @functools.cache
-def _width_us() -> pl.Expr:
+def window_width_us() -> pl.Expr:
     """Window length in microseconds of the row's timeframe (built once)."""
     return pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US, return_dtype=pl.Int64)
 
@@ -113,7 +113,7 @@ def finalize(
 @functools.cache
 def _window_end_us() -> pl.Expr:
     """timestamp_in + the row's timeframe length, in epoch microseconds (built once)."""
-    return pl.col(c.TIMESTAMP_IN).dt.epoch("us") + _width_us()
+    return pl.col(c.TIMESTAMP_IN).dt.epoch("us") + window_width_us()
 
 
 @functools.cache

@@ -24,15 +24,14 @@ from ..timeframes import day_bounds
 from . import base
 from .duckdb_schema import connect, connect_waiting, ensure_schema
 
-TABLE_SCHEMAS = base.SCHEMAS
 _BATCH = "_mdstream_batch"
 
 
 def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` conformed to the schema of `kind`, deduplicated by its key (the last copy of a key wins)."""
-    if kind not in TABLE_SCHEMAS:
+    if kind not in base.SCHEMAS:
         raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
-    frame = schema.conform(frame, TABLE_SCHEMAS[kind])
+    frame = schema.conform(frame, base.SCHEMAS[kind])
     if kind == base.CANDLES:
         return frame.unique(subset=list(c.CANDLE_KEY), keep="last", maintain_order=True)
     if kind == base.TICKS:

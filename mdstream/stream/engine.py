@@ -16,7 +16,7 @@ from .. import columns as c
 from .. import gaps as gp
 from .. import timeframes as tfm
 from ..candles import rollup, sparse_many
-from ..grid import densify, window_start
+from ..grid import densify, window_start, window_width_us
 from ..schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..sources.base import FeedGap
 from .frames import compact as _compact
@@ -129,7 +129,10 @@ class CandleEngine:
             revised = [self._revise(tf, touched, accepted) for tf in self.timeframes
                        if self._emitted_upto[tf] is not None and oldest < self._emitted_upto[tf]]
         out = [f for f in rows + revised if f is not None and f.height]
-        candles = self._featurize(pl.concat(out, how="vertical_relaxed"), now) if out else _NO_CANDLES
+        candles = _NO_CANDLES
+        if out:
+            # Finalize rows and add features from the retained tail; revisions do not move the tail.
+            candles, self.tail = featurize(pl.concat(out, how="vertical_relaxed"), self.tail, now)
         self._prune()
         n_rev = sum(f.height for f in revised if f is not None)
         late_now, self._late_now = self._late_now, 0
@@ -304,11 +307,6 @@ class CandleEngine:
         newest = pl.lit(self.max_event).cast(TS) if self.max_event is not None else pl.col(gp.GAP_START)
         return self.gaps.lazy().with_columns(pl.col(gp.GAP_END).fill_null(newest))
 
-    def _featurize(self, candles: pl.DataFrame, now: datetime) -> pl.DataFrame:
-        """Finalize rows and add features from the retained tail; revisions do not move the tail."""
-        out, self.tail = featurize(candles, self.tail, now)
-        return out
-
     def _horizon_reason(self) -> str:
         """Why a tick older than the revision horizon is quarantined."""
         return f"trade arrived after its window's revision horizon ({self.horizon.total_seconds():.0f}s)"
@@ -338,7 +336,7 @@ class CandleEngine:
             parts = [p for p in (self.sparse_cold, cold) if p is not None and p.height]
             self.sparse_cold = pl.concat(parts).filter(pl.col(c.TIMESTAMP_IN) >= longest).rechunk() if parts else None
         # A window can still be revised only if it ends after the floor: keep those, per timeframe.
-        width = pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US)
+        width = window_width_us()
         floor_us = tfm.epoch_us(floor)
         self.emitted = self.emitted.filter(pl.col(c.TIMESTAMP_IN).dt.epoch("us") >= floor_us // width * width)
         self.gaps = self.gaps.filter(pl.col(gp.GAP_END).is_null() | (pl.col(gp.GAP_END) >= longest))

@@ -12,7 +12,7 @@ from .. import columns as c
 from .. import gaps as gp
 from .. import timeframes as tfm
 from ..features import add_features, advance_tail
-from ..grid import finalize
+from ..grid import finalize, window_width_us
 from ..schema import CANDLE_BASE_SCHEMA, CANDLE_SCHEMA, QUARANTINE_SCHEMA, TS, conform
 from ..sources.base import FeedGap
 
@@ -85,7 +85,7 @@ def warm_state(candles: pl.DataFrame, timeframes: Sequence[str]) -> tuple[pl.Dat
     latest = latest.filter(pl.col(c.TIMEFRAME).is_in(list(timeframes)))
     featured = add_features(conform(latest, CANDLE_BASE_SCHEMA).lazy()).collect(engine="in-memory")
     last = latest.sort(c.TIMESTAMP_IN).group_by(list(c.SERIES_KEY)).agg(pl.all().last())
-    width = pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US)
+    width = window_width_us()
     cursor = last.select(
         c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
         (pl.col(c.TIMESTAMP_IN).dt.epoch("us") + width).cast(TS).alias("next_start"), c.CLOSE,
