@@ -18,11 +18,11 @@ from pathlib import Path
 
 import polars as pl
 
-from mdstream.backfill import BackfillOptions, run_backfill
-from mdstream.clock import WallClock
-from mdstream.sample import trades_day, write_csv_gz
+from mdstream.contract.clock import WallClock
+from mdstream.contract.timeframes import ALL_TIMEFRAMES
+from mdstream.inputs.sample import trades_day, write_csv_gz
+from mdstream.jobs.backfill import BackfillOptions, run_backfill
 from mdstream.sinks.factory import SinkOptions, open_sink
-from mdstream.timeframes import ALL_TIMEFRAMES
 
 
 def timed(fn) -> float:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import orjson
 
-from mdstream.sources.decode import decode_binance, raw_frame
+from mdstream.inputs.decode import decode_binance, raw_frame
 
 CHUNK = 500  # messages per decode call, the live source's largest chunk
 TARGET = 200_000  # msgs/s on one core

@@ -27,10 +27,10 @@ import numpy as np
 import orjson
 import polars as pl
 
-from mdstream import columns as c
-from mdstream.schema import TICK_SCHEMA
-from mdstream.sources.decode import decode_binance, raw_frame
-from mdstream.stream.engine import CandleEngine
+from mdstream.contract import columns as c
+from mdstream.contract.schema import TICK_SCHEMA
+from mdstream.engine.incremental import CandleEngine
+from mdstream.inputs.decode import decode_binance, raw_frame
 
 START = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -123,10 +123,10 @@ def overhead_bench(symbols: int) -> float:
 
 def latency_bench(symbols: int, seconds: float, flush_interval: float) -> list[float]:
     """latency_ms of every candle a real-time run emits (simulated market, wall clock, lateness 0)."""
-    from mdstream.clock import WallClock
+    from mdstream.contract.clock import WallClock
+    from mdstream.jobs.stream import StreamOptions, StreamRunner
     from mdstream.sinks.duckdb import DuckDBSink
     from mdstream.sources.synthetic import SyntheticSource
-    from mdstream.stream.runner import StreamOptions, StreamRunner
 
     names = [f"S{i:03d}USDT" for i in range(symbols)]
     source = SyntheticSource(names, seed=1, rate=2.0, flush_interval=flush_interval)

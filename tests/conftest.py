@@ -24,4 +24,4 @@ def real_data() -> Path:
     return folder
 
 
-from bq_emulator import bq_dataset, bq_emulator  # noqa: E402,F401  (session fixtures: the local BigQuery emulator)
+from support.bq_emulator import bq_dataset, bq_emulator  # noqa: E402,F401  (session fixtures: the local BigQuery emulator)

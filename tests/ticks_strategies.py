@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 import polars as pl
 from hypothesis import strategies as st
 
-from mdstream import columns as c
-from mdstream.schema import TICK_SCHEMA
+from mdstream.contract import columns as c
+from mdstream.contract.schema import TICK_SCHEMA
 
 BASE_US = int(datetime(2024, 3, 9, 23, 50, tzinfo=timezone.utc).timestamp() * 1_000_000)
 

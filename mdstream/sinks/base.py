@@ -6,8 +6,8 @@ from typing import Protocol
 
 import polars as pl
 
-from .. import schema
-from ..errors import ConfigError
+from ..contract import schema
+from ..contract.errors import ConfigError
 
 # What a batch holds; a sink stores each kind in its own table.
 CANDLES = "candles"

@@ -17,10 +17,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .. import columns as c
-from .. import schema
-from ..errors import ConfigError, SinkError
-from ..timeframes import day_bounds
+from ..contract import columns as c
+from ..contract import schema
+from ..contract.errors import ConfigError, SinkError
+from ..contract.timeframes import day_bounds
 from . import base
 from .duckdb_schema import connect, connect_waiting, ensure_schema
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .. import sqlfiles
-from ..errors import ConfigError
-from . import base
+from ..contract.errors import ConfigError
+from . import base, sqlfiles
 
 LOCK_WAIT_S = 10.0  # how long a shared sink waits for a reader to release the file
 

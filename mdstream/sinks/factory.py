@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..contract.errors import ConfigError
 
 SINK_NAMES = ("duckdb", "parquet", "bigquery")
 
@@ -25,7 +25,7 @@ class SinkOptions:
 
     def bigquery_config(self):
         """The BigQueryConfig of these flags; unset ones fall back to the environment and defaults."""
-        from ..bigquery import BigQueryConfig
+        from .bigquery import BigQueryConfig
 
         overrides = {
             "project": self.bq_project,
@@ -50,7 +50,7 @@ def open_sink(opts: SinkOptions, *, mode: str):
 
         return ParquetSink(opts.parquet_dir)
     if opts.kind == "bigquery":
-        from ..bigquery import open_sink as open_bigquery
+        from .bigquery import open_sink as open_bigquery
 
         return open_bigquery(opts.bigquery_config(), mode=mode)
     raise ConfigError(f"unknown sink {opts.kind!r}; choose from {', '.join(SINK_NAMES)}")

@@ -22,11 +22,11 @@ from urllib.parse import quote
 
 import polars as pl
 
-from .. import columns as c
-from .. import schema
-from ..errors import ConfigError, SinkError
+from ..contract import columns as c
+from ..contract import schema
+from ..contract.errors import ConfigError, SinkError
+from ..contract.timeframes import day_bounds
 from . import base
-from ..timeframes import day_bounds
 
 DATE = "date"
 # Partition columns of each kind, outermost first (DATE is derived from the event time).

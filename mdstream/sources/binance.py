@@ -13,12 +13,18 @@ import polars as pl
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from ..clock import Clock
-from ..errors import ConfigError, SourceError
-from ..timeframes import epoch_us
-from ..stream.batcher import micro_batches
-from .base import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, FeedTracker, SourceBatch, SourceChunk
-from .decode import TRADE_ID, decode_binance, raw_frame, split_market, strip_trade_id
+from ..contract.clock import Clock
+from ..contract.errors import ConfigError, SourceError
+from ..contract.feed import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, SourceChunk
+from ..contract.timeframes import epoch_us
+from ..inputs.decode import (
+    TRADE_ID,
+    decode_binance,
+    raw_frame,
+    split_market,
+    strip_trade_id,
+)
+from .base import FeedTracker
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +177,6 @@ class BinanceSource:
         """Binance trade messages -> (ticks, quarantine)."""
         return decode_binance(raw_frame(messages, received), exchange=self.exchange, source=self.base_url, now=now)
 
-    def batches(self, clock: Clock) -> AsyncIterator[SourceBatch]:
-        """Micro-batches of trades, timed by `clock`; runs until cancelled or closed."""
-        return micro_batches(self.feed.chunks(clock), clock=clock, flush_interval=self.flush_interval,
-                             max_rows=self.max_rows)
+    def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
+        """Decoded, deduplicated chunks of trades and the gaps seen, timed by `clock`; runs until cancelled."""
+        return self.feed.chunks(clock)

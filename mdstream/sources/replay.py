@@ -11,15 +11,24 @@ from typing import AsyncIterator
 
 import polars as pl
 
-from ..gaps import CONSECUTIVE_ID_PREFIXES
-from .. import columns as c
-from .. import schema
-from ..clock import Clock, ManualClock
-from ..errors import ConfigError, InputError
-from ..stream.batcher import micro_batches
-from ..tardis import read_trades
-from .base import FeedTracker, SourceBatch, SourceChunk, empty_quarantine
-from .decode import LINE, RAW, RECV, TRADE_ID, decode_binance, split_market, strip_trade_id
+from ..contract import columns as c
+from ..contract import schema
+from ..contract.clock import Clock, ManualClock
+from ..contract.errors import ConfigError, InputError
+from ..contract.feed import SourceChunk
+from ..contract.schema import empty_quarantine
+from ..inputs.decode import (
+    LINE,
+    RAW,
+    RECV,
+    TRADE_ID,
+    decode_binance,
+    split_market,
+    strip_trade_id,
+)
+from ..inputs.tardis import read_trades
+from ..kernel.gaps import CONSECUTIVE_ID_PREFIXES
+from .base import FeedTracker
 
 _ORDER = "_order"
 FAST_STEP_S = 900.0
@@ -115,8 +124,9 @@ class ReplaySource:
             self.quarantine = pl.concat([schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA), off_book])
         return strip_trade_id(ticks), sorted(gaps, key=lambda g: g.end)
 
-    async def chunks(self) -> AsyncIterator[SourceChunk]:
-        """Chunks of one slice each, moving `clock` to each slice's last event time; ends with the input."""
+    async def chunks(self, clock: Clock | None = None) -> AsyncIterator[SourceChunk]:
+        """Chunks of one slice each, moving the replay's own clock to each slice's last event time (`clock` is
+        ignored: event time drives a replay); ends with the input."""
         self.ticks, gaps = self._checked()
         if self.quarantine.height:
             yield SourceChunk(quarantine=schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA))
@@ -142,8 +152,3 @@ class ReplaySource:
             await asyncio.sleep(min(wait, self.step / self.speed))
             elapsed = (time.monotonic() - origin_wall) * self.speed
             self.clock.set(min(until, origin_event + timedelta(seconds=elapsed)))
-
-    def batches(self, clock: Clock | None = None) -> AsyncIterator[SourceBatch]:
-        """Micro-batches timed by the replay's own clock (`clock` is ignored: event time drives a replay)."""
-        return micro_batches(self.chunks(), clock=self.clock, flush_interval=self.flush_interval,
-                             max_rows=self.max_rows)

@@ -9,13 +9,13 @@ from typing import AsyncIterator
 import numpy as np
 import polars as pl
 
-from .. import columns as c
-from .. import schema
-from ..clock import Clock
-from ..errors import ConfigError
-from ..stream.batcher import micro_batches
-from ..timeframes import epoch_us
-from .base import SourceBatch, SourceChunk, empty_ticks
+from ..contract import columns as c
+from ..contract import schema
+from ..contract.clock import Clock
+from ..contract.errors import ConfigError
+from ..contract.feed import SourceChunk
+from ..contract.schema import empty_ticks
+from ..contract.timeframes import epoch_us
 
 EXCHANGE = "synthetic"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -114,8 +114,3 @@ class SyntheticSource:
             if ticks.height:
                 yield SourceChunk(ticks=ticks)
             await asyncio.sleep(self.poll)
-
-    def batches(self, clock: Clock) -> AsyncIterator[SourceBatch]:
-        """Micro-batches of simulated trades, timed by `clock`."""
-        return micro_batches(self.chunks(clock), clock=clock, flush_interval=self.flush_interval,
-                             max_rows=self.max_rows)

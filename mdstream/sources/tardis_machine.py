@@ -10,14 +10,14 @@ from urllib.parse import quote
 
 import polars as pl
 
-from ..gaps import CONSECUTIVE_ID_PREFIXES
-from .. import columns as c
-from ..clock import Clock
-from ..errors import ConfigError
-from ..stream.batcher import micro_batches
-from .base import GAP_DISCONNECT, FeedTracker, SourceBatch
+from ..contract import columns as c
+from ..contract.clock import Clock
+from ..contract.errors import ConfigError
+from ..contract.feed import GAP_DISCONNECT, SourceChunk
+from ..inputs.decode import TARDIS_DISCONNECT_MARK, decode_tardis, raw_frame
+from ..kernel.gaps import CONSECUTIVE_ID_PREFIXES
+from .base import FeedTracker
 from .binance import WsFeed
-from .decode import TARDIS_DISCONNECT_MARK, decode_tardis, raw_frame
 
 DEFAULT_URL = "ws://localhost:8001"
 _DISCONNECT = re.compile(TARDIS_DISCONNECT_MARK)
@@ -72,7 +72,6 @@ class TardisMachineSource:
         """"disconnect" when tardis-machine reports that its exchange connection dropped."""
         return GAP_DISCONNECT if _DISCONNECT.search(message) else None
 
-    def batches(self, clock: Clock) -> AsyncIterator[SourceBatch]:
-        """Micro-batches of trades, timed by `clock`; runs until cancelled or closed."""
-        return micro_batches(self.feed.chunks(clock), clock=clock, flush_interval=self.flush_interval,
-                             max_rows=self.max_rows)
+    def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
+        """Decoded, deduplicated chunks of trades and the gaps seen, timed by `clock`; runs until cancelled."""
+        return self.feed.chunks(clock)

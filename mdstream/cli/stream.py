@@ -1,0 +1,67 @@
+"""`mdstream stream`: the continuous job (thin: options -> library)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from ..contract import timeframes as tfm
+from ..jobs.stream import MODES
+from .options import csv_list, sink_from, sink_options
+
+SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic")
+
+
+@click.command()
+@click.option("--source", type=click.Choice(SOURCES), default="synthetic", show_default=True,
+              help="binance (spot) / binance-futures WebSocket, tardis-machine, replay of files, or a simulated market.")
+@click.option("--symbols", help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (live sources, synthetic).")
+@click.option("--exchange", help="Exchange for tardis-machine (e.g. binance-futures), or to label a replay.")
+@click.option("--url", help="WebSocket URL override (e.g. ws://127.0.0.1:9000 for a local server).")
+@click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Replay input: Tardis trades CSV(.gz) or a recorded WebSocket file; repeatable.")
+@click.option("--speed", type=float, default=0.0, show_default=True, help="Replay speed: 0 = as fast as possible, 1 = real time.")
+@click.option("--mode", type=click.Choice(MODES), default="candles", show_default=True, help="Write candles, raw ticks, or both.")
+@click.option("--timeframes", default=",".join(tfm.ALL_TIMEFRAMES), show_default=True, help="Timeframes to build.")
+@click.option("--flush-interval", type=float, default=0.25, show_default=True, help="Seconds per micro-batch.")
+@click.option("--max-rows", type=int, default=50_000, show_default=True, help="Row cap of one micro-batch.")
+@click.option("--lateness", type=float, default=1.0, show_default=True,
+              help="Seconds a window waits for out-of-order trades after it ends.")
+@click.option("--horizon", type=float, default=120.0, show_default=True,
+              help="Seconds after emission a window still takes revisions; later trades are quarantined.")
+@click.option("--duration", type=float, help="Stop cleanly after this many seconds.")
+@click.option("--metrics-port", type=int, help="Serve /metrics and /healthz on this port.")
+@click.option("--metrics-host", envvar="MDSTREAM_METRICS_HOST", default="127.0.0.1", show_default=True,
+              help="Address the metrics server binds to.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file (JSON), written after each flush.")
+@click.option("--shard", help="INDEX/COUNT: only this shard's symbols (stable hashing).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
+@click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
+@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="json: one JSON object per line (candles, status, summary) for log collectors.")
+@sink_options
+def stream(**kw) -> None:
+    """Run the continuous job: ticks -> micro-batches -> candles/features -> sink, until stopped.
+
+    \b
+    Example:
+      mdstream stream --source synthetic --duration 30
+      mdstream stream --source binance --symbols BTCUSDT,ETHUSDT --metrics-port 9108
+      mdstream stream --source replay --input spot_btcusdt_20240808.gz --speed 0
+    """
+    from ..jobs.stream_app import StreamRequest, run_stream
+
+    sink_opts = sink_from(kw)
+    request = StreamRequest(
+        source=kw["source"], symbols=csv_list(kw["symbols"]), exchange=kw["exchange"], url=kw["url"],
+        inputs=tuple(kw["inputs"]), speed=kw["speed"], mode=kw["mode"], timeframes=tfm.parse_list(kw["timeframes"]),
+        flush_interval=kw["flush_interval"], max_rows=kw["max_rows"], lateness=kw["lateness"], horizon=kw["horizon"],
+        duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
+        checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
+    )
+    asyncio.run(run_stream(request, sink_opts))
+
+
+commands = [stream]

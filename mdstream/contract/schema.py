@@ -1,0 +1,151 @@
+"""Column types and descriptions of ticks, candles and quarantine rows (Polars and Arrow)."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+from . import columns as c
+
+TS = pl.Datetime("us", "UTC")
+
+TICK_SCHEMA: dict[str, pl.DataType] = {
+    c.EXCHANGE: pl.String(),
+    c.SYMBOL: pl.String(),
+    c.TIMESTAMP: TS,
+    c.LOCAL_TIMESTAMP: TS,
+    c.ID: pl.String(),
+    c.SIDE: pl.String(),
+    c.PRICE: pl.Float64(),
+    c.AMOUNT: pl.Float64(),
+}
+
+CANDLE_BASE_SCHEMA: dict[str, pl.DataType] = {
+    c.EXCHANGE: pl.String(),
+    c.SYMBOL: pl.String(),
+    c.TIMEFRAME: pl.String(),
+    c.TIMESTAMP_IN: TS,
+    c.TIMESTAMP_OUT: TS,
+    c.LATENCY_MS: pl.Float64(),
+    c.OPEN: pl.Float64(),
+    c.HIGH: pl.Float64(),
+    c.LOW: pl.Float64(),
+    c.CLOSE: pl.Float64(),
+    c.VOLUME: pl.Float64(),
+    c.QUOTE_VOLUME: pl.Float64(),
+    c.BUY_VOLUME: pl.Float64(),
+    c.SELL_VOLUME: pl.Float64(),
+    c.TRADES: pl.Int64(),
+    c.VWAP: pl.Float64(),
+    c.FIRST_TRADE_AT: TS,
+    c.LAST_TRADE_AT: TS,
+    c.GAP: pl.String(),
+    c.REVISION: pl.Int64(),
+    c.LATE_TRADES: pl.Int64(),
+}
+
+CANDLE_SCHEMA: dict[str, pl.DataType] = {**CANDLE_BASE_SCHEMA, **{name: pl.Float64() for name in c.FEATURE_COLUMNS}}
+
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    c.Q_SOURCE: pl.String(),
+    c.Q_LINE: pl.Int64(),
+    c.Q_FIELD: pl.String(),
+    c.Q_REASON: pl.String(),
+    c.Q_RAW: pl.String(),
+    c.Q_QUARANTINED_AT: TS,
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    c.EXCHANGE: "Exchange id as Tardis names it, e.g. binance-futures.",
+    c.SYMBOL: "The exchange's own symbol, e.g. BTCUSDT.",
+    c.TIMESTAMP: "Exchange event time of the trade, UTC, microseconds.",
+    c.LOCAL_TIMESTAMP: "Time the trade was received, UTC, microseconds.",
+    c.ID: "Exchange trade id (string, may be null).",
+    c.SIDE: "Aggressor side: buy, sell or unknown.",
+    c.PRICE: "Trade price in quote currency.",
+    c.AMOUNT: "Trade amount in base currency (contracts for inverse instruments).",
+    c.TIMEFRAME: "Window length: 15s, 1m, 5m, 15m, 4h or 1d.",
+    c.TIMESTAMP_IN: "Window start, UTC; the window is [timestamp_in, timestamp_in + timeframe).",
+    c.TIMESTAMP_OUT: "Wall-clock time the row was finalised by the processor, UTC.",
+    c.LATENCY_MS: "timestamp_out - window end, in milliseconds.",
+    c.OPEN: "Price of the first trade in the window (previous close when empty).",
+    c.HIGH: "Highest trade price in the window (previous close when empty).",
+    c.LOW: "Lowest trade price in the window (previous close when empty).",
+    c.CLOSE: "Price of the last trade in the window (previous close when empty).",
+    c.VOLUME: "Sum of trade amounts (base).",
+    c.QUOTE_VOLUME: "Sum of price * amount (quote).",
+    c.BUY_VOLUME: "Sum of amounts of buyer-initiated trades (taker buy).",
+    c.SELL_VOLUME: "Sum of amounts of seller-initiated trades (taker sell).",
+    c.TRADES: "Number of trades in the window.",
+    c.VWAP: "quote_volume / volume; null for an empty window.",
+    c.FIRST_TRADE_AT: "Event time of the first trade in the window.",
+    c.LAST_TRADE_AT: "Event time of the last trade in the window.",
+    c.GAP: "null: complete; quiet: no trades while the feed was up; feed: source down or data missing.",
+    c.REVISION: "0 for the first emission; +1 for every correction by late trades. Readers take the highest.",
+    c.LATE_TRADES: "Trades that arrived after the window was first emitted.",
+    "sma_5": "Mean close over 5 candles.",
+    "sma_10": "Mean close over 10 candles.",
+    "sma_20": "Mean close over 20 candles.",
+    "ema_5": "EMA of close, alpha 2/6, seeded with the SMA of the first 5.",
+    "ema_10": "EMA of close, alpha 2/11, seeded with the SMA of the first 10.",
+    "ema_20": "EMA of close, alpha 2/21, seeded with the SMA of the first 20.",
+    "wma_5": "Linearly weighted mean close over 5 candles (weights 1..5, newest 5).",
+    "momentum_3": "close / close 3 candles ago - 1.",
+    "momentum_5": "close / close 5 candles ago - 1.",
+    "velocity": "(close - previous close) / timeframe seconds.",
+    "acceleration": "(velocity - previous velocity) / timeframe seconds.",
+    "volume_sma_20": "Mean volume over 20 candles.",
+    "volume_ratio": "volume / volume_sma_20.",
+    "vwap_deviation": "(close - vwap) / vwap.",
+    "vwap_day": "Cumulative quote_volume / cumulative volume since UTC midnight.",
+    "log_return": "ln(close / previous close).",
+    "volatility_5": "Population std of log_return over 5 candles.",
+    "volatility_10": "Population std of log_return over 10 candles.",
+    "high_low_ratio": "high / low.",
+    "trade_intensity": "trades / timeframe seconds.",
+    "avg_trade_size": "volume / trades.",
+    "amihud": "|log_return| / quote_volume (Amihud illiquidity).",
+    "kyle_lambda": "cov(log_return, buy_volume - sell_volume) / var(buy_volume - sell_volume), 20 candles.",
+    "roll_spread": "Roll (1984): 2 * sqrt(-cov(dclose, previous dclose)) over 20 changes; null if cov > 0.",
+    "cs_spread": "Corwin-Schultz (2012) two-candle high-low spread estimate, negatives set to 0.",
+    "rsi_5": "Wilder RSI over 5 candles.",
+    "bb_pctb_20": "Bollinger %B: (close - lower) / (upper - lower), 20 candles, 2 population std.",
+    "macd": "EMA12(close) - EMA26(close), TA-Lib seeding.",
+    "macd_signal": "EMA9 of macd.",
+    "macd_hist": "macd - macd_signal.",
+    c.Q_SOURCE: "File or stream the rejected row came from.",
+    c.Q_LINE: "1-based line number in that file (null for streams).",
+    c.Q_FIELD: "The offending field.",
+    c.Q_REASON: "Why the row was rejected.",
+    c.Q_RAW: "The raw row as received.",
+    c.Q_QUARANTINED_AT: "When the row was quarantined.",
+}
+
+
+def arrow_schema(schema: dict[str, pl.DataType]) -> pa.Schema:
+    """Arrow schema of a Polars schema dict (timestamps stay timestamp[us, tz=UTC])."""
+    return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """An empty frame with exactly `schema`."""
+    return pl.DataFrame(schema=schema)
+
+
+def empty_ticks() -> pl.DataFrame:
+    """An empty frame with the tick schema."""
+    return empty(TICK_SCHEMA)
+
+
+def empty_quarantine() -> pl.DataFrame:
+    """An empty frame with the quarantine schema."""
+    return empty(QUARANTINE_SCHEMA)
+
+
+def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """`df` with exactly the columns of `schema`, in order and cast; missing columns become null."""
+    if df.width == 0:  # a literal would broadcast to one row of nulls
+        return empty(schema)
+    return df.select(
+        [(pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()]
+    )

@@ -1,0 +1,98 @@
+"""Wiring of the stream job: build the source, sink, clock, console and metrics a request asks for, then run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..contract.clock import WallClock
+from ..contract.errors import ConfigError
+from ..contract.timeframes import ALL_TIMEFRAMES
+from ..sinks.factory import SinkOptions, open_sink
+from .stream import StreamOptions, StreamRunner
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """Everything `mdstream stream` was asked to do."""
+
+    source: str = "synthetic"
+    symbols: tuple[str, ...] = ()
+    exchange: str | None = None
+    url: str | None = None
+    inputs: tuple[Path, ...] = ()
+    speed: float = 0.0
+    mode: str = "candles"
+    timeframes: tuple[str, ...] = ALL_TIMEFRAMES
+    flush_interval: float = 0.25
+    max_rows: int = 50_000
+    lateness: float = 1.0
+    horizon: float = 120.0
+    duration: float | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    checkpoint: Path | None = None
+    shard: str | None = None
+    seed: int = 0
+    quiet: bool = False
+    log_format: str = "text"
+
+
+def build_source(req: StreamRequest):
+    """(source, clock) for the request; a replay drives its own clock, live sources use the wall clock."""
+    symbols = req.symbols
+    if req.shard:
+        from .shard import parse_shard, select_symbols
+
+        symbols = tuple(select_symbols(symbols, *parse_shard(req.shard)))
+        if not symbols:
+            raise ConfigError(f"shard {req.shard} holds none of the symbols {', '.join(req.symbols)}")
+    batching = {"flush_interval": req.flush_interval, "max_rows": req.max_rows}
+    if req.source in ("binance", "binance-futures"):
+        from ..sources.binance import BinanceSource
+
+        if not symbols:
+            raise ConfigError("--source binance needs --symbols")
+        return BinanceSource(symbols, futures=req.source == "binance-futures", url=req.url, **batching), WallClock()
+    if req.source == "tardis-machine":
+        from ..sources.tardis_machine import TardisMachineSource
+
+        if not (req.exchange and symbols):
+            raise ConfigError("--source tardis-machine needs --exchange and --symbols")
+        return TardisMachineSource(req.exchange, symbols, url=req.url, **batching), WallClock()
+    if req.source == "replay":
+        from ..sources.replay import ReplaySource
+
+        if not req.inputs:
+            raise ConfigError("--source replay needs --input FILE (repeatable)")
+        source = ReplaySource(list(req.inputs), speed=req.speed, exchange=req.exchange, **batching)
+        return source, source.clock
+    if req.source == "synthetic":
+        from ..sources.synthetic import SyntheticSource
+
+        return SyntheticSource(symbols or ("BTCUSDT", "ETHUSDT", "SOLUSDT"), seed=req.seed, **batching), WallClock()
+    raise ConfigError(f"unknown source {req.source!r}")
+
+
+async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
+    """Build everything, run the job until it ends or is stopped, and release every resource."""
+    from ..observe.console import Console
+    from ..observe.metrics import BatchHealth, StreamMetrics, start_metrics_server
+
+    source, clock = build_source(req)
+    console = Console(quiet=req.quiet, log_format=req.log_format)
+    metrics = StreamMetrics()
+    health = BatchHealth(WallClock(), max_batch_age_s=max(30.0, 10 * req.flush_interval))
+    server = None
+    if req.metrics_port is not None:
+        server = start_metrics_server(req.metrics_port, host=req.metrics_host, health=health, registry=metrics.registry)
+        console.message(f"metrics on {server.url}/metrics, health on {server.url}/healthz")
+    sink = open_sink(sink_opts, mode="stream")
+    opts = StreamOptions(mode=req.mode, timeframes=req.timeframes, lateness=req.lateness, horizon=req.horizon,
+                         duration=req.duration, checkpoint=req.checkpoint, sink_name=sink_opts.kind)
+    try:
+        return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health).run()
+    finally:
+        sink.close()
+        if server is not None:
+            server.stop()

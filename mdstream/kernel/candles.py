@@ -1,0 +1,235 @@
+"""Ticks -> dense, UTC-aligned candles for every timeframe (pure Polars, no I/O, no clock reads)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Sequence
+
+import polars as pl
+
+from ..contract import columns as c
+from ..contract import timeframes as tfm
+from ..contract.schema import CANDLE_BASE_SCHEMA, TS
+from .grid import SPARSE_COLUMNS, densify, finalize, window_start
+
+# Trades inside a window are ordered by these, ascending: exchange time, then receive time, then the trade id
+# compared as a number when it is one (length first makes "9" < "10"; ids read as Int64 order the same way).
+_ID_LEN = "_id_len"
+ORDER_KEYS = (c.TIMESTAMP, c.LOCAL_TIMESTAMP, _ID_LEN, c.ID)
+_BUCKET = "_bucket"
+_BUY = "_buy_amount"
+_SELL = "_sell_amount"
+# Optional helper column: the trade id as Int64, when a reader already parsed it (saves re-parsing 1e6s of ids).
+ID_NUMBER = "_id_number"
+
+
+def _id_length() -> pl.Expr:
+    """Length in characters of the trade id, whether it is held as text or as an integer."""
+    return pl.col(c.ID).cast(pl.String).str.len_bytes().alias(_ID_LEN)
+
+
+
+def is_single_series(ticks: pl.DataFrame) -> bool:
+    """True when every row has the first row's exchange and symbol."""
+    return ticks.select(
+        ((pl.col(c.EXCHANGE) == pl.col(c.EXCHANGE).first()) & (pl.col(c.SYMBOL) == pl.col(c.SYMBOL).first())).all()
+    ).item()
+
+
+def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
+    """One frame per (exchange, symbol); a single-series frame (a Tardis day file) is returned as is."""
+    if ticks.height == 0:
+        return []
+    return [ticks] if is_single_series(ticks) else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
+
+
+def window_inputs() -> list[pl.Expr]:
+    """Per-tick columns the window aggregation sums: amount if the aggressor bought (sold), else 0."""
+    amount = pl.col(c.AMOUNT)
+    # Validated sides are buy/sell/unknown, told apart by length: an integer test instead of string compares;
+    # summing precomputed columns is ~3x cheaper than filtering inside every group.
+    side = pl.col(c.SIDE).str.len_bytes()
+    return [
+        pl.when(side == len(c.SIDE_BUY)).then(amount).otherwise(0.0).alias(_BUY),
+        pl.when(side == len(c.SIDE_SELL)).then(amount).otherwise(0.0).alias(_SELL),
+    ]
+
+
+def window_aggs() -> list[pl.Expr]:
+    """OHLC (first/max/min/last price in trade order), volume = sum amount, quote_volume = sum price*amount,
+    buy/sell volume by aggressor side, trades = count, first/last trade time (rows are in trade order)."""
+    amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
+    return [
+        price.first().alias(c.OPEN),
+        price.max().alias(c.HIGH),
+        price.min().alias(c.LOW),
+        price.last().alias(c.CLOSE),
+        amount.sum().alias(c.VOLUME),
+        (price * amount).sum().alias(c.QUOTE_VOLUME),
+        pl.col(_BUY).sum().alias(c.BUY_VOLUME),
+        pl.col(_SELL).sum().alias(c.SELL_VOLUME),
+        pl.len().cast(pl.Int64).alias(c.TRADES),
+        pl.col(c.TIMESTAMP).first().alias(c.FIRST_TRADE_AT),
+        pl.col(c.TIMESTAMP).last().alias(c.LAST_TRADE_AT),
+    ]
+
+
+def sparse_many(ticks: pl.DataFrame, timeframe: str) -> pl.DataFrame:
+    """Windows with at least one trade for ticks of many series at once (one sort, one group_by): the stream's
+    batches hold every symbol of a feed, and a Python loop per symbol would dominate."""
+    width = tfm.duration_us(timeframe)
+    return (
+        ticks.lazy()
+        .with_columns(_id_length())
+        # first()/last() follow row order inside each group, so a sort on the (numeric) trade order is
+        # enough; sorting by the symbol strings too would cost ten times more.
+        .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
+        .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET), *window_inputs())
+        .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
+        .agg(window_aggs())
+        .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
+        .select(SPARSE_COLUMNS)
+        .collect(engine="in-memory")
+    )
+
+
+def order_ticks(series: pl.DataFrame) -> pl.DataFrame:
+    """Ticks of one series sorted by the trade order rule (timestamp, local_timestamp, id as a number).
+    Most inputs already are (a Tardis day file): that is checked in O(n) on integers and the sort skipped."""
+    if series.height == 0 or _is_ordered(series):
+        return series
+    return (
+        series.with_columns(_id_length())
+        .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
+        .drop(_ID_LEN)
+    )
+
+
+def _is_ordered(series: pl.DataFrame) -> bool:
+    """True when rows already follow (timestamp, local_timestamp, id length, id)."""
+    if not series[c.TIMESTAMP].is_sorted():
+        return False
+    if ID_NUMBER in series.columns and series[ID_NUMBER].null_count() == 0:
+        # Receive times and integer ids both rising (a Tardis file) imply the order rule, ties included.
+        if series[c.LOCAL_TIMESTAMP].is_sorted() and series[ID_NUMBER].is_sorted():
+            return True
+    ts = series[c.TIMESTAMP].dt.epoch("us")
+    tied = (ts.diff() == 0).arg_true()
+    if tied.len() == 0:
+        return True
+    # Only rows sharing a timestamp with their predecessor need the tie-breakers compared.
+    lts = series[c.LOCAL_TIMESTAMP].dt.epoch("us")
+    step = lts.gather(tied) - lts.gather(tied - 1)
+    if (step < 0).any():
+        return False
+    # Ids are compared only where the receive time ties too: string work on a few rows, not on every tie.
+    same = tied.filter(step == 0)
+    if same.len() == 0:
+        return True
+    ids = series[c.ID].cast(pl.String)
+    cur, prev = ids.gather(same), ids.gather(same - 1)
+    iln, piln = cur.str.len_bytes(), prev.str.len_bytes()
+    ok = (iln > piln) | ((iln == piln) & (cur >= prev))
+    return bool(ok.fill_null(False).all())
+
+
+def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str) -> pl.DataFrame:
+    """Windows with at least one trade, for ONE series already in trade order (order_ticks)."""
+    width = tfm.duration_us(timeframe)
+    # The bucket is sorted because the ticks are: flagging it lets Polars group by runs, ~2.5x faster.
+    bucket = (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).set_sorted()
+    # One series: exchange and symbol are constants, cheaper added after than gathered per window.
+    exchange, symbol = ordered[c.EXCHANGE][0], ordered[c.SYMBOL][0]
+    return (
+        ordered.lazy()
+        .with_columns(bucket.alias(_BUCKET), *window_inputs())
+        .group_by(_BUCKET, maintain_order=True)
+        .agg(window_aggs())
+        .with_columns(
+            pl.lit(exchange, pl.String).alias(c.EXCHANGE), pl.lit(symbol, pl.String).alias(c.SYMBOL),
+            pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME),
+        )
+        .select(SPARSE_COLUMNS)
+        .collect()
+    )
+
+
+def rollup(sparse: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
+    """Sparse candles of a finer timeframe -> sparse candles of `timeframe` (a multiple of it); exact."""
+    return (
+        # Time order is all first()/last() need inside each group; no string sort.
+        sparse.sort(c.TIMESTAMP_IN, maintain_order=True)
+        .with_columns(window_start(pl.col(c.TIMESTAMP_IN), timeframe).alias(_BUCKET))
+        .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
+        .agg(
+            pl.col(c.OPEN).first(),
+            pl.col(c.HIGH).max(),
+            pl.col(c.LOW).min(),
+            pl.col(c.CLOSE).last(),
+            pl.col(c.VOLUME).sum(),
+            pl.col(c.QUOTE_VOLUME).sum(),
+            pl.col(c.BUY_VOLUME).sum(),
+            pl.col(c.SELL_VOLUME).sum(),
+            pl.col(c.TRADES).sum(),
+            pl.col(c.FIRST_TRADE_AT).min(),
+            pl.col(c.LAST_TRADE_AT).max(),
+        )
+        .rename({_BUCKET: c.TIMESTAMP_IN})
+        .with_columns(pl.lit(timeframe).alias(c.TIMEFRAME))
+        .select(SPARSE_COLUMNS)
+    )
+
+
+def sparse_all(ticks: pl.DataFrame | list[pl.DataFrame], timeframes: Sequence[str]) -> dict[str, pl.LazyFrame]:
+    """Sparse candles per timeframe for every series (`ticks` may come already split by split_series): the
+    shortest from ticks, each longer one rolled up from the previous (exact, ~10x cheaper than re-reading ticks)."""
+    wanted = sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us)
+    base = wanted[0]
+    if isinstance(ticks, list):  # big series, already split: each takes the single-series fast path
+        parts = [sparse_from_ticks(order_ticks(part), base) for part in ticks if part.height]
+        sparse = pl.concat(parts) if parts else None
+    elif ticks.height == 0:
+        sparse = None
+    elif is_single_series(ticks):
+        sparse = sparse_from_ticks(order_ticks(ticks), base)
+    else:  # many small series (a stream batch): one vectorised pass
+        sparse = sparse_many(ticks, base)
+    if sparse is None:
+        sparse = pl.DataFrame(schema={k: CANDLE_BASE_SCHEMA[k] for k in SPARSE_COLUMNS})
+    # Every timeframe is a multiple of the base one, so each rolls up from it directly: one collect of
+    # small frames (the in-memory engine: ~4x less overhead than streaming on a few thousand rows).
+    rolled = pl.collect_all([rollup(sparse.lazy(), tf) for tf in wanted[1:]], engine="in-memory")
+    return {base: sparse.lazy(), **{tf: frame.lazy() for tf, frame in zip(wanted[1:], rolled)}}
+
+
+def candles_from_ticks(
+    ticks: pl.LazyFrame | pl.DataFrame | list[pl.DataFrame],
+    timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES,
+    *,
+    now: datetime,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    feed_gaps: pl.LazyFrame | None = None,
+    prior_close: pl.DataFrame | None = None,
+) -> pl.LazyFrame:
+    """Dense candles (base contract columns) of every requested timeframe from ticks of any series.
+    `start`/`end` bound the grid (end exclusive); `feed_gaps` (gaps.GAP_SCHEMA) marks gap = feed;
+    `prior_close` (exchange, symbol, timeframe, close) continues series from an earlier day."""
+    from .gaps import mark_feed_gaps
+
+    frame = ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks
+    if feed_gaps is not None:
+        # Usually there are none: the joins that mark them then cost a third of the grid's time.
+        feed_gaps = feed_gaps.lazy().collect(engine="in-memory")
+        feed_gaps = feed_gaps.lazy() if feed_gaps.height else None
+    # `frame` may be a list of single-series frames (split_series), to skip a second split.
+    sparse = sparse_all(frame, timeframes)
+    if prior_close is not None:
+        prior_close = prior_close.lazy().filter(pl.col(c.TIMEFRAME).is_in(list(sparse))).select(
+            c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.CLOSE
+        )
+    # Every timeframe in one grid pass: a series is (exchange, symbol, timeframe).
+    dense = densify(pl.concat(list(sparse.values())), start=start, end=end, prior_close=prior_close)
+    if feed_gaps is not None:
+        dense = mark_feed_gaps(dense, feed_gaps, list(sparse))
+    return finalize(dense, now=now)

@@ -1,0 +1,227 @@
+"""Prometheus metrics of the stream job and a small HTTP server for /metrics and /healthz."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import polars as pl
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from ..contract import columns as c
+from ..contract.clock import Clock
+
+NAMESPACE = "mdstream"
+# Emission latency after a window closes: sub-second is the goal, tens of seconds means trouble.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+HEALTHY = ("ok", "starting")
+HOST_ENV = "MDSTREAM_METRICS_HOST"
+
+
+class StreamMetrics:
+    """Every metric of one stream process, held in its own registry (never the global default)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None):
+        """Create the metrics in `registry` (a fresh CollectorRegistry when None)."""
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r, ns = self.registry, NAMESPACE
+        self.ticks_total = Counter("ticks", "Trades received.", ["exchange", "symbol"], namespace=ns, registry=r)
+        self.batches_total = Counter("batches", "Micro-batches processed.", namespace=ns, registry=r)
+        self.rows_written_total = Counter("rows_written", "Rows handed to a sink.", ["sink", "kind"], namespace=ns, registry=r)
+        self.quarantined_total = Counter("quarantined", "Rows rejected into quarantine.", namespace=ns, registry=r)
+        self.reconnects_total = Counter("reconnects", "Source reconnections.", namespace=ns, registry=r)
+        self.gaps_total = Counter("gaps", "Feed gaps detected (outages, trade id jumps).", namespace=ns, registry=r)
+        self.late_trades_total = Counter("late_trades", "Trades arriving after their window was emitted.", namespace=ns, registry=r)
+        self.queue_depth = Gauge("queue_depth", "Ticks waiting to be processed.", namespace=ns, registry=r)
+        self.emit_latency_seconds = Histogram(
+            "emit_latency_seconds", "Seconds from window close to candle emission.",
+            namespace=ns, registry=r, buckets=LATENCY_BUCKETS,
+        )
+        self.last_tick_age_seconds = Gauge("last_tick_age_seconds", "Seconds since the newest trade's event time.", namespace=ns, registry=r)
+
+    def observe_ticks(self, ticks: pl.DataFrame, now: datetime) -> None:
+        """Count ticks per (exchange, symbol); last_tick_age = now - max(timestamp), seconds."""
+        if ticks.height == 0:
+            return
+        counts = ticks.group_by(c.EXCHANGE, c.SYMBOL).len()
+        for exchange, symbol, n in counts.iter_rows():
+            self.ticks_total.labels(exchange=exchange, symbol=symbol).inc(n)
+        newest = ticks.get_column(c.TIMESTAMP).max()
+        if newest is not None:
+            self.last_tick_age_seconds.set(max(0.0, (now - newest).total_seconds()))
+
+    def observe_candles(self, candles: pl.DataFrame) -> None:
+        """Record the emit latency (latency_ms / 1000, seconds) of each emitted candle."""
+        # Candles per batch are few (symbols x timeframes), so a loop here is not a per-tick loop.
+        for latency_ms in candles.get_column(c.LATENCY_MS).drop_nulls().to_list():
+            self.emit_latency_seconds.observe(max(0.0, latency_ms / 1000.0))
+
+    def late_trades(self, count: int) -> None:
+        """Count trades that arrived after their window was emitted (once per trade, not per timeframe)."""
+        if count:
+            self.late_trades_total.inc(count)
+
+    def batch(self) -> None:
+        """Count one processed micro-batch."""
+        self.batches_total.inc()
+
+    def rows_written(self, sink: str, kind: str, rows: int) -> None:
+        """Count `rows` handed to `sink` for table `kind`."""
+        if rows:
+            self.rows_written_total.labels(sink=sink, kind=kind).inc(rows)
+
+    def quarantined(self, rows: int = 1) -> None:
+        """Count rows sent to quarantine."""
+        if rows:
+            self.quarantined_total.inc(rows)
+
+    def reconnect(self) -> None:
+        """Count one source reconnection."""
+        self.reconnects_total.inc()
+
+    def gap(self, count: int = 1) -> None:
+        """Count detected feed gaps."""
+        if count:
+            self.gaps_total.inc(count)
+
+    def set_queue_depth(self, depth: int) -> None:
+        """Set the number of ticks waiting to be processed."""
+        self.queue_depth.set(depth)
+
+    def snapshot(self) -> dict[str, float]:
+        """Current totals as a flat dict (for the console status line and the health body)."""
+        values: dict[str, float] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name.endswith(("_created", "_bucket")):
+                    continue
+                key = sample.name.removeprefix(f"{NAMESPACE}_")
+                values[key] = values.get(key, 0.0) + sample.value
+        return values
+
+    def render(self) -> bytes:
+        """The registry in Prometheus text exposition format."""
+        return generate_latest(self.registry)
+
+
+class BatchHealth:
+    """Health of the stream: ok while the last batch is younger than `max_batch_age_s`, else stale."""
+
+    def __init__(self, clock: Clock, max_batch_age_s: float = 30.0):
+        """Start the grace period now (by `clock`); before the first batch the status is "starting"."""
+        self.clock, self.max_batch_age_s = clock, max_batch_age_s
+        self.started_at = clock.now()
+        self.last_batch_at: datetime | None = None
+        self.batches = 0
+        self._lock = threading.Lock()
+
+    def mark_batch(self) -> None:
+        """Record that a batch (even an empty one) was processed now."""
+        with self._lock:
+            self.last_batch_at = self.clock.now()
+            self.batches += 1
+
+    def __call__(self) -> dict:
+        """{status: ok|starting|stale, last_batch_age_s, uptime_s, batches, max_batch_age_s}."""
+        with self._lock:
+            now = self.clock.now()
+            uptime = (now - self.started_at).total_seconds()
+            age = None if self.last_batch_at is None else (now - self.last_batch_at).total_seconds()
+            reference = uptime if age is None else age
+            if reference > self.max_batch_age_s:
+                status = "stale"
+            else:
+                status = "starting" if age is None else "ok"
+            return {
+                "status": status, "last_batch_age_s": age, "uptime_s": uptime,
+                "batches": self.batches, "max_batch_age_s": self.max_batch_age_s,
+            }
+
+
+class MetricsServer:
+    """A running /metrics + /healthz HTTP server on a daemon thread."""
+
+    def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread):
+        """Wrap a started server and its thread."""
+        self._httpd, self._thread = httpd, thread
+        self.host, self.port = httpd.server_address[0], httpd.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. http://127.0.0.1:9464."""
+        return f"http://{self.host}:{self.port}"
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and join the thread."""
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+def _handler(registry: CollectorRegistry, health: Callable[[], dict]) -> type[BaseHTTPRequestHandler]:
+    """A request handler class bound to `registry` and `health`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        """GET /metrics, /healthz; anything else is 404."""
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            """Answer one GET request."""
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/health", "/"):
+                try:
+                    body = dict(health())
+                except Exception as exc:  # a broken health probe must read as unhealthy, not kill the thread
+                    body = {"status": "error", "error": f"{type(exc).__name__}: {exc}"}
+                code = 200 if body.get("status") in HEALTHY else 503
+                self._send(code, json.dumps(body, default=str).encode(), "application/json")
+            else:
+                self._send(404, b'{"error": "not found"}', "application/json")
+
+        def _send(self, code: int, body: bytes, content_type: str) -> None:
+            """Write status, headers and body."""
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args) -> None:  # noqa: A002
+            """Stay silent."""
+            # Probes hit this every few seconds; access logs would drown the console.
+            return
+
+    return Handler
+
+
+def default_host() -> str:
+    """Bind address: $MDSTREAM_METRICS_HOST (containers set 0.0.0.0 so probes can reach it) or 127.0.0.1."""
+    return os.environ.get(HOST_ENV) or "127.0.0.1"
+
+
+def start_metrics_server(
+    port: int,
+    host: str | None = None,
+    health: Callable[[], dict] | None = None,
+    registry: CollectorRegistry | None = None,
+) -> MetricsServer:
+    """Serve /metrics (from `registry`) and /healthz (200 if health()["status"] is ok|starting, else 503)."""
+    probe = health if health is not None else (lambda: {"status": "ok"})
+    reg = registry if registry is not None else CollectorRegistry()
+    httpd = ThreadingHTTPServer((host or default_host(), port), _handler(reg, probe))
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="mdstream-metrics", daemon=True)
+    thread.start()
+    return MetricsServer(httpd, thread)
