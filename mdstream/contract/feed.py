@@ -31,11 +31,19 @@ class FeedGap:
 
 @dataclass
 class SourceChunk:
-    """A small piece a source decoded (one or a few messages); the batcher groups chunks into batches."""
+    """A small piece a source decoded (one or a few messages); the batcher groups chunks into batches.
+
+    Every record a source takes in is accounted for in exactly one place:
+    received = ticks + quarantine rows + duplicates + sum(ignored.values()).
+    A record is a trade for trade messages (a message may carry several) and a whole message otherwise.
+    """
 
     ticks: pl.DataFrame | None = None
     quarantine: pl.DataFrame | None = None
     gaps: list[FeedGap] = field(default_factory=list)
+    received: int = 0  # records taken in for this chunk
+    duplicates: int = 0  # trades dropped as exact repeats of one already accepted
+    ignored: dict[str, int] = field(default_factory=dict)  # records that are not trades, by message type
 
     @property
     def rows(self) -> int:
