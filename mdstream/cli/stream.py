@@ -31,11 +31,16 @@ SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic"
               help="Seconds a window waits for out-of-order trades after it ends.")
 @click.option("--horizon", type=float, default=120.0, show_default=True,
               help="Seconds after emission a window still takes revisions; later trades are quarantined.")
+@click.option("--max-skew", type=float, default=5.0, show_default=True,
+              help="Seconds a trade may be stamped ahead of the clock (a live feed's wall clock, a recording's "
+                   "receive time); later ones are quarantined and never move the watermark.")
 @click.option("--duration", type=float, help="Stop cleanly after this many seconds.")
 @click.option("--metrics-port", type=int, help="Serve /metrics and /healthz on this port.")
 @click.option("--metrics-host", envvar="MDSTREAM_METRICS_HOST", default="127.0.0.1", show_default=True,
               help="Address the metrics server binds to.")
-@click.option("--checkpoint", type=click.Path(path_type=Path), help="Checkpoint file (JSON), written after each flush.")
+@click.option("--checkpoint", type=click.Path(path_type=Path),
+              help="Progress file (JSON), written after each durable flush: this run's accounting, the totals of "
+                   "every run that used it, the watermark; a file of another job is refused.")
 @click.option("--shard", help="INDEX/COUNT: only this shard's symbols (stable hashing).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
@@ -58,6 +63,7 @@ def stream(**kw) -> None:
         source=kw["source"], symbols=csv_list(kw["symbols"]), exchange=kw["exchange"], url=kw["url"],
         inputs=tuple(kw["inputs"]), speed=kw["speed"], mode=kw["mode"], timeframes=tfm.parse_list(kw["timeframes"]),
         flush_interval=kw["flush_interval"], max_rows=kw["max_rows"], lateness=kw["lateness"], horizon=kw["horizon"],
+        max_skew=kw["max_skew"],
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
         checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
     )

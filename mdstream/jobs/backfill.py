@@ -14,12 +14,14 @@ import polars as pl
 from ..contract import columns as c
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError
-from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
-from ..contract.timeframes import ALL_TIMEFRAMES, day_bounds
+from ..contract.schema import QUARANTINE_SCHEMA, TICK_SCHEMA, conform
+from ..contract.timeframes import ALL_TIMEFRAMES, day_bounds, epoch_us
+from ..engine.core import REEMIT, Spec, fold
+from ..engine.state import SeriesState, state_from_candles
+from ..engine.windows import trade_windows
 from ..inputs.tardis import TickRead, read_trades
 from ..kernel import gaps as gp
-from ..kernel.candles import candles_from_ticks, split_series
-from ..kernel.features import add_features, tail_state
+from ..kernel.candles import split_series
 from ..sinks import base
 from .series import in_range, series_of, split_days
 
@@ -94,31 +96,37 @@ def process_day(
     now: datetime,
     end: datetime | None,
     complete: bool = True,
-    prior: pl.DataFrame | None = None,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Candles with features of one day's ticks, continuing `prior` (feature tail of earlier days);
-    returns (candles in contract columns, new tail state); `single_series` skips re-checking a frame the
-    caller already split. Pure: no I/O, `now` passed in."""
+    prior: SeriesState | None = None,
+    input_end: datetime | None = None,
+) -> tuple[pl.DataFrame, SeriesState]:
+    """Candles with features of one day's ticks through the engine core, continuing `prior` (the state after
+    earlier days); returns (candles in contract columns, new state). `end`: the day's grid ends there (exclusive);
+    None: the input ends at `input_end` (default: its last tick), and the windows holding that instant are cut
+    short, so feed. `single_series` skips re-checking a frame the caller already split. Pure: no I/O, `now`
+    passed in."""
     start, midnight = day_bounds(day)
     parts = [ticks] if single_series and ticks.height else split_series(ticks)
-    feed = gp.id_jump_gaps(parts)
+    feed = gp.id_jump_gaps(parts).collect()
     if not complete and ticks.height:
         # A truncated file: whatever followed its last tick that day is missing, not quiet.
         cut = ticks.group_by(c.EXCHANGE, c.SYMBOL).agg(pl.col(c.TIMESTAMP).max().alias(gp.GAP_START))
-        feed = pl.concat([feed, cut.lazy().with_columns(
+        feed = pl.concat([feed, cut.with_columns(
             pl.lit(end or midnight).cast(gp.GAP_SCHEMA[gp.GAP_END]).alias(gp.GAP_END),
             pl.lit("input truncated").alias(gp.GAP_REASON),
         ).select(list(gp.GAP_SCHEMA))])
-    prior = prior if prior is not None and prior.height else None
-    prior_close = None
-    if prior is not None:
-        # The tail comes sorted by series and time (tail_state): its last close per series carries on.
-        prior_close = prior.group_by(list(c.SERIES_KEY)).agg(pl.col(c.CLOSE).last())
-    candles = candles_from_ticks(
-        parts, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
+    spec = Spec(tuple(timeframes))
+    state = prior if prior is not None else SeriesState.empty()
+    if feed.height:
+        state = state.evolve(gaps=pl.concat([state.gaps, feed]))
+    windows = trade_windows(parts, spec.base)
+    final = None
+    if end is None:
+        final = input_end or (ticks.get_column(c.TIMESTAMP).max() if ticks.height else None)
+    candles, state = fold(
+        state, windows, spec, now=now, start_us=epoch_us(start),
+        until_us=epoch_us(end) if end is not None else None, final_us=epoch_us(final) if final is not None else None,
     )
-    featured = add_features(candles, prior=prior).collect(engine="in-memory")
-    return conform(featured, CANDLE_SCHEMA), tail_state(featured)
+    return candles.drop(REEMIT), state
 
 
 def _input_reads(opts: BackfillOptions, now: datetime) -> list[TickRead]:
@@ -161,7 +169,7 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
     """
     began = time.perf_counter()
     summary = BackfillSummary()
-    carry: dict[tuple[str, str], pl.DataFrame | None] = {}
+    carry: dict[tuple[str, str], SeriesState | None] = {}
     if opts.inputs:
         reads = _input_reads(opts, clock.now())
         _backfill_frames(reads, opts, sink, clock, summary, carry, progress)
@@ -199,7 +207,7 @@ def _backfill_frames(
     sink: base.DaySink,
     clock: Clock,
     summary: BackfillSummary,
-    carry: dict[tuple[str, str], pl.DataFrame | None],
+    carry: dict[tuple[str, str], SeriesState | None],
     progress: Progress | None,
     *,
     explicit_end: bool = False,
@@ -209,6 +217,9 @@ def _backfill_frames(
     Each file's quarantine, duplicate count and completeness belong to the series read from it."""
     timeframes = opts.timeframes or ALL_TIMEFRAMES
     claimed: set[int] = set()  # reads whose quarantine rows were written with a series
+    # Where the input ends, over every file: a series' grid reaches it, and the windows holding it are cut short.
+    ends = [r.ticks.get_column(c.TIMESTAMP).max() for r in reads if r.ticks.height]
+    input_end = max(ends) if ends else None
     for series, sources, cross_dups in series_of(reads):
         series = in_range(series, opts.from_date, opts.to_date)
         exchange, symbol = series[c.EXCHANGE][0] if series.height else None, series[c.SYMBOL][0] if series.height else None
@@ -224,14 +235,15 @@ def _backfill_frames(
             # An explicit range is one continuous grid, quiet days included.
             days = [days[0] + timedelta(days=i) for i in range((opts.to_date - days[0]).days)]
         key = (exchange, symbol)
-        prior = carry[key] if key in carry else _warm_tail(sink, exchange, symbol, days[0])
+        prior = carry[key] if key in carry else _warm_state(sink, exchange, symbol, days[0], timeframes)
         for i, day in enumerate(days):
             day_ticks = by_day.get(day, series.clear())
             last = i == len(days) - 1
-            ranged = explicit_end or (opts.to_date is not None) or not last
+            midnight = day_bounds(day)[1]
+            ranged = explicit_end or (opts.to_date is not None) or not last or input_end is None or input_end >= midnight
             candles, prior = process_day(
                 day_ticks, single_series=True, day=day, timeframes=timeframes, now=clock.now(),
-                end=day_bounds(day)[1] if ranged else None, complete=complete or not last, prior=prior,
+                end=midnight if ranged else None, complete=complete or not last, prior=prior, input_end=input_end,
             )
             q = quarantine if i == 0 else quarantine.clear()
             frames = {base.CANDLES: candles, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}
@@ -250,14 +262,12 @@ def _backfill_frames(
         sink.write(base.QUARANTINE, conform(pl.concat(orphans), QUARANTINE_SCHEMA))
 
 
-def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.DataFrame | None:
-    """Feature tail of the days before `day` already in the sink, if the sink can read them back."""
-    reader = getattr(sink, "read_tail", None)
-    if reader is None:
+def _warm_state(sink: base.Sink, exchange: str, symbol: str, day: date, timeframes: Sequence[str]) -> SeriesState | None:
+    """The state after the days before `day` already in the sink, if the sink can read them back."""
+    if not base.can(sink, base.READ_BACK):
         return None
     start, _ = day_bounds(day)
-    tail = reader(exchange, symbol, before=start)
-    if tail is None or tail.height == 0:
+    stored = sink.read_candles(exchange=exchange, symbols=[symbol], timeframes=timeframes, before=start)
+    if stored.height == 0:
         return None
-    # add_features recomputes the stored feature columns itself, from this tail onwards.
-    return tail_state(add_features(tail.lazy()).collect(engine="in-memory"))
+    return state_from_candles(stored, timeframes)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 import polars as pl
 
@@ -22,12 +22,16 @@ _MAX_WAIT_S = 0.05
 
 @dataclass
 class SourceBatch:
-    """What the stream job processes at once: ticks, rejected rows and known gaps, closed at `received_at`."""
+    """What the stream job processes at once: ticks, rejected rows and known gaps, closed at `received_at`, with
+    the source's accounting of its chunks: received = ticks + quarantine rows + duplicates + sum(ignored)."""
 
     ticks: pl.DataFrame  # conforms to schema.TICK_SCHEMA (local_timestamp = receive time)
     quarantine: pl.DataFrame  # schema.QUARANTINE_SCHEMA, may be empty
     gaps: list[FeedGap]
     received_at: datetime  # clock time when the batch was closed
+    received: int = 0  # records the source took in
+    duplicates: int = 0  # trades the source dropped as repeats
+    ignored: dict[str, int] = field(default_factory=dict)  # records that are not trades, by message type
 
 
 class _Buffer:
@@ -38,6 +42,9 @@ class _Buffer:
         self.quarantine: list[pl.DataFrame] = []
         self.gaps: list[FeedGap] = []
         self.rows = 0
+        self.received = 0
+        self.duplicates = 0
+        self.ignored: dict[str, int] = {}
 
     def add(self, chunk: SourceChunk) -> None:
         """Append one chunk (frames are kept as separate chunks, not copied)."""
@@ -47,17 +54,25 @@ class _Buffer:
         if chunk.quarantine is not None and chunk.quarantine.height:
             self.quarantine.append(chunk.quarantine)
         self.gaps.extend(chunk.gaps)
+        self.received += chunk.received
+        self.duplicates += chunk.duplicates
+        for kind, count in chunk.ignored.items():
+            self.ignored[kind] = self.ignored.get(kind, 0) + count
 
     def __bool__(self) -> bool:
-        return bool(self.ticks or self.quarantine or self.gaps)
+        return bool(self.ticks or self.quarantine or self.gaps or self.received)
 
     def batch(self, clock: Clock) -> SourceBatch:
         """The buffered data as one batch closed now; the buffer is emptied."""
         ticks = pl.concat(self.ticks, rechunk=False) if self.ticks else empty_ticks()
         quarantine = pl.concat(self.quarantine, rechunk=False) if self.quarantine else empty_quarantine()
-        out = SourceBatch(ticks=ticks, quarantine=quarantine, gaps=self.gaps, received_at=clock.now())
+        out = SourceBatch(ticks=ticks, quarantine=quarantine, gaps=self.gaps, received_at=clock.now(),
+                          received=self.received, duplicates=self.duplicates, ignored=self.ignored)
         self.__init__()
         return out
+
+
+Due = Callable[[], "datetime | None"]  # when the consumer next needs a batch, whatever arrives (e.g. a window closes)
 
 
 def micro_batches(
@@ -66,8 +81,10 @@ def micro_batches(
     clock: Clock,
     flush_interval: float = 0.25,
     max_rows: int = 50_000,
+    due: Due | None = None,
 ) -> AsyncIterator[SourceBatch]:
-    """Batches of the chunks of `source_chunks`: one every `flush_interval` clock seconds, or sooner at `max_rows`.
+    """Batches of the chunks of `source_chunks`: one every `flush_interval` clock seconds, sooner at `max_rows`,
+    and at the clock time `due()` names (a window's end + lateness: it closes on time, not at the next tick).
 
     A quiet interval still yields an empty batch so the consumer can advance its watermark; when the clock
     jumps over several intervals one batch covers them all. A batch may exceed `max_rows` by at most one chunk.
@@ -76,13 +93,14 @@ def micro_batches(
     if flush_interval <= 0 or max_rows <= 0:
         raise ConfigError("flush_interval and max_rows must be positive")
     # the first interval starts now, when the batcher is made, not when it is first iterated
-    return _batches(source_chunks, clock, timedelta(seconds=flush_interval), clock.now(), max_rows)
+    return _batches(source_chunks, clock, timedelta(seconds=flush_interval), clock.now(), max_rows, due)
 
 
 async def _batches(source_chunks: AsyncIterator[SourceChunk], clock: Clock, step: timedelta, start: datetime,
-                   max_rows: int) -> AsyncIterator[SourceBatch]:
+                   max_rows: int, due: Due | None = None) -> AsyncIterator[SourceBatch]:
     """The batching loop of `micro_batches`."""
     deadline = start + step
+    fired = None  # the last consumer deadline a batch was closed for (each is honoured once)
     buffer = _Buffer()
     pending: asyncio.Future | None = None
     try:
@@ -90,7 +108,11 @@ async def _batches(source_chunks: AsyncIterator[SourceChunk], clock: Clock, step
             if pending is None:
                 pending = asyncio.ensure_future(anext(source_chunks))
             # even when the deadline has passed, take in what the source can hand over at once
-            wait = (deadline - clock.now()).total_seconds()
+            early = due() if due is not None else None
+            if early is not None and fired is not None and early <= fired:
+                early = None
+            wait = (min(deadline, early) if early is not None else deadline) - clock.now()
+            wait = wait.total_seconds()
             await asyncio.wait({pending}, timeout=min(max(wait, 0.0), _MAX_WAIT_S))
             if pending.done():
                 try:
@@ -106,6 +128,10 @@ async def _batches(source_chunks: AsyncIterator[SourceChunk], clock: Clock, step
                     yield buffer.batch(clock)
                     continue
             now = clock.now()
+            if early is not None and early < deadline and now >= early:
+                fired = early
+                yield buffer.batch(clock)  # off the cadence: the next tick stays where it was
+                continue
             if now >= deadline:
                 yield buffer.batch(clock)
                 # keep the cadence aligned to the first deadline; skip intervals the clock jumped over
@@ -122,8 +148,8 @@ async def _batches(source_chunks: AsyncIterator[SourceChunk], clock: Clock, step
                 await aclose()
 
 
-def source_batches(source, clock: Clock) -> AsyncIterator[SourceBatch]:
-    """Micro-batches of `source`'s chunks, closed by `clock` every `source.flush_interval` seconds or at
-    `source.max_rows` rows: sources only decode, the job batches."""
+def source_batches(source, clock: Clock, due: Due | None = None) -> AsyncIterator[SourceBatch]:
+    """Micro-batches of `source`'s chunks, closed by `clock` every `source.flush_interval` seconds, at
+    `source.max_rows` rows, or when `due()` says: sources only decode, the job batches."""
     return micro_batches(source.chunks(clock), clock=clock, flush_interval=source.flush_interval,
-                         max_rows=source.max_rows)
+                         max_rows=source.max_rows, due=due)

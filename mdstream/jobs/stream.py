@@ -14,13 +14,17 @@ from typing import Any
 import polars as pl
 
 from ..contract import timeframes as tfm
-from ..contract.clock import Clock
-from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
+from ..contract.clock import Clock, WallClock
+from ..contract.errors import ConfigError
+from ..contract.feed import GAP_STARTUP, FeedGap
+from ..contract.schema import TICK_SCHEMA
 from ..engine.incremental import CandleEngine, EngineOutput
+from ..kernel.grid import stamp
 from ..sinks import base
-from .batcher import source_batches
+from .batcher import SourceBatch, source_batches
 
 MODES = ("candles", "ticks", "both")
+CHECKPOINT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -37,31 +41,74 @@ class StreamOptions:
     checkpoint: Path | None = None
     warm_start: bool = True
     sink_name: str = "duckdb"  # label of the rows_written metric
+    live: bool = True  # False: a replay, on event time alone
+    max_skew: float = 5.0  # seconds a trade may be stamped ahead of the clock
+    max_quiet: float = 60.0  # seconds past the last trade the wall clock may close windows on a quiet live feed
+
+
+@dataclass
+class SourceCounts:
+    """Accounting of one source: received = accepted + quarantined + duplicates + sum(ignored)."""
+
+    received: int = 0
+    accepted: int = 0
+    quarantined: int = 0
+    duplicates: int = 0
+    ignored: dict[str, int] = field(default_factory=dict)
+
+    def unaccounted(self) -> int:
+        """received - (accepted + quarantined + duplicates + ignored): 0 when every record is accounted for."""
+        return self.received - (self.accepted + self.quarantined + self.duplicates + sum(self.ignored.values()))
+
+    def add(self, other: "SourceCounts") -> None:
+        """Add `other`'s counts to these."""
+        self.received += other.received
+        self.accepted += other.accepted
+        self.quarantined += other.quarantined
+        self.duplicates += other.duplicates
+        for kind, n in other.ignored.items():
+            self.ignored[kind] = self.ignored.get(kind, 0) + n
 
 
 @dataclass
 class StreamStats:
-    """Counters of a run, shown on the status line and in the closing summary."""
+    """Counters of a run, shown on the status line and in the closing summary (`ticks` = trades accepted)."""
 
     ticks: int = 0
     batches: int = 0
     candles: int = 0
     revisions: int = 0
+    late_trades: int = 0
     quarantined: int = 0
     duplicates: int = 0
+    received: int = 0
+    ignored: int = 0
     gaps: int = 0
     rows_written: int = 0
+    sources: dict[str, SourceCounts] = field(default_factory=dict)
+    quarantined_by: dict[str, int] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
 
+    def count(self, source: str, counts: SourceCounts, reasons: dict[str, int]) -> None:
+        """Add one batch's accounting of `source`."""
+        self.sources.setdefault(source, SourceCounts()).add(counts)
+        self.ticks += counts.accepted
+        self.quarantined += counts.quarantined
+        self.duplicates += counts.duplicates
+        self.received += counts.received
+        self.ignored += sum(counts.ignored.values())
+        for reason, n in reasons.items():
+            self.quarantined_by[reason] = self.quarantined_by.get(reason, 0) + n
+
     def as_dict(self, sink: Any = None) -> dict[str, Any]:
-        """The counters plus ticks/s and the sink's own summary line."""
+        """The counters plus ticks/s, per-source accounting and the sink's own summary line."""
         elapsed = max(time.monotonic() - self.started, 1e-9)
-        out = {k: v for k, v in self.__dict__.items() if k != "started"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("started", "sources")}
+        out["sources"] = {name: {**s.__dict__, "unaccounted": s.unaccounted()} for name, s in self.sources.items()}
         out["ticks_per_s"] = round(self.ticks / elapsed, 1)
         out["elapsed_s"] = round(elapsed, 1)
-        describe = getattr(sink, "summary", None)
-        if describe:
-            out["sink"] = describe()
+        if sink is not None and hasattr(sink, "summary"):
+            out["sink"] = sink.summary()
         return out
 
 
@@ -69,21 +116,29 @@ class StreamRunner:
     """Runs a source through the engine into a sink until the input ends, --duration passes or a signal comes.
 
     Per batch, in order:
-    1. take the next micro-batch from the source (ticks, rejected rows, feed gaps);
+    1. take the next micro-batch from the source (ticks, rejected rows, feed gaps, the source's accounting);
+       the batcher closes one early when the engine says a window is due (its end + lateness);
     2. give the gaps to the engine, then fold in the ticks: it emits closed windows and revisions;
-    3. write candles (mode candles/both), raw ticks (mode ticks/both) and quarantined rows to the sink;
+    3. write candles (mode candles/both), accepted raw ticks (mode ticks/both) and quarantined rows to the sink;
     4. flush the sink when something closed or commit_interval passed, and only then write the checkpoint;
     5. update metrics, health and the console.
-    At the end of a finite input every window up to the last trade is emitted; on --duration or SIGINT/SIGTERM
-    the emitted rows are flushed and the open windows are left to the next run (which marks them gap=feed).
+    Steps 2-5 run on a worker thread, so signals and the feed are served while a batch is computed. At the end of
+    a finite input every window up to the last trade is emitted (the one holding it cut short: feed); on
+    --duration or SIGINT/SIGTERM the emitted rows are flushed and the open windows are left to the next run
+    (which marks them feed).
     """
 
-    def __init__(self, source, sink, clock: Clock, opts: StreamOptions, *, console=None, metrics=None, health=None):
+    def __init__(self, source, sink, clock: Clock, opts: StreamOptions, *, console=None, metrics=None, health=None,
+                 wall: Clock | None = None):
         self.source, self.sink, self.clock, self.opts = source, sink, clock, opts
+        self.wall = wall or WallClock()  # stamps timestamp_out; `clock` drives the batches (a replay's own)
         self.console, self.metrics, self.health = console, metrics, health
         self.engine = CandleEngine(opts.timeframes, lateness=timedelta(seconds=opts.lateness),
-                                   horizon=timedelta(seconds=opts.horizon))
+                                   horizon=timedelta(seconds=opts.horizon), live=opts.live,
+                                   max_skew=timedelta(seconds=opts.max_skew), max_quiet=timedelta(seconds=opts.max_quiet))
         self.stats = StreamStats()
+        self.label = getattr(source, "exchange", "source")
+        self._totals: dict[str, Any] = {}
         self._stop = asyncio.Event()
         self._last_flush = time.monotonic()
         self._last_status = time.monotonic()
@@ -93,45 +148,51 @@ class StreamRunner:
         self._stop.set()
 
     def warm(self) -> None:
-        """Continue features and the candle grid from what the sink already holds (after a restart)."""
-        reader = getattr(self.sink, "read_recent", None)
-        if not self.opts.warm_start or reader is None or self.opts.mode == "ticks":
+        """Continue features, day totals and the candle grid from what the sink holds (after a restart), and the
+        run's totals from the checkpoint."""
+        self._totals = read_checkpoint(self.opts.checkpoint, self.label, self.engine.timeframes) if self.opts.checkpoint else {}
+        if self.opts.live:
+            # The window holding the start instant is partial: what traded before the job listened is unknown.
+            start = self.clock.now()
+            self.engine.add_gaps([FeedGap(self.label, (), start, start, GAP_STARTUP)])
+        if not self.opts.warm_start or self.opts.mode == "ticks" or not base.can(self.sink, base.READ_BACK):
             return
-        symbols = getattr(self.source, "symbols", None)
-        recent = reader(exchange=self.source.exchange, symbols=symbols, timeframes=self.engine.timeframes)
-        if recent is not None and recent.height:
-            self.engine.warm(recent, restarted_at=self.clock.now())
+        symbols = getattr(self.source, "symbols", None) or None
+        stored = self.sink.read_candles(exchange=self.label, symbols=symbols, timeframes=self.engine.timeframes)
+        if stored.height:
+            # A replay reads its input again: what the earlier run wrote is simply skipped, nothing is missing.
+            self.engine.warm(stored, restarted_at=self.clock.now() if self.opts.live else None)
             if self.console:
-                self.console.message(f"warm start from {recent.height:,} stored candles")
+                self.console.message(f"warm start from {stored.height:,} stored candles")
 
     async def run(self) -> StreamStats:
         """Consume the source until it ends or the job is stopped; returns the run's counters."""
         self._install_signals()
-        self.warm()
-        batches = source_batches(self.source, self.clock).__aiter__()
+        await asyncio.to_thread(self.warm)
+        batches = source_batches(self.source, self.clock, due=self.engine.next_close).__aiter__()
         ended = False
+        nxt = asyncio.ensure_future(anext(batches))
+        stopper = asyncio.ensure_future(self._stop.wait())
         try:
             while not self._stop.is_set():
-                if self.opts.duration is not None and time.monotonic() - self.stats.started >= self.opts.duration:
-                    break
-                nxt = asyncio.ensure_future(batches.__anext__())
-                stopper = asyncio.ensure_future(self._stop.wait())
                 done, _ = await asyncio.wait({nxt, stopper}, timeout=self._remaining(), return_when=asyncio.FIRST_COMPLETED)
-                stopper.cancel()
                 if nxt not in done:
-                    nxt.cancel()
-                    break
+                    break  # stopped, or --duration passed
                 try:
                     batch = nxt.result()
                 except StopAsyncIteration:
                     ended = True
                     break
-                self._process(batch.ticks, batch.quarantine, batch.gaps, final=False)
+                nxt = asyncio.ensure_future(anext(batches))  # the next batch gathers while this one is computed
+                await asyncio.to_thread(self._process, batch, False)
             if ended:
-                self._process(pl.DataFrame(schema=TICK_SCHEMA), None, [], final=True)
+                await asyncio.to_thread(self._process, None, True)
         finally:
+            stopper.cancel()
+            if not nxt.done():
+                nxt.cancel()
             await _aclose(batches)
-            self._commit(force=True)
+            await asyncio.to_thread(self._commit, force=True)
         if self.console:
             self.console.summary(self.stats.as_dict(self.sink))
         return self.stats
@@ -142,35 +203,46 @@ class StreamRunner:
             return None
         return max(0.0, self.opts.duration - (time.monotonic() - self.stats.started))
 
-    def _process(self, ticks: pl.DataFrame, quarantine: pl.DataFrame | None, gaps: list, *, final: bool) -> None:
-        """Steps 2-5 of the class docstring for one batch."""
-        now = self.clock.now()
-        if gaps:
-            self.engine.add_gaps(gaps)
-            self.stats.gaps += len(gaps)
+    def _process(self, batch: SourceBatch | None, final: bool) -> None:
+        """Steps 2-5 of the class docstring for one batch (None with `final`: the input ended)."""
+        # The batch's own closing time: the source's clock may already be further on (the next batch gathers
+        # meanwhile), and a replay's clock must not run ahead of the ticks handed over.
+        now = batch.received_at if batch is not None else self.clock.now()
+        ticks = batch.ticks if batch is not None else pl.DataFrame(schema=TICK_SCHEMA)
+        if batch is not None and batch.gaps:
+            self.engine.add_gaps(batch.gaps)
+            self.stats.gaps += len(batch.gaps)
             if self.metrics:
-                self.metrics.gap(len(gaps))
+                self.metrics.gap(len(batch.gaps))
         if self.opts.mode == "ticks":
-            # Raw ticks only: nobody reads candles, so the engine is not run.
-            out = EngineOutput(candles=pl.DataFrame(schema=CANDLE_SCHEMA), late=pl.DataFrame(schema=QUARANTINE_SCHEMA),
-                               accepted=ticks.height)
+            out = self.engine.admit(ticks, now=now)  # raw ticks only: nobody reads candles, nothing is folded
         else:
             out = self.engine.step(ticks, now=now, final=final)
-        self.stats.ticks += out.accepted
-        self.stats.duplicates += out.duplicates
         self.stats.batches += 1
+        self._account(batch, out)
         if self.opts.mode in ("candles", "both") and out.candles.height:
+            out.candles = stamp(out.candles, self.wall.now())
             self._write(base.CANDLES, out.candles)
             self.stats.candles += out.candles.height
             self.stats.revisions += out.revisions
-        if self.opts.mode in ("ticks", "both") and ticks.height:
-            self._write(base.TICKS, conform(ticks, TICK_SCHEMA))
-        rejected = [q for q in (quarantine, out.late) if q is not None and q.height]
+            self.stats.late_trades += out.late_trades
+        if self.opts.mode in ("ticks", "both") and out.ticks is not None:
+            self._write(base.TICKS, out.ticks)
+        rejected = [q for q in (batch.quarantine if batch is not None else None, out.late) if q is not None and q.height]
         for q in rejected:
             self._write(base.QUARANTINE, q)
-            self.stats.quarantined += q.height
         self._commit(force=out.candles.height > 0 or final)
-        self._observe(ticks, out, rejected, now)
+        self._observe(out, rejected, now)
+
+    def _account(self, batch: SourceBatch | None, out: EngineOutput) -> None:
+        """received = accepted + quarantined (source and engine) + duplicates (source and engine) + ignored."""
+        counts = SourceCounts(accepted=out.accepted, quarantined=out.late.height, duplicates=out.duplicates)
+        if batch is not None:
+            counts.received = batch.received
+            counts.quarantined += batch.quarantine.height
+            counts.duplicates += batch.duplicates
+            counts.ignored = dict(batch.ignored)
+        self.stats.count(self.label, counts, out.quarantined_by)
 
     def _write(self, kind: str, frame: pl.DataFrame) -> None:
         """Hand `frame` to the sink and count it (durable at the next flush)."""
@@ -186,17 +258,23 @@ class StreamRunner:
         self.sink.flush()
         self._last_flush = time.monotonic()
         if self.opts.checkpoint is not None:
-            state = {"written_at": self.clock.now().isoformat(), "stats": self.stats.as_dict()}
+            run = self.stats.as_dict()
+            totals = _add_totals(self._totals, run)
+            state = {"version": CHECKPOINT_VERSION, "written_at": self.wall.now().isoformat(), "exchange": self.label,
+                     "timeframes": list(self.engine.timeframes), "mode": self.opts.mode,
+                     "watermark": self.engine.max_event.isoformat() if self.engine.max_event else None,
+                     "stats": run, "totals": totals}
             sink_state = getattr(self.sink, "state", None)
             if sink_state:
                 state["sink"] = sink_state()
             write_checkpoint(self.opts.checkpoint, state)
 
-    def _observe(self, ticks: pl.DataFrame, out, rejected: list[pl.DataFrame], now: datetime) -> None:
+    def _observe(self, out: EngineOutput, rejected: list[pl.DataFrame], now: datetime) -> None:
         """Metrics, health and console for one batch."""
         if self.metrics:
             self.metrics.batch()
-            self.metrics.observe_ticks(ticks, now)
+            if out.ticks is not None:
+                self.metrics.observe_ticks(out.ticks, now)
             self.metrics.observe_candles(out.candles)
             for q in rejected:
                 self.metrics.quarantined(q.height)
@@ -227,6 +305,33 @@ def write_checkpoint(path: Path, state: dict) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(state, default=str, indent=1))
     tmp.replace(path)
+
+
+def read_checkpoint(path: Path, exchange: str, timeframes: tuple[str, ...]) -> dict[str, Any]:
+    """The totals of the runs before this one, from the checkpoint at `path` ({} when there is none yet); a
+    checkpoint of another exchange or other timeframes is a ConfigError (it belongs to another job)."""
+    if not path.exists():
+        return {}
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"checkpoint {path} is unreadable: {exc}") from exc
+    if state.get("version") != CHECKPOINT_VERSION:
+        return {}  # an older format: totals start again
+    if state.get("exchange") != exchange or tuple(state.get("timeframes", ())) != tuple(timeframes):
+        raise ConfigError(f"checkpoint {path} belongs to another job ({state.get('exchange')} "
+                          f"{','.join(state.get('timeframes', []))}); use another --checkpoint file")
+    return state.get("totals", {})
+
+
+_TOTALS = ("ticks", "received", "quarantined", "duplicates", "ignored", "candles", "revisions", "gaps", "rows_written")
+
+
+def _add_totals(before: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """Totals across every run sharing the checkpoint: earlier runs' plus this run's, and how many runs."""
+    out = {k: int(before.get(k, 0)) + int(run.get(k, 0)) for k in _TOTALS}
+    out["runs"] = int(before.get("runs", 0)) + 1
+    return out
 
 
 async def _aclose(iterator) -> None:

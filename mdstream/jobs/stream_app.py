@@ -28,6 +28,7 @@ class StreamRequest:
     max_rows: int = 50_000
     lateness: float = 1.0
     horizon: float = 120.0
+    max_skew: float = 5.0
     duration: float | None = None
     metrics_port: int | None = None
     metrics_host: str = "127.0.0.1"
@@ -89,7 +90,8 @@ async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
         console.message(f"metrics on {server.url}/metrics, health on {server.url}/healthz")
     sink = open_sink(sink_opts, mode="stream")
     opts = StreamOptions(mode=req.mode, timeframes=req.timeframes, lateness=req.lateness, horizon=req.horizon,
-                         duration=req.duration, checkpoint=req.checkpoint, sink_name=sink_opts.kind)
+                         duration=req.duration, checkpoint=req.checkpoint, sink_name=sink_opts.kind,
+                         live=req.source != "replay", max_skew=req.max_skew)
     try:
         return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health).run()
     finally:

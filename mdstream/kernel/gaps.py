@@ -68,14 +68,27 @@ def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.
     return pl.concat(found).lazy() if found else empty_gaps()
 
 
-def gap_windows(gaps: pl.LazyFrame, timeframes: str | Sequence[str]) -> pl.LazyFrame:
-    """(exchange, symbol, timeframe, timestamp_in) of every window of `timeframes` overlapping a gap [start, end]."""
+def gap_windows(gaps: pl.LazyFrame, timeframes: str | Sequence[str], *, within: pl.LazyFrame | None = None) -> pl.LazyFrame:
+    """(exchange, symbol, timeframe, timestamp_in) of every window of `timeframes` overlapping a gap [start, end].
+    An open gap (end null) reaches up to the last window of `within`; a gap with a null symbol covers every
+    symbol of its exchange that `within` holds. Given `within` (candles), gaps are clipped to its windows, so a
+    long outage costs no more than the candles it marks."""
     names = [timeframes] if isinstance(timeframes, str) else list(timeframes)
     wanted = pl.LazyFrame({c.TIMEFRAME: [tfm.normalize(t) for t in names]}, schema={c.TIMEFRAME: pl.String})
     start, end = pl.col(GAP_START).dt.epoch("us"), pl.col(GAP_END).dt.epoch("us")
+    if within is not None:
+        ts = pl.col(c.TIMESTAMP_IN).dt.epoch("us")
+        series = within.select(c.EXCHANGE, c.SYMBOL).unique()
+        wild = gaps.filter(pl.col(c.SYMBOL).is_null()).drop(c.SYMBOL).join(series, on=c.EXCHANGE)
+        gaps = pl.concat([gaps.filter(pl.col(c.SYMBOL).is_not_null()), wild.select(list(GAP_SCHEMA))])
+        span = within.select(ts.min().alias("_lo"), (ts.max() + tfm.US_PER_DAY).alias("_hi"))
+        gaps = gaps.join(span, how="cross")
+        start = pl.max_horizontal(start, pl.col("_lo"))
+        end = pl.min_horizontal(end.fill_null(pl.col("_hi")), pl.col("_hi"))
     width = window_width_us()
     return (
         gaps.join(wanted, how="cross")
+        .filter(start <= end)
         .select(
             c.EXCHANGE, c.SYMBOL, c.TIMEFRAME,
             pl.int_ranges(start // width * width, end // width * width + width, width).alias(c.TIMESTAMP_IN),
@@ -88,8 +101,8 @@ def gap_windows(gaps: pl.LazyFrame, timeframes: str | Sequence[str]) -> pl.LazyF
 
 
 def mark_feed_gaps(candles: pl.LazyFrame, gaps: pl.LazyFrame, timeframes: str | Sequence[str]) -> pl.LazyFrame:
-    """Set gap = 'feed' on candles of `timeframes` whose window overlaps any gap interval."""
-    hit = gap_windows(gaps, timeframes).with_columns(pl.lit(True).alias("_feed"))
+    """Set gap = 'feed' on candles of `timeframes` whose window overlaps any gap interval (see gap_windows)."""
+    hit = gap_windows(gaps, timeframes, within=candles).with_columns(pl.lit(True).alias("_feed"))
     return (
         candles.join(hit, on=[c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN], how="left")
         .with_columns(

@@ -15,6 +15,9 @@ SPARSE_COLUMNS = (
     c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME,
     c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.FIRST_TRADE_AT, c.LAST_TRADE_AT,
 )
+# An empty window carries the previous close in its prices and zero in its volumes.
+PRICE_COLUMNS = (c.OPEN, c.HIGH, c.LOW, c.CLOSE)
+VOLUME_COLUMNS = (c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)
 
 
 def window_start(ts: pl.Expr, timeframe: str) -> pl.Expr:
@@ -63,6 +66,16 @@ def densify(
     if end is not None:
         # `end` is exclusive: the last window is the one that starts before it.
         bounds = bounds.with_columns(((_epoch_us(end) - 1) // width * width).alias("_hi"))
+    return fill_grid(sparse, bounds.select(*key, "_lo", "_hi", "_prior"))
+
+
+def fill_grid(sparse: pl.LazyFrame, bounds: pl.LazyFrame) -> pl.LazyFrame:
+    """Dense rows of every segment in `bounds` (exchange, symbol, timeframe, _lo, _hi: first and last window start
+    in epoch us, inclusive; _prior: close carried into leading empty windows). A series may have several
+    segments (the windows between them are not built); `sparse` rows outside every segment are dropped. Empty
+    windows get trades 0, volumes 0, open = high = low = close = previous close, gap = quiet."""
+    key = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME]
+    width = window_width_us()
     grid = (
         bounds.filter(pl.col("_hi") >= pl.col("_lo"))
         .with_columns(pl.int_ranges("_lo", pl.col("_hi") + width, width).alias(c.TIMESTAMP_IN))
@@ -75,8 +88,8 @@ def densify(
     empty = pl.col(c.TRADES).is_null()
     zero = pl.when(empty).then(0.0)
     return dense.with_columns(carried.alias("_carried")).with_columns(
-        *[pl.when(empty).then(pl.col("_carried")).otherwise(pl.col(k)).alias(k) for k in (c.OPEN, c.HIGH, c.LOW, c.CLOSE)],
-        *[zero.otherwise(pl.col(k)).alias(k) for k in (c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)],
+        *[pl.when(empty).then(pl.col("_carried")).otherwise(pl.col(k)).alias(k) for k in PRICE_COLUMNS],
+        *[zero.otherwise(pl.col(k)).alias(k) for k in VOLUME_COLUMNS],
         pl.col(c.TRADES).fill_null(0),
         (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP),
         pl.when(empty).then(pl.lit(c.GAP_QUIET)).otherwise(pl.lit(None, pl.String)).alias(c.GAP),
@@ -120,3 +133,13 @@ def _window_end_us() -> pl.Expr:
 def _base_casts() -> tuple[pl.Expr, ...]:
     """Every base contract column cast to its contract type, in order (built once)."""
     return tuple(pl.col(name).cast(dtype) for name, dtype in CANDLE_BASE_SCHEMA.items())
+
+
+def stamp(candles: pl.DataFrame, now: datetime) -> pl.DataFrame:
+    """Finished rows stamped as emitted at `now`: timestamp_out = now, latency_ms = now - window end (ms)."""
+    if candles.height == 0:
+        return candles
+    return candles.with_columns(
+        pl.lit(now).cast(TS).alias(c.TIMESTAMP_OUT),
+        ((_epoch_us(now) - _window_end_us()) / 1000.0).alias(c.LATENCY_MS),
+    )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, Sequence
 
 import polars as pl
 
+from ..contract import columns as c
 from ..contract import schema
+from ..contract.timeframes import US_PER_DAY
 from ..contract.errors import ConfigError
 
 # What a batch holds; a sink stores each kind in its own table.
@@ -21,8 +24,19 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 }
 
 
+# Capabilities a sink declares in its `capabilities` set (what jobs may ask of it beyond write/flush/close).
+WRITE_DAY = "write_day"  # DaySink: replaces one historical day atomically
+READ_BACK = "read_back"  # CandleReader: stored candles can be read back (warm starts)
+
+# Rows of each series a warm start reads back at least (beyond the newest window's whole UTC day): enough for every
+# recursive feature (EMAs, RSI, MACD) to have forgotten where it started, to ~1e-20.
+WARM_ROWS = 600
+
+
 class Sink(Protocol):
     """Takes frames of one kind (candles, ticks, quarantine); durable only after `flush`."""
+
+    capabilities: frozenset[str]
 
     def write(self, kind: str, frame: pl.DataFrame) -> None:
         """Queue `frame` (conforming to that kind's schema) for writing."""
@@ -39,6 +53,31 @@ class DaySink(Sink, Protocol):
 
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
         """Replace everything of (exchange, symbol, day) with `frames` by kind, all or nothing."""
+
+
+class CandleReader(Protocol):
+    """A sink whose stored candles can be read back: a restarted stream and a backfill continue from them."""
+
+    def read_candles(self, *, exchange: str, symbols: Sequence[str] | None, timeframes: Sequence[str],
+                     rows: int = WARM_ROWS, before: datetime | None = None) -> pl.DataFrame:
+        """The highest revision of stored windows of `exchange` (`symbols`, all when None) and `timeframes`: per
+        series the newest `rows` windows and every window since the UTC midnight of its newest one; only windows
+        starting before `before` when given. Candle schema; empty when nothing is stored."""
+
+
+def can(sink: Sink, capability: str) -> bool:
+    """Whether `sink` declares `capability` (WRITE_DAY, READ_BACK)."""
+    return capability in sink.capabilities
+
+
+def newest_windows(latest: pl.LazyFrame, rows: int) -> pl.LazyFrame:
+    """Of candles holding one row per window (candles_latest), what read_candles returns: per series the newest
+    `rows` windows and every window since the UTC midnight of its newest one."""
+    series = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME]
+    ts = pl.col(c.TIMESTAMP_IN).dt.epoch("us")
+    rank = ts.rank("ordinal", descending=True).over(series)
+    day = ts.max().over(series) // US_PER_DAY * US_PER_DAY
+    return latest.filter((rank <= rows) | (ts >= day))
 
 
 class KindBuffer:

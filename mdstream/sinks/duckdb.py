@@ -20,7 +20,7 @@ import polars as pl
 from ..contract import columns as c
 from ..contract import schema
 from ..contract.errors import ConfigError, SinkError
-from ..contract.timeframes import day_bounds
+from ..contract.timeframes import US_PER_DAY, day_bounds
 from . import base
 from .duckdb_schema import connect, connect_waiting, ensure_schema
 
@@ -43,6 +43,8 @@ def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 class DuckDBSink:
     """Sink into one DuckDB file: tables candles, ticks, quarantine and the views of views.sql."""
+
+    capabilities = frozenset({base.WRITE_DAY, base.READ_BACK})
 
     def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False, background: bool = False):
         """Open (creating or migrating) the database at `path`. `shared` holds the file only while writing,
@@ -141,8 +143,10 @@ class DuckDBSink:
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
 
-    def read_recent(self, *, exchange: str, symbols=None, timeframes=None, rows: int = 600) -> pl.DataFrame:
-        """The newest `rows` candles (latest revision) per series of `exchange`: a restarted stream warms from them."""
+    def read_candles(self, *, exchange: str, symbols=None, timeframes=(), rows: int = base.WARM_ROWS,
+                     before: datetime | None = None) -> pl.DataFrame:
+        """CandleReader: per series the newest `rows` windows and every window since the UTC midnight of its
+        newest one (latest revisions), of windows starting before `before` when given."""
         where, params = ["exchange = ?"], [exchange]
         if symbols:
             where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")
@@ -150,26 +154,21 @@ class DuckDBSink:
         if timeframes:
             where.append(f"timeframe IN ({', '.join('?' for _ in timeframes)})")
             params.extend(timeframes)
+        if before is not None:
+            where.append("timestamp_in < ?")
+            params.append(before)
+        series = "PARTITION BY exchange, symbol, timeframe"
         sql = (
             f"SELECT * FROM candles_latest WHERE {' AND '.join(where)} "
-            f"QUALIFY row_number() OVER (PARTITION BY exchange, symbol, timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
+            f"QUALIFY row_number() OVER ({series} ORDER BY timestamp_in DESC) <= {int(rows)} "
+            f"OR epoch_us(timestamp_in) >= max(epoch_us(timestamp_in)) OVER ({series}) // {US_PER_DAY} * {US_PER_DAY}"
         )
+        probe = f"SELECT 1 FROM candles WHERE {' AND '.join(where)} LIMIT 1"
         with self._session():
-            frame = pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())
-        return schema.conform(frame, schema.CANDLE_SCHEMA)
-
-    def read_tail(self, exchange: str, symbol: str, *, before: datetime, rows: int = 600) -> pl.DataFrame:
-        """The newest `rows` candles per timeframe of one series that start before `before` (backfill warm start)."""
-        sql = (
-            "SELECT * FROM candles_latest WHERE exchange = ? AND symbol = ? AND timestamp_in < ? "
-            f"QUALIFY row_number() OVER (PARTITION BY timeframe ORDER BY timestamp_in DESC) <= {int(rows)}"
-        )
-        probe = "SELECT 1 FROM candles WHERE exchange = ? AND symbol = ? AND timestamp_in < ? LIMIT 1"
-        with self._session():
-            # A first backfill finds nothing: a one-row probe is much cheaper than planning the view query.
-            if self._untouched or self.con.execute(probe, [exchange, symbol, before]).fetchone() is None:
+            # A first run finds nothing: a one-row probe is much cheaper than planning the view query.
+            if self._untouched or not self.con.execute(probe, params).fetchall():
                 return schema.empty(schema.CANDLE_SCHEMA)
-            frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
+            frame = pl.from_arrow(self.con.execute(sql, params).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def close(self) -> None:

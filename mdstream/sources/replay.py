@@ -31,7 +31,8 @@ from ..kernel.gaps import CONSECUTIVE_ID_PREFIXES
 from .base import FeedTracker
 
 _ORDER = "_order"
-FAST_STEP_S = 900.0
+FAST_STEP_S = 3600.0  # event seconds per slice of an as-fast-as-possible replay
+FAST_ROWS = 250_000  # trades per slice at most (bounded steps: a signal is served within one)
 
 
 def read_ws_recording(path: Path, *, exchange: str | None = None, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -56,7 +57,13 @@ def read_ws_recording(path: Path, *, exchange: str | None = None, now: datetime)
 
 def load(paths: list[Path], *, now: datetime, exchange: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(ticks of every file merged in event-time order with `_trade_id`, quarantine of all files)."""
-    ticks, quarantine = [], []
+    ticks, quarantine, _ = load_counted(paths, now=now, exchange=exchange)
+    return ticks, quarantine
+
+
+def load_counted(paths: list[Path], *, now: datetime, exchange: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """load(), plus the records of the files that are not trades, by message type (a recording's book updates)."""
+    ticks, quarantine, ignored = [], [], {}
     for index, path in enumerate(paths):
         name = path.name.lower()
         if name.endswith(".csv") or name.endswith(".csv.gz"):
@@ -65,60 +72,96 @@ def load(paths: list[Path], *, now: datetime, exchange: str | None = None) -> tu
             ticks.append(frame)
             quarantine.append(read.quarantine)
         else:
-            frame, bad = read_ws_recording(path, exchange=exchange, now=now)
+            frame, bad, other = _recording(path, exchange=exchange, now=now)
             ticks.append(frame)
             quarantine.append(bad)
+            for kind, n in other.items():
+                ignored[kind] = ignored.get(kind, 0) + n
         ticks[-1] = ticks[-1].with_columns(pl.lit(index).alias("_file")).with_row_index(_ORDER)
     if not ticks:
         raise ConfigError("replay needs at least one input file")
     merged = pl.concat(ticks, how="diagonal_relaxed").sort(c.TIMESTAMP, "_file", _ORDER, maintain_order=True)
-    return merged.drop("_file", _ORDER), pl.concat(quarantine) if quarantine else empty_quarantine()
+    return merged.drop("_file", _ORDER), pl.concat(quarantine) if quarantine else empty_quarantine(), ignored
+
+
+def _recording(path: Path, *, exchange: str | None, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
+    """read_ws_recording, plus the lines that were neither a trade nor quarantined, by stream type."""
+    ticks, bad = read_ws_recording(path, exchange=exchange, now=now)
+    kinds = _message_kinds(path)
+    other = sum(kinds.values()) - ticks.height - bad.height
+    if other <= 0:
+        return ticks, bad, {}
+    kinds.pop("trade", None)
+    total = sum(kinds.values())
+    if total != other:  # the decoder judged some lines differently: keep the count exact, the types indicative
+        kinds = {"other": other} if total == 0 else {**kinds, "other": other - total} if other > total else {"other": other}
+    return ticks, bad, {k: v for k, v in kinds.items() if v > 0}
+
+
+def _message_kinds(path: Path) -> dict[str, int]:
+    """Lines per message type: the stream name after '@' (trade, bookTicker, depth), else 'other'."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+        text = pl.Series([line for line in handle if line.strip()], dtype=pl.String)
+    kind = text.str.extract(r'"stream"\s*:\s*"[^"@]*@([A-Za-z]+)', 1).fill_null("other")
+    return dict(kind.value_counts().iter_rows())
 
 
 class ReplaySource:
     """Recorded trades replayed at `speed` (0: as fast as possible, N: N x real time); drives its own clock.
 
-    `clock` is a ManualClock that always equals the latest event time replayed, so candles close by event
-    time: deterministic at speed 0, paced like the market at speed N.
+    `clock` is a ManualClock that always equals the latest event time replayed, so candles close by event time
+    (the engine runs a replay on event time alone): deterministic at speed 0, paced like the market at speed N.
+    At speed 0 the input goes out in large slices (an hour of event time, at most FAST_ROWS trades), so one engine
+    step closes many windows at once.
     """
 
     def __init__(self, paths: list[str | Path], *, speed: float = 0.0, exchange: str | None = None,
                  step: float | None = None, flush_interval: float = 0.25, max_rows: int = 50_000,
                  now: datetime | None = None):
         if speed == 0 and step is None:
-            # nobody waits on an as-fast-as-possible replay: cut it in 15 minutes of event time so the
-            # per-batch cost of the consumer does not dominate; results do not change (the engine's invariant)
+            # nobody waits on an as-fast-as-possible replay: big slices, so the consumer's per-batch cost is paid
+            # rarely; results do not change (the engine's invariant)
             flush_interval = step = max(flush_interval, FAST_STEP_S)
+            max_rows = max(max_rows, FAST_ROWS)
         step = flush_interval if step is None else step
         if speed < 0 or step <= 0:
             raise ConfigError("speed must be >= 0 and step > 0")
         self.speed, self.step, self.flush_interval, self.max_rows = speed, step, flush_interval, max_rows
         stamp = now or datetime.now(timezone.utc)
-        self.ticks, self.quarantine = load([Path(p) for p in paths], now=stamp, exchange=exchange)
+        self.ticks, self.quarantine, self.ignored = load_counted([Path(p) for p in paths], now=stamp, exchange=exchange)
         exchanges = self.ticks.get_column(c.EXCHANGE).unique().to_list()
         self.exchange = exchanges[0] if len(exchanges) == 1 else (exchange or "replay")
         start = self.ticks.get_column(c.TIMESTAMP).min() if self.ticks.height else stamp
         self.clock = ManualClock(start)
         self.trackers = {ex: FeedTracker(ex, check_id_jumps=ex.startswith(CONSECUTIVE_ID_PREFIXES)) for ex in exchanges}
+        self.duplicates = 0
 
     def _slices(self) -> list[tuple[int, int, datetime]]:
-        """(offset, length, last event time) of consecutive event-time slices `step` seconds long."""
+        """(offset, length, last event time) of consecutive event-time slices `step` seconds long, each cut into
+        pieces of at most `max_rows` trades."""
         if self.ticks.height == 0:
             return []
         step_us = int(self.step * 1_000_000)
         keys = self.ticks.select((pl.col(c.TIMESTAMP).dt.epoch("us") // step_us).alias("k"))
         runs = keys.with_row_index("i").group_by("k", maintain_order=True).agg(pl.col("i").min(), pl.len())
-        ends = self.ticks.get_column(c.TIMESTAMP).gather(runs.get_column("i") + runs.get_column("len") - 1)
-        return list(zip(runs.get_column("i").to_list(), runs.get_column("len").to_list(), ends.to_list()))
+        out = []
+        for first, length in runs.select("i", "len").iter_rows():
+            for offset in range(first, first + length, self.max_rows):
+                out.append((offset, min(self.max_rows, first + length - offset)))
+        ends = self.ticks.get_column(c.TIMESTAMP).gather([o + n - 1 for o, n in out])
+        return [(o, n, end) for (o, n), end in zip(out, ends.to_list())]
 
     def _checked(self) -> tuple[pl.DataFrame, list]:
         """(ticks after per-exchange dedupe, gaps from trade-id jumps), over the whole input in one pass."""
         kept, gaps = [], []
+        before = self.ticks.height
         for exchange, tracker in self.trackers.items():
             fresh, found = tracker.accept(self.ticks.filter(pl.col(c.EXCHANGE) == exchange), TRADE_ID)
             kept.append(fresh)
             gaps.extend(found)
         ticks = pl.concat(kept).sort(c.TIMESTAMP, maintain_order=True) if len(kept) > 1 else kept[0]
+        self.duplicates = before - ticks.height
         ticks, off_book = split_market(ticks, source="replay", now=self.clock.now())
         if off_book.height:
             self.quarantine = pl.concat([schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA), off_book])
@@ -126,10 +169,13 @@ class ReplaySource:
 
     async def chunks(self, clock: Clock | None = None) -> AsyncIterator[SourceChunk]:
         """Chunks of one slice each, moving the replay's own clock to each slice's last event time (`clock` is
-        ignored: event time drives a replay); ends with the input."""
+        ignored: event time drives a replay); ends with the input. Every record is accounted for: the first chunk
+        carries the quarantine, the duplicates and the non-trade messages, each later one its trades."""
         self.ticks, gaps = self._checked()
-        if self.quarantine.height:
-            yield SourceChunk(quarantine=schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA))
+        quarantine = schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA)
+        other = quarantine.height + self.duplicates + sum(self.ignored.values())
+        if other:
+            yield SourceChunk(quarantine=quarantine, received=other, duplicates=self.duplicates, ignored=dict(self.ignored))
         origin_event, origin_wall = self.clock.now(), time.monotonic()
         for offset, length, last in self._slices():
             if self.speed > 0:
@@ -138,10 +184,9 @@ class ReplaySource:
             # a gap is reported with the slice holding its end, i.e. when the replay reaches it
             due = [g for g in gaps if g.end <= last]
             gaps = gaps[len(due):]
-            yield SourceChunk(ticks=self.ticks.slice(offset, length), gaps=due)
+            yield SourceChunk(ticks=self.ticks.slice(offset, length), gaps=due, received=length)
             if self.speed == 0:
                 await asyncio.sleep(0)  # as fast as possible, yet fair to the consumer
-
     async def _pace(self, origin_event: datetime, origin_wall: float, until: datetime):
         """Sleep until `until` is due at `speed`, moving the clock along so quiet stretches still close batches."""
         while True:

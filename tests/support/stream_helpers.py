@@ -97,13 +97,16 @@ def latest_candles(path: Path) -> pl.DataFrame:
 class StreamJob:
     """`python -m mdstream stream --source binance` against a local server, as a real subprocess."""
 
-    def __init__(self, db: Path, *, symbols: str = "BTCUSDT,ETHUSDT", lateness: float = 0.2, name: str = "job"):
+    def __init__(self, db: Path, *, symbols: str = "BTCUSDT,ETHUSDT", lateness: float = 0.2, name: str = "job",
+                 extra: tuple[str, ...] = ("--max-skew", str(10 * 86_400))):
+        """`extra` options; by default a clock skew of 10 days is allowed, as write_shifted moves recordings up to
+        a few days ahead of the wall clock (a job with the default 5 s would quarantine them as implausible)."""
         self.checkpoint = db.with_name(f"{name}.checkpoint.json")
         self.log = db.with_name(f"{name}.log")
         self.args = [
             sys.executable, "-m", "mdstream", "stream", "--source", "binance", "--symbols", symbols,
             "--duckdb", str(db), "--checkpoint", str(self.checkpoint), "--quiet", "--lateness", str(lateness),
-            "--flush-interval", "0.1",
+            "--flush-interval", "0.1", *extra,
         ]
         self.proc: asyncio.subprocess.Process | None = None
 

@@ -1,0 +1,55 @@
+"""Ticks a stream keeps within its revision horizon: each trade once (exact exchange, symbol, id), and the ticks
+of every window a late trade may still change, so that window is recomputed from all of its trades."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from ..contract import columns as c
+from ..contract.schema import TICK_SCHEMA
+from ..kernel.candles import sparse_many
+from ..kernel.grid import SPARSE_COLUMNS
+
+W = "_base_window_us"  # start of the tick's window of the shortest timeframe, computed once on arrival
+_KEY = [c.EXCHANGE, c.SYMBOL, c.ID]
+_SERIES = [c.EXCHANGE, c.SYMBOL]
+
+
+class TickStore:
+    """Retained ticks with their base window; bounded by `prune`."""
+
+    def __init__(self, base_us: int):
+        self.base_us = base_us
+        self.ticks = pl.DataFrame(schema={**TICK_SCHEMA, W: pl.Int64()})
+
+    def add(self, ticks: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+        """(ticks not seen before, duplicates dropped): a trade with an id counts once per (exchange, symbol, id)
+        among the batch and the retained ticks, whatever order ids come in; a trade without id always counts."""
+        has_id = pl.col(c.ID).is_not_null()
+        width = self.base_us
+        # One query per batch: a batch is small, and each separate Polars call costs more than its work.
+        keyed = ticks.lazy().filter(has_id).unique(_KEY, keep="first", maintain_order=True)
+        if self.ticks.height:
+            keyed = keyed.join(self.ticks.lazy().select(_KEY), on=_KEY, how="anti", maintain_order="left")
+        fresh = pl.concat([keyed, ticks.lazy().filter(~has_id)]).with_columns(
+            (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(W)
+        ).collect(engine="in-memory")
+        if fresh.height:
+            both = pl.concat([self.ticks, fresh])
+            self.ticks = both.rechunk() if both.n_chunks() > 16 else both
+        return fresh, ticks.height - fresh.height
+
+    def windows(self, fresh: pl.DataFrame, base: str) -> pl.DataFrame:
+        """Trade windows of `base` that `fresh` (just added) falls in, recomputed from every retained tick of them."""
+        keys = fresh.select(*_SERIES, W).unique()
+        mine = self.ticks.join(keys, on=[*_SERIES, W], how="semi")
+        return sparse_many(mine, base).select(SPARSE_COLUMNS)
+
+    def prune(self, floor_us: int) -> None:
+        """Forget ticks whose base window lies wholly before `floor_us` (no trade can revise it any more)."""
+        mark = floor_us // self.base_us * self.base_us
+        if self.ticks.height and self.ticks.get_column(W).min() < mark:
+            self.ticks = self.ticks.filter(pl.col(W) >= mark)
+
+    def __len__(self) -> int:
+        return self.ticks.height
