@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -74,7 +75,9 @@ def split(kind: str, frame: pl.DataFrame) -> list[tuple[dict[str, str], pl.DataF
 
 
 class ParquetSink:
-    """Sink into a hive-partitioned Parquet tree under `root`."""
+    """Sink into a hive-partitioned Parquet tree under `root`; its candles read back."""
+
+    capabilities = frozenset({base.WRITE_DAY, base.READ_BACK})
 
     def __init__(self, root: str | Path, *, run_id: str | None = None):
         """Stream files of this process are named part-<run_id>-<seq>; the default run id sorts by start time."""
@@ -126,6 +129,25 @@ class ParquetSink:
     def close(self) -> None:
         """Flush what is buffered."""
         self.flush()
+
+    def read_candles(self, *, exchange: str, symbols=None, timeframes=(), rows: int = base.WARM_ROWS,
+                     before: datetime | None = None) -> pl.DataFrame:
+        """CandleReader: per series the newest `rows` windows and every window since the UTC midnight of its
+        newest one (latest revisions), of windows starting before `before` when given."""
+        if not (self.root / base.CANDLES).is_dir():
+            return schema.empty(schema.CANDLE_SCHEMA)
+        where = pl.col(c.EXCHANGE) == exchange
+        if symbols:
+            where &= pl.col(c.SYMBOL).is_in(list(symbols))
+        if timeframes:
+            where &= pl.col(c.TIMEFRAME).is_in(list(timeframes))
+        if before is not None:
+            where &= pl.col(c.TIMESTAMP_IN) < before
+        window = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN]
+        latest = (scan(self.root, base.CANDLES).filter(where)
+                  .sort([c.REVISION, c.TIMESTAMP_OUT], descending=True, nulls_last=True)
+                  .unique(subset=window, keep="first"))
+        return schema.conform(base.newest_windows(latest, rows).collect(), schema.CANDLE_SCHEMA)
 
     def summary(self) -> str:
         """One line: rows written per kind and the root folder."""

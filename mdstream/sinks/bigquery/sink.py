@@ -18,7 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pyarrow as pa
@@ -30,9 +30,10 @@ from tenacity import (
 )
 
 from ...contract import columns as c
+from ...contract import schema
 from ...contract.errors import ConfigError, SinkError, SinkUnavailable
 from ...contract.timeframes import day_bounds
-from ..base import CANDLES, KINDS, QUARANTINE, TICKS, KindBuffer
+from ..base import CANDLES, KINDS, QUARANTINE, READ_BACK, TICKS, WARM_ROWS, WRITE_DAY, KindBuffer
 from ..spool import Backoff, Spool, SpooledDelivery
 from . import cost
 from .config import BigQueryConfig, rest_client, write_client
@@ -41,6 +42,7 @@ from .views import create_views, render, run, views_exist
 from .writer import StreamLost, StreamWriter, translate
 
 _DAY_COLUMN = {CANDLES: c.TIMESTAMP_IN, TICKS: c.TIMESTAMP}
+_FAR_FUTURE = datetime(9999, 12, 31, tzinfo=timezone.utc)
 
 
 @dataclass
@@ -58,7 +60,9 @@ class Stats:
 
 
 class BigQuerySink:
-    """Sink and DaySink writing Arrow to BigQuery through the Storage Write API."""
+    """Sink and DaySink writing Arrow to BigQuery through the Storage Write API; its candles read back."""
+
+    capabilities = frozenset({WRITE_DAY, READ_BACK})
 
     def __init__(self, config: BigQueryConfig, *, mode: str = "stream", rest=None, write=None,
                  monotonic: Callable[[], float] = time.monotonic):
@@ -145,6 +149,29 @@ class BigQuerySink:
             params = [bigquery.ArrayQueryParameter("sources", "STRING", sources)]
             run(self.rest, render("replace_quarantine.sql", self.config), self.config, params,
                 what="replacing quarantined rows")
+
+    # -- CandleReader -------------------------------------------------------------------------------------
+    def read_candles(self, *, exchange: str, symbols=None, timeframes=(), rows: int = WARM_ROWS,
+                     before: datetime | None = None) -> pl.DataFrame:
+        """CandleReader: per series the newest `rows` windows and every window since the UTC midnight of its
+        newest one (candles_latest), of windows starting before `before` when given."""
+        from google.cloud import bigquery
+
+        self._ensure()
+        params = [bigquery.ScalarQueryParameter("exchange", "STRING", exchange),
+                  bigquery.ArrayQueryParameter("timeframes", "STRING", list(timeframes)),
+                  bigquery.ArrayQueryParameter("symbols", "STRING", list(symbols or ())),
+                  bigquery.ScalarQueryParameter("before", "TIMESTAMP", before or _FAR_FUTURE),
+                  bigquery.ScalarQueryParameter("rows", "INT64", int(rows))]
+        what = f"reading the stored candles of {exchange} back"
+        job = run(self.rest, render("read_warm.sql", self.config), self.config, params, what=what)
+        try:
+            frame = pl.from_arrow(job.to_arrow(create_bqstorage_client=False))
+        except Exception as error:  # noqa: BLE001 (the client raises many types; translate names them)
+            raise translate(error, what) from error
+        if not isinstance(frame, pl.DataFrame) or frame.width == 0:
+            return schema.empty(schema.CANDLE_SCHEMA)
+        return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     # -- delivery -----------------------------------------------------------------------------------------
     def _ensure(self) -> None:
