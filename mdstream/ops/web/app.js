@@ -25,7 +25,7 @@
     layout: {background: {type: 'solid', color: '#101418'}, textColor: '#d8dee4', panes: {separatorColor: '#30363d'}},
     grid: {vertLines: {color: '#1a1f26'}, horzLines: {color: '#1a1f26'}},
     rightPriceScale: {borderColor: '#30363d'},
-    timeScale: {borderColor: '#30363d', timeVisible: true, rightOffset: 4},
+    timeScale: {borderColor: '#30363d', timeVisible: true, rightOffset: 4, maxBarSpacing: 40},
     crosshair: {mode: L.CrosshairMode.Normal},
   });
   const quiet = {lastValueVisible: false, priceLineVisible: false};
@@ -278,6 +278,7 @@
       return;
     }
     state.key = key;
+    state.data = null;  // until the new series has loaded: no legend or update of the old one meanwhile
     const s = seriesByKey.get(key);
     renderTimeframes();
     $('series-select').value = instrumentOf(s);
