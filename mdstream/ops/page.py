@@ -11,7 +11,7 @@ import orjson
 LWC_VERSION = "5.2.1"
 WEB = "web"
 ASSETS = {"__STYLE__": "style.css", "__LWC__": "vendor/lightweight-charts.standalone.production.js",
-          "__APP__": "app.js"}
+          "__SERIES__": "series.js", "__APP__": "app.js"}
 
 
 @cache
