@@ -206,3 +206,35 @@ def test_live_events_follow_writes_revisions_and_new_series(db):
 def get_series_after(db: Path) -> list[str]:
     with served(db) as url:
         return [s["key"] for s in get(url + "api/series")[1]["series"]]
+
+
+def test_live_feed_hands_out_each_written_group_once_even_when_committed_late(db):
+    """The poller finds rows by timestamp_out; a batch stamped before the last one seen (a writer that stamped it,
+    then committed after another) is still handed out, and nothing is handed out twice."""
+    from mdstream.contract.clock import ManualClock
+    from mdstream.ops.chart import Series
+    from mdstream.ops.live import LiveFeed
+
+    now = datetime.now(timezone.utc)
+    btc = Series("binance-futures", "BTCUSDT", "1m")
+    feed = LiveFeed(db, clock=ManualClock(now))
+    first = feed.look((btc,))
+    assert first.updates == {} and not first.new_series  # everything in the file was written long ago
+    sink = DuckDBSink(db, shared=True)
+
+    def write(frame):
+        sink.write("candles", frame)
+        sink.flush()
+
+    after = T0 + timedelta(minutes=N)
+    write(chart_db.make_candles(n=2, start=after, emitted=now))
+    look = feed.look((btc,))
+    assert look.updates[btc]["t"] == [int(after.timestamp()), int(after.timestamp()) + 60]
+    assert feed.look((btc,)).updates == {}
+    late = after + timedelta(minutes=2)
+    write(chart_db.make_candles(n=1, start=late, emitted=now - timedelta(seconds=20)))
+    assert feed.look((btc,)).updates[btc]["t"] == [int(late.timestamp())]
+    write(chart_db.make_candles("DOGEUSDT", n=1, start=after, emitted=now))
+    look = feed.look((btc,))
+    assert look.new_series and look.updates == {}
+    sink.close()

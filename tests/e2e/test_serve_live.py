@@ -6,31 +6,32 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from mdstream.contract.errors import MdstreamError
 from mdstream.ops.readonly import reading
 from support import chart_db
 from support.browser import browser_page, chart_geometry, screenshot, x_of
-from support.chart_db import FEED
+from support.chart_db import FEED, T0
 from support.serve_proc import free_port, mdstream, served, stop
 
 FLUSH_S, LATENCY_BUDGET_MS = 0.2, 2000
 
 
-def wait_for_candles(db: Path, timeout: float = 40.0) -> None:
-    """Until the stream has written at least one 15s candle of BTCUSDT."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if db.exists():
-            try:
-                with reading(db, wait_s=0.5) as con:
-                    if con.execute("SELECT count(*) FROM candles WHERE exchange = 'synthetic' AND timeframe = '15s'").fetchone()[0]:
-                        return
-            except Exception:  # the file is being created: try again
-                pass
+def wait_for_candles(db: Path, stream, timeout: float = 60.0) -> None:
+    """Until the stream has written a 15s candle (its first full window closes 15-30 s after it starts); fails with
+    the stream's output if it exits or never does."""
+    deadline, problem = time.monotonic() + timeout, None
+    while time.monotonic() < deadline and stream.poll() is None:
+        try:
+            with reading(db, wait_s=0.5) as con:
+                if con.execute("SELECT count(*) FROM candles WHERE exchange = 'synthetic' AND timeframe = '15s'").fetchone()[0]:
+                    return
+        except MdstreamError as exc:  # busy while the stream writes: try again
+            problem = exc
         time.sleep(0.2)
-    raise AssertionError("the stream wrote no candle")
+    raise AssertionError(f"the stream wrote no candle (last read: {problem}); its output:\n{stop(stream)[-3000:]}")
 
 
 def emitted_ms(db: Path, window_start_s: int) -> float:
@@ -49,7 +50,7 @@ def test_live_page_follows_a_synthetic_stream(tmp_path):
                       "--sink", "duckdb", "--duckdb", str(db), "--flush-interval", str(FLUSH_S), "--lateness", "0.5",
                       "--metrics-port", str(metrics_port), "--quiet", "--duration", "120")
     try:
-        wait_for_candles(db)
+        wait_for_candles(db, stream)
         with served(db, "--metrics-url", f"http://127.0.0.1:{metrics_port}", "--poll", "0.2") as url, browser_page() as pg:
             pg.goto(url + "?exchange=synthetic&symbol=BTCUSDT&timeframe=15s")
             pg.wait_for_function("window.mdstream && window.mdstream.state.data && window.mdstream.state.data.t.length > 0")
@@ -81,6 +82,14 @@ def test_live_page_follows_a_synthetic_stream(tmp_path):
             for i in (*FEED, FEED[-1] + 5):
                 r, g, b = shot.getpixel((int(x_of(pg, data["t"][i])), y))
                 assert (r > g + 25 and r > b + 20) == (i in FEED), (i, (r, g, b))
+            # A link with a window range opens that window of any series, read once (no live subscription).
+            start, end = T0 + timedelta(minutes=15), T0 + timedelta(minutes=75)
+            pg.goto(url + f"?exchange=binance-futures&symbol=BTCUSDT&timeframe=5m&from={start:%Y-%m-%dT%H:%M}&to={end:%Y-%m-%dT%H:%M}")
+            pg.wait_for_function("(window.mdstream.state.data || {}).timeframe === '5m'")
+            assert pg.evaluate("window.mdstream.state.data.t") == [int((start + timedelta(minutes=5 * i)).timestamp()) for i in range(12)]
+            assert "fixed range" in pg.inner_text("#status") and pg.evaluate("window.mdstream.state.source") is None
+            shown = pg.evaluate("window.mdstream.chart.timeScale().getVisibleRange()")
+            assert shown["from"] <= start.timestamp() and shown["to"] >= end.timestamp() - 300
             assert pg.errors_seen == []
     finally:
         out = stop(stream)
