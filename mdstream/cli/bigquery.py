@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from ..contract.errors import MdstreamError
+from .edge import guarded
 from .options import bigquery_config, bigquery_options
 
 

@@ -7,7 +7,6 @@ from datetime import datetime
 import click
 
 from ..contract.errors import MdstreamError
-from ..ops import chart as chart_module
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
 
@@ -30,6 +29,8 @@ def chart(symbol: str, timeframe: str, exchange: str | None, duckdb_path: str, s
     Example:
       mdstream chart --symbol BTCUSDT --timeframe 1m --from 2024-01-01 --to 2024-01-02 --output btc.html
     """
+    from ..ops import chart as chart_module
+
     try:
         drawn = chart_module.write_chart(
             duckdb_path, symbol, timeframe, output, exchange=exchange,

@@ -19,12 +19,32 @@ import polars as pl
 
 from ..contract import columns as c
 from ..contract import schema
-from ..contract.errors import ConfigError, SinkError
+from ..contract.errors import ConfigError, SinkError, SinkUnavailable
 from ..contract.timeframes import day_bounds
-from . import base
-from .duckdb_schema import connect, connect_waiting, ensure_schema
+from . import base, failures
+from .duckdb_schema import LOCK_WAIT_S, connect, connect_waiting, ensure_schema
 
 _BATCH = "_mdstream_batch"
+# A stream does not wait long for a reader to let go of the file: its rows stay buffered and it retries later.
+STREAM_LOCK_WAIT_S = 0.5
+
+
+def failure(exc: BaseException, path: Path, what: str) -> SinkError:
+    """A DuckDB or OS error as one line naming the file and the root cause; SinkUnavailable when waiting can
+    cure it (another process holds the file, the disk is full)."""
+    if isinstance(exc, SinkError):
+        return exc
+    cause = failures.cause(exc)
+    message = failures.describe(exc, f"DuckDB {what} {path}")
+    return SinkUnavailable(message) if cause in failures.TRANSIENT else SinkError(message)
+
+
+def _quietly(con, sql: str) -> None:
+    """Run a clean-up statement whose own failure must not hide the error being handled."""
+    try:
+        con.execute(sql)
+    except duckdb.Error:
+        pass
 
 
 def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -44,11 +64,13 @@ def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
 class DuckDBSink:
     """Sink into one DuckDB file: tables candles, ticks, quarantine and the views of views.sql."""
 
-    def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False, background: bool = False):
+    def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False, background: bool = False,
+                 remove_unused: bool = False):
         """Open (creating or migrating) the database at `path`. `shared` holds the file only while writing,
         so `mdstream query` and other readers can open it between flushes of a long-running stream.
         `background` opens it on a thread while the caller goes on (a backfill reads its first input
-        meanwhile); the first operation waits for it and raises the open's SinkError, if any."""
+        meanwhile); the first operation waits for it and raises the open's SinkError, if any. `remove_unused`
+        deletes the file at close if this sink created it and wrote nothing (a command that failed)."""
         self.path = Path(path)
         self.shared = shared
         self.con: duckdb.DuckDBPyConnection | None = None
@@ -56,8 +78,11 @@ class DuckDBSink:
         self._buffer = base.KindBuffer()
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
         self._opening: Future | None = None
+        new_file = not self.path.exists()
+        # A file this sink creates is removed again if nothing was ever written to it (a failed command).
+        self._created = remove_unused and new_file
         # A file this sink creates and holds alone has nothing to read back or replace until it writes.
-        self._untouched = not shared and not self.path.exists()
+        self._untouched = not shared and new_file
         if background:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-open")
             self._opening = pool.submit(self._open)
@@ -68,10 +93,10 @@ class DuckDBSink:
     def _open(self) -> None:
         """Connect and create or migrate the schema; a shared sink lets go of the file afterwards."""
         try:
-            con = connect(self.path)
+            con = connect_waiting(self.path, wait_s=STREAM_LOCK_WAIT_S if self.shared else LOCK_WAIT_S)
             self.migrated = ensure_schema(con)
-        except duckdb.Error as exc:
-            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        except (duckdb.Error, OSError) as exc:
+            raise failure(exc, self.path, "open of") from exc
         if self.shared:
             con.close()
         else:
@@ -95,14 +120,18 @@ class DuckDBSink:
             yield
             return
         try:
-            self.con = connect_waiting(self.path)
-        except duckdb.Error as exc:
-            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+            self.con = connect_waiting(self.path, wait_s=STREAM_LOCK_WAIT_S)
+        except (duckdb.Error, OSError) as exc:
+            raise failure(exc, self.path, "open of") from exc
         try:
             yield
         finally:
             self.con.close()
             self.con = None
+
+    def discard(self) -> None:
+        """Forget what is buffered (its owner keeps it elsewhere)."""
+        self._buffer.clear()
 
     def flush(self) -> None:
         """Upsert everything buffered in one transaction; on failure nothing is applied and the buffer is kept."""
@@ -132,12 +161,14 @@ class DuckDBSink:
         with self._session():
             # A day is written once and read for long: it goes straight into the file at commit, skipping
             # the write-ahead log and the later checkpoint that would copy it again.
-            self.con.execute("SET checkpoint_threshold = '0b'")
             try:
+                self.con.execute("SET checkpoint_threshold = '0b'")
                 self._transaction(replace)
                 self._untouched = False
+            except duckdb.Error as exc:
+                raise failure(exc, self.path, f"write of {exchange} {symbol} {day} to") from exc
             finally:
-                self.con.execute("RESET checkpoint_threshold")
+                _quietly(self.con, "RESET checkpoint_threshold")
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
 
@@ -167,20 +198,34 @@ class DuckDBSink:
         probe = "SELECT 1 FROM candles WHERE exchange = ? AND symbol = ? AND timestamp_in < ? LIMIT 1"
         with self._session():
             # A first backfill finds nothing: a one-row probe is much cheaper than planning the view query.
-            if self._untouched or self.con.execute(probe, [exchange, symbol, before]).fetchone() is None:
+            # fetchall: a half-read result would keep the connection busy for the query below.
+            if self._untouched or not self.con.execute(probe, [exchange, symbol, before]).fetchall():
                 return schema.empty(schema.CANDLE_SCHEMA)
             frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def close(self) -> None:
-        """Flush and close the connection."""
+        """Flush and close the connection; a file this sink created and never wrote to is removed."""
         try:
             self.flush()
             self._ready()
         finally:
+            if self._opening is not None:  # the flush failed before the background open was waited for
+                try:
+                    self._opening.result()
+                except SinkError:
+                    pass
+                self._opening = None
             if self.con is not None:
                 self.con.close()
                 self.con = None
+            self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        """Delete the file (and its write-ahead log) when this sink created it and wrote nothing."""
+        if self._created and not any(self.rows_written.values()):
+            for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+                path.unlink(missing_ok=True)
 
     def summary(self) -> str:
         """One line: rows written per kind and the file."""
@@ -188,15 +233,18 @@ class DuckDBSink:
         return f"DuckDB {self.path}: {counts or 'nothing'} written"
 
     def _transaction(self, body) -> None:
-        """Run `body` inside BEGIN/COMMIT; roll back and raise SinkError on any failure."""
-        self.con.execute("BEGIN TRANSACTION")
+        """Run `body` inside BEGIN/COMMIT; roll back and raise SinkError (naming the root cause) on any failure;
+        an interrupt inside DuckDB stays an interrupt, not a database error."""
         try:
+            self.con.execute("BEGIN TRANSACTION")
             body()
             self.con.execute("COMMIT")
         except BaseException as exc:
-            self.con.execute("ROLLBACK")
-            if isinstance(exc, duckdb.Error):
-                raise SinkError(f"DuckDB write to {self.path} failed, nothing applied: {exc}") from exc
+            _quietly(self.con, "ROLLBACK")
+            if isinstance(exc, duckdb.InterruptException):
+                raise KeyboardInterrupt from exc
+            if isinstance(exc, (duckdb.Error, OSError)):
+                raise failure(exc, self.path, "write (nothing applied) to") from exc
             raise
 
     def _register(self, frame: pl.DataFrame) -> None:
