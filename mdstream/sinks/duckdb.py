@@ -22,7 +22,7 @@ from ..contract import schema
 from ..contract.errors import ConfigError, SinkError, SinkUnavailable
 from ..contract.timeframes import day_bounds
 from . import base, failures
-from .duckdb_schema import LOCK_WAIT_S, connect, connect_waiting, ensure_schema
+from .duckdb_schema import LOCK_WAIT_S, connect_waiting, ensure_schema
 
 _BATCH = "_mdstream_batch"
 # A stream does not wait long for a reader to let go of the file: its rows stay buffered and it retries later.
@@ -37,6 +37,14 @@ def failure(exc: BaseException, path: Path, what: str) -> SinkError:
     cause = failures.cause(exc)
     message = failures.describe(exc, f"DuckDB {what} {path}")
     return SinkUnavailable(message) if cause in failures.TRANSIENT else SinkError(message)
+
+
+def _quietly_unregister(con) -> None:
+    """Drop the registered batch; inside an aborted transaction that fails too, and must not hide why."""
+    try:
+        con.unregister(_BATCH)
+    except duckdb.Error:
+        pass
 
 
 def _quietly(con, sql: str) -> None:
@@ -259,7 +267,7 @@ class DuckDBSink:
         try:
             self.con.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM {_BATCH}")
         finally:
-            self.con.unregister(_BATCH)
+            _quietly_unregister(self.con)
 
     def _upsert(self, kind: str, frame: pl.DataFrame) -> None:
         """Idempotent insert: candles replace their key, ticks and quarantine rows already stored are skipped."""
@@ -293,7 +301,7 @@ class DuckDBSink:
                     f"WHERE NOT EXISTS (SELECT 1 FROM quarantine AS t WHERE {same})"
                 )
         finally:
-            self.con.unregister(_BATCH)
+            _quietly_unregister(self.con)
 
     def _delete_day(self, exchange, symbol, day, start, end, quarantine: pl.DataFrame | None) -> None:
         """Delete the candles (by timestamp_in), ticks (by timestamp) and quarantine rows of one day."""

@@ -48,20 +48,22 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
     return added
 
 
-def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose session time zone is UTC (so ::DATE and date_trunc mean UTC days)."""
-    con = duckdb.connect(str(path), read_only=read_only)
+def connect(path: str | Path, *, read_only: bool = False, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose session time zone is UTC (so ::DATE and date_trunc mean UTC days); `config`
+    holds settings fixed at open (e.g. no external access)."""
+    con = duckdb.connect(str(path), read_only=read_only, config=config or {})
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def connect_waiting(path: str | Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+def connect_waiting(path: str | Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S,
+                    config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """connect(), waiting up to `wait_s` seconds while another process holds the file's lock: a stream
     holds it only for the few ms of a flush, a query only while it runs."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return connect(path, read_only=read_only)
+            return connect(path, read_only=read_only, config=config)
         except duckdb.Error as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise

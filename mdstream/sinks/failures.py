@@ -32,30 +32,37 @@ _TEXT = [
 TRANSIENT = {LOCK_HELD, NETWORK, DISK_FULL}
 
 
-def cause(error: BaseException) -> str | None:
-    """The root cause of `error` (or of the errors it was raised from) as one phrase, or None if unknown."""
+def _origin(error: BaseException) -> tuple[str | None, BaseException]:
+    """(root cause, the error in the chain that shows it) of `error` and the errors it was raised from."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         code = getattr(current, "errno", None)
         if isinstance(code, int) and code in _ERRNO:
-            return _ERRNO[code]
+            return _ERRNO[code], current
         for pattern, name in _TEXT:
             if pattern.search(str(current)):
-                return name
+                return name, current
         current = current.__cause__ or current.__context__
-    return None
+    return None, error
+
+
+def cause(error: BaseException) -> str | None:
+    """The root cause of `error` (or of the errors it was raised from) as one phrase, or None if unknown."""
+    return _origin(error)[0]
 
 
 def first_line(error: BaseException, limit: int = 300) -> str:
-    """The first non-empty line of `error`'s message, at most `limit` characters."""
+    """The first non-empty line of `error`'s message, at most `limit` characters (DuckDB's advice on
+    read-only mode after a lock message is dropped)."""
     text = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    text = text.split(". However, you would be able to open", 1)[0]
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def describe(error: BaseException, what: str) -> str:
-    """'<what> failed: <cause>: <first line of the error>' (the cause only when it is known)."""
-    found = cause(error)
-    detail = first_line(error)
+    """'<what> failed: <cause>: <first line of the error that shows it>' (the cause only when it is known)."""
+    found, origin = _origin(error)
+    detail = first_line(origin)
     return f"{what} failed: {found}: {detail}" if found else f"{what} failed: {detail}"
