@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 
 from ..contract.errors import MdstreamError
+from .options import duckdb_option
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
 
@@ -15,8 +16,7 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT
 @click.option("--symbol", required=True, help="Exchange symbol, e.g. BTCUSDT.")
 @click.option("--timeframe", default="1m", show_default=True, help="15s, 1m, 5m, 15m, 4h or 1d.")
 @click.option("--exchange", default=None, help="Exchange id; needed only when the symbol exists on several.")
-@click.option("--duckdb", "duckdb_path", default="./mdstream.duckdb", show_default=True, envvar="MDSTREAM_DUCKDB",
-              type=click.Path(dir_okay=False), help="DuckDB file written by backfill or stream.")
+@duckdb_option
 @click.option("--from", "start", type=click.DateTime(DATE_FORMATS), default=None, help="First window start (UTC, inclusive).")
 @click.option("--to", "end", type=click.DateTime(DATE_FORMATS), default=None, help="Last window start bound (UTC, exclusive).")
 @click.option("--limit", default=2000, show_default=True, type=click.IntRange(min=1), help="At most this many (newest) candles.")

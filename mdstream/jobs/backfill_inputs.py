@@ -30,7 +30,7 @@ class Unit:
     paths: tuple[Path, ...] = ()
     symbol: str | None = None  # a Tardis download: this symbol ...
     day: date | None = None  # ... on this day (also written when it holds no trade)
-    explicit_end: bool = False  # every day of the unit runs to midnight (more days of its series follow)
+    explicit_end: bool = False  # every day of the unit runs to midnight (a day file, a Tardis download)
 
 
 def input_units(paths: tuple[Path, ...]) -> list[Unit]:
@@ -47,12 +47,10 @@ def input_units(paths: tuple[Path, ...]) -> list[Unit]:
         except ValueError:
             return [Unit(label=", ".join(p.name for p in paths), paths=tuple(paths))]
         named.setdefault((found["exchange"], found["symbol"].upper()), {}).setdefault(day, []).append(path)
-    units = []
-    for (exchange, symbol), days in sorted(named.items()):
-        last = max(days)
-        for day in sorted(days):
-            units.append(Unit(label=f"{exchange} {symbol} {day}", paths=tuple(days[day]), explicit_end=day != last))
-    return units
+    # A day file covers its whole day: its grid runs to midnight (a truncated one marks the rest gap=feed), so
+    # the next day, backfilled now or by tomorrow's run, continues it without a hole.
+    return [Unit(label=f"{exchange} {symbol} {day}", paths=tuple(days[day]), explicit_end=True)
+            for (exchange, symbol), days in sorted(named.items()) for day in sorted(days)]
 
 
 def tardis_units(opts: BackfillOptions) -> list[Unit]:

@@ -29,7 +29,7 @@ from ..contract import schema
 from ..contract.errors import ConfigError, SinkError, SinkUnavailable
 from ..contract.timeframes import day_bounds
 from . import base, failures
-from .parquet_commit import Commit, recover
+from .parquet_commit import Commit, recover, write_file
 
 DATE = "date"
 # Partition columns of each kind, outermost first (DATE is derived from the event time).
@@ -55,7 +55,7 @@ def write_atomic(frame: pl.DataFrame, target: Path) -> None:
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        write_file(frame, temporary)
         os.replace(temporary, target)
     except (OSError, pl.exceptions.PolarsError) as exc:
         temporary.unlink(missing_ok=True)

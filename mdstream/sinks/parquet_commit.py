@@ -5,6 +5,7 @@ visible and nothing behind; a crash after it is rolled forward by `recover` when
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -16,6 +17,15 @@ import polars as pl
 
 STAGING = ".staging"
 ABANDONED_AFTER_S = 3600.0  # staging of another machine's process is taken as dead after this long
+
+
+def write_file(frame: pl.DataFrame, path: Path) -> None:
+    """`frame` as a zstd Parquet file at `path`, encoded in memory first so that a write failure is the
+    operating system's own error (errno ENOSPC for a full disk), not the encoder's."""
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    with open(path, "wb") as handle:
+        handle.write(buffer.getbuffer())
 
 
 class Commit:
@@ -32,7 +42,7 @@ class Commit:
         """Write `frame` for `target` into the staging folder (nothing visible yet)."""
         staged = self.folder / target.relative_to(self.root)
         staged.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(staged, compression="zstd", statistics=True)
+        write_file(frame, staged)
         self.moves.append((staged, target))
 
     def apply(self, remove: list[Path]) -> None:

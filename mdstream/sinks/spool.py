@@ -115,11 +115,15 @@ class Spool:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file, fsync and rename, so a crash leaves old or new, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves nothing half-written behind
+        raise
 
 
 # send(kind, table, meta): deliver or raise SinkUnavailable; it may write delivery notes into meta.
