@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
@@ -53,6 +52,8 @@ def stream(**kw) -> None:
       mdstream stream --source binance --symbols BTCUSDT,ETHUSDT --metrics-port 9108
       mdstream stream --source replay --input spot_btcusdt_20240808.gz --speed 0
     """
+    import asyncio
+
     from ..jobs.stream_app import StreamRequest, run_stream
 
     sink_opts = sink_from(kw)

@@ -69,7 +69,9 @@ class ResilientSink:
         in the spool (sent first by the next run), and the inner sink is closed."""
         if self._running is not None:
             self._running.result()
-        deadline = time.monotonic() + self.close_timeout
+        # A local sink (a reader holding the file) is retried for a while; a remote one that is down keeps its
+        # rows on disk at once (its next attempt could cost a whole set-up deadline).
+        deadline = time.monotonic() + (0.0 if self.background and self.waiting else self.close_timeout)
         while self.pending_rows() and time.monotonic() < deadline:
             self.backoff.not_before = min(self.backoff.not_before, time.monotonic())
             self._attempt()

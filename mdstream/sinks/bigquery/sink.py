@@ -15,6 +15,7 @@ day absent (never doubled) until the day is run again; write_day retries transie
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from .views import render, run
 from .writer import StreamLost, StreamWriter
 
 _DAY_COLUMN = {CANDLES: c.TIMESTAMP_IN, TICKS: c.TIMESTAMP}
+log = logging.getLogger("mdstream.sink")
 
 
 @dataclass
@@ -98,14 +100,19 @@ class BigQuerySink:
         """Flush and wait (bounded by close_seconds) for the spool to drain; whatever still waits is delivered
         on the next start. One immediate try; if BigQuery is still down it does not wait."""
         self.flush()
-        if len(self.delivery.spool):
+        spool = self.delivery.spool
+        # One immediate try, unless the set-up never succeeded and the last attempt failed (still down).
+        if len(spool) and (self._ready or not self.delivery.backoff.failures):
             self.delivery.backoff.not_before = 0.0
             self.delivery.drain()
-        if len(self.delivery.spool) and not self.delivery.backoff.failures:
+        if len(spool) and not self.delivery.backoff.failures:
             try:
                 self.delivery.drain_all(self.config.close_seconds)
             except SinkUnavailable:
                 pass  # kept on disk; the next sink on this spool folder sends it first
+        if len(spool):
+            log.warning("BigQuery unreachable: %d batches (%s rows) wait in %s; the next run sends them first",
+                        len(spool), f"{spool.rows:,}", spool.folder)
 
     # -- DaySink ------------------------------------------------------------------------------------------
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
