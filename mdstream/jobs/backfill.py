@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Callable, Sequence
 
@@ -20,68 +20,12 @@ from ..kernel.candles import candles_from_ticks, split_series
 from ..kernel.features import add_features, tail_state
 from ..sinks import base
 from .backfill_inputs import Note, Unit, input_units, read_ahead, tardis_units
+from .backfill_summary import BackfillSummary, DayResult, interrupted, nothing_written, saw
 from .requests import BackfillOptions
 from .series import in_range, series_of, split_days
 from .signals import NoInterrupts, exit_status
 
 __all__ = ["BackfillOptions", "BackfillSummary", "DayResult", "process_day", "run_backfill"]
-
-
-@dataclass
-class DayResult:
-    """What one (exchange, symbol, day) produced."""
-
-    exchange: str
-    symbol: str
-    day: date
-    ticks: int
-    candles: int
-    quarantined: int
-    duplicates: int
-    complete: bool
-    sources: tuple[str, ...] = ()  # the files the day was read from
-
-    @property
-    def label(self) -> str:
-        """'exchange symbol day'."""
-        return f"{self.exchange} {self.symbol} {self.day}"
-
-
-@dataclass
-class BackfillSummary:
-    """Totals of a backfill run; seconds is wall time of the whole run."""
-
-    days: list[DayResult] = field(default_factory=list)
-    seconds: float = 0.0
-    rows_read: int = 0  # input rows, valid or not
-    rejected: int = 0  # input rows quarantined (also those of files that gave no day)
-    # (exchange, symbol) -> [first trade, last trade, trades] of every series the input held, before any filter
-    seen: dict[tuple[str, str], list] = field(default_factory=dict)
-
-    @property
-    def truncated(self) -> list[str]:
-        """Files cut short (their day's rest is marked gap=feed), in order, once each."""
-        return list(dict.fromkeys(source for d in self.days if not d.complete for source in d.sources))
-
-    @property
-    def ticks(self) -> int:
-        """Ticks turned into candles."""
-        return sum(d.ticks for d in self.days)
-
-    @property
-    def candles(self) -> int:
-        """Candle rows written."""
-        return sum(d.candles for d in self.days)
-
-    @property
-    def quarantined(self) -> int:
-        """Rows rejected and kept in the quarantine table."""
-        return sum(d.quarantined for d in self.days)
-
-    @property
-    def ticks_per_second(self) -> float:
-        """ticks / seconds."""
-        return self.ticks / self.seconds if self.seconds > 0 else 0.0
 
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -165,11 +109,11 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
             sink.flush()
     except KeyboardInterrupt as stop:
         summary.seconds = time.perf_counter() - began
-        raise Interrupted(_interrupted(summary, stop), committed=[d.label for d in summary.days],
+        raise Interrupted(interrupted(summary, stop), committed=[d.label for d in summary.days],
                           exit_code=exit_status(stop)) from None
     summary.seconds = time.perf_counter() - began
     if not summary.days and units:  # a shard with no task has nothing to do; input without a day is an error
-        raise InputError(_nothing_written(opts, summary))
+        raise InputError(nothing_written(opts, summary))
     return summary
 
 
@@ -189,12 +133,17 @@ def _backfill_unit(unit: Unit, reads: list[TickRead], opts: BackfillOptions, sin
     Each file's quarantine, duplicate count and completeness belong to the series read from it."""
     summary.rows_read += sum(r.rows_read for r in reads)
     summary.rejected += sum(r.quarantine.height for r in reads)
+    summary.sources += [r.source for r in reads]
+    for r in reads:
+        if r.quarantine.height:
+            for reason, n in r.quarantine[c.Q_REASON].value_counts().iter_rows():
+                summary.reasons[reason] = summary.reasons.get(reason, 0) + n
     claimed: set[int] = set()  # reads whose quarantine rows were written with a series
     for series, sources, cross_dups in series_of(reads):
         if series.height == 0:
             continue
         exchange, symbol = series[c.EXCHANGE][0], series[c.SYMBOL][0]
-        _saw(summary, exchange, symbol, series)
+        saw(summary, exchange, symbol, series)
         series = in_range(series, opts.from_date, opts.to_date)
         if (opts.symbols and symbol not in opts.symbols) or (opts.exchange and exchange != opts.exchange):
             continue
@@ -249,40 +198,6 @@ def _write_days(exchange: str, symbol: str, days: list[date], by_day: dict[date,
         state.last_day = day
         if committed:
             committed(result)
-
-
-def _saw(summary: BackfillSummary, exchange: str, symbol: str, series: pl.DataFrame) -> None:
-    """Remember the first and last trade and the count of a series the input held (for 'nothing to write')."""
-    first, last = series[c.TIMESTAMP].min(), series[c.TIMESTAMP].max()
-    seen = summary.seen.setdefault((exchange, symbol), [first, last, 0])
-    seen[0], seen[1], seen[2] = min(seen[0], first), max(seen[1], last), seen[2] + series.height
-
-
-def _nothing_written(opts: BackfillOptions, summary: BackfillSummary) -> str:
-    """Why a backfill wrote no day, naming what the input held."""
-    if not summary.seen:
-        if summary.rows_read and summary.rejected >= summary.rows_read:
-            return (f"nothing written: all {summary.rows_read:,} input rows were rejected "
-                    f"(reasons in the quarantine table: SELECT * FROM quarantine_summary)")
-        return "nothing written: the input holds no trades"
-    held = "; ".join(f"{ex} {sym} {first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M} UTC ({n:,} trades)"
-                     for (ex, sym), (first, last, n) in sorted(summary.seen.items()))
-    wanted = [(ex, sym) for ex, sym in summary.seen
-              if (not opts.symbols or sym in opts.symbols) and (not opts.exchange or ex == opts.exchange)]
-    if not wanted:
-        asked = " ".join(part for part in (opts.exchange, ",".join(opts.symbols)) if part)
-        return f"nothing written: no trades of {asked} in the input; it holds {held}"
-    bounds = f"--from {opts.from_date or '(open)'} --to {opts.to_date or '(open)'}"
-    return f"nothing written: {bounds} excludes every trade of the input; it holds {held}"
-
-
-def _interrupted(summary: BackfillSummary, stop: BaseException) -> str:
-    """'interrupted (SIGINT): N days committed (...); nothing of later days was written'."""
-    name = getattr(stop, "args", None) and stop.args[0] or "SIGINT"
-    if not summary.days:
-        return f"interrupted ({name}) before any day was committed; nothing was written"
-    days = ", ".join(d.label for d in summary.days)
-    return f"interrupted ({name}): {len(summary.days)} days committed ({days}); nothing of later days was written"
 
 
 def _warm_tail(sink: base.DaySink, exchange: str, symbol: str, day: date) -> pl.DataFrame | None:
