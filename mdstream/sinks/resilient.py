@@ -16,6 +16,7 @@ import polars as pl
 
 from ..contract.errors import SinkError, SinkUnavailable
 from . import base
+from .failures import LOCK_HELD, cause
 from .spool import Backoff, Spool
 
 log = logging.getLogger("mdstream.sink")
@@ -38,12 +39,13 @@ class ResilientSink:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-write") if background else None
         self._running: Future | None = None
         self.waiting: str | None = None  # why rows are waiting, while they are
+        self.waiting_cause: str | None = None  # its root cause (failures.cause)
         self.waiting_since: float | None = None
         self.retries = 0
         try:
             self._open()  # a wrong setting fails now, not at the first flush
         except SinkUnavailable as error:
-            self.waiting, self.waiting_since = str(error), time.monotonic()
+            self.waiting, self.waiting_since, self.waiting_cause = str(error), time.monotonic(), cause(error)
             log.warning("%s; the stream starts anyway and keeps its rows until the sink answers", error)
 
     # -- Sink -----------------------------------------------------------------------------------------------
@@ -69,9 +71,10 @@ class ResilientSink:
         in the spool (sent first by the next run), and the inner sink is closed."""
         if self._running is not None:
             self._running.result()
-        # A local sink (a reader holding the file) is retried for a while; a remote one that is down keeps its
-        # rows on disk at once (its next attempt could cost a whole set-up deadline).
-        deadline = time.monotonic() + (0.0 if self.background and self.waiting else self.close_timeout)
+        # A file held by a reader is retried for a while (readers let go); a full disk or a remote sink that is
+        # down keeps its rows on disk at once (its next attempt could cost a whole set-up deadline).
+        patient = not self.waiting or (self.waiting_cause == LOCK_HELD and not self.background)
+        deadline = time.monotonic() + (self.close_timeout if patient else 0.0)
         while self.pending_rows() and time.monotonic() < deadline:
             self.backoff.not_before = min(self.backoff.not_before, time.monotonic())
             self._attempt()
@@ -117,13 +120,13 @@ class ResilientSink:
 
     # -- internals ---------------------------------------------------------------------------------------------
     def _open(self, wait: float = 0.0) -> base.Sink:
-        """The inner sink, opened now if needed (retrying SinkUnavailable for up to `wait` seconds)."""
+        """The inner sink, opened now if needed (retrying for up to `wait` seconds while a reader holds it)."""
         deadline = time.monotonic() + wait
         while self._inner is None:
             try:
                 self._inner = self._opener()
-            except SinkUnavailable:
-                if time.monotonic() >= deadline:
+            except SinkUnavailable as error:
+                if time.monotonic() >= deadline or cause(error) != LOCK_HELD:
                     raise
                 time.sleep(0.2)
         return self._inner
@@ -151,7 +154,7 @@ class ResilientSink:
             raise
         if self.waiting:
             log.warning("sink writes again after %.1fs and %d retries", time.monotonic() - self.waiting_since, self.retries)
-        self.waiting, self.waiting_since, self.retries = None, None, 0
+        self.waiting, self.waiting_since, self.waiting_cause, self.retries = None, None, None, 0
         self.backoff.succeeded()
 
     def _failed(self, error: SinkUnavailable, batches: dict[str, pl.DataFrame]) -> None:
@@ -164,7 +167,7 @@ class ResilientSink:
         if self.waiting is None:
             self.waiting_since = time.monotonic()
             log.warning("%s; keeping %s rows and retrying (next in %.1fs)", error, f"{self.pending_rows():,}", delay)
-        self.waiting = str(error)
+        self.waiting, self.waiting_cause = str(error), cause(error)
         self.retries += 1
         self._bound()
 

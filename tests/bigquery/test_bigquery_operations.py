@@ -14,8 +14,9 @@ from threading import Thread
 import pytest
 from support.blackhole import blackhole
 from support.bq_emulator import PROJECT, config_for, unique_symbol
-from support.cli_run import assert_one_line_error, mdstream, start
+from support.cli_run import Run, assert_one_line_error, mdstream, start
 from support.day_files import day_file
+from support.small_disk import fill, small_disk
 
 from mdstream.sinks.bigquery.config import rest_client
 
@@ -29,7 +30,8 @@ def flags(emulator, dataset: str) -> list[str]:
 
 
 def spool(tmp_path) -> dict[str, str]:
-    return {"MDSTREAM_BQ_SPOOL_DIR": str(tmp_path / "spool"), "MDSTREAM_BQ_REQUEST_LIMIT_BYTES": str(3 * 1024 * 1024)}
+    return {"MDSTREAM_BQ_SPOOL_DIR": str(tmp_path / "spool"), "MDSTREAM_BQ_REQUEST_LIMIT_BYTES": str(3 * 1024 * 1024),
+            "MDSTREAM_BQ_SETUP_SECONDS": "3"}
 
 
 def per_day(config, symbol: str) -> dict[str, int]:
@@ -46,7 +48,7 @@ def per_day(config, symbol: str) -> dict[str, int]:
 
 def test_day_after_day_retries_and_a_stream_in_between(bq_emulator, bq_dataset, tmp_path):
     symbol = unique_symbol()
-    files = [day_file(tmp_path / "in", d, n=300, symbol=symbol) for d in (D1, D2, D3)]
+    files = [day_file(tmp_path / "in", d, n=300, symbol=symbol, span_s=3_600 if d == D3 else None) for d in (D1, D2, D3)]
     target = ["--sink", "bigquery", "--timeframes", "1m,1d", *flags(bq_emulator, bq_dataset)]
     for path in (files[0], files[1], files[1]):  # day N, day N+1, N+1 retried
         run = mdstream("backfill", "--input", str(path), "--quiet", *target, **spool(tmp_path))
@@ -76,9 +78,19 @@ def test_unreachable_at_start_the_stream_honours_duration_and_spools(tmp_path):
         took = time.monotonic() - began
     assert run.code == 0, run.text
     assert "Traceback" not in run.text
-    assert took < 5 + 20, took  # the stream ran for its duration; closing waited at most one set-up attempt
+    assert took < 5 + 3 + 6, took  # the stream ran for its duration; closing waited at most one set-up attempt
     assert "wait in" in run.err and "the next run sends them first" in run.err, run.text
     assert any((tmp_path / "spool").rglob("*.arrow")), "the ticks wait on disk for the next run"
+
+
+def test_unreachable_with_the_spool_on_a_full_disk_fails_in_one_line(tmp_path):
+    with blackhole() as port, small_disk(tmp_path / "disk", "1m") as disk:
+        fill(disk)
+        run = mdstream("stream", "--source", "synthetic", "--duration", "4", "--mode", "ticks", "--sink", "bigquery",
+                       *unreachable(port), timeout=120, **{**spool(tmp_path), "MDSTREAM_BQ_SPOOL_DIR": str(disk / "spool")},
+                       NO_PROXY="127.0.0.1")
+        assert_one_line_error(run, "disk full", "spool")
+        assert not [p for p in disk.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_unreachable_at_start_the_stream_stops_on_ctrl_c(tmp_path):
@@ -91,27 +103,31 @@ def test_unreachable_at_start_the_stream_stops_on_ctrl_c(tmp_path):
         out, err = process.communicate(timeout=60)
         took = time.monotonic() - sent
     assert process.returncode == 0 and "Traceback" not in out + err, out + err
-    assert took < 20, took
+    assert took < 3 + 6, took
 
 
 NO_CREDENTIALS = {"HOME": "{home}", "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9",
                   "GOOGLE_CLOUD_PROJECT": "my-project-1", "MDSTREAM_BQ_DATASET": "mdstream"}
-
-
-@pytest.mark.parametrize("args", [
+COMMANDS = [
     ["bigquery", "init"],
     ["backfill", "--input", "{file}", "--sink", "bigquery"],
     ["stream", "--source", "synthetic", "--duration", "3", "--sink", "bigquery"],
     ["verify", "--bigquery", "--symbols", "BTCUSDT", "--from", "2024-01-01", "--to", "2024-01-02"],
-])
-def test_without_credentials_every_command_says_how_to_log_in(args, tmp_path):
+]
+
+
+def test_without_credentials_every_command_says_how_to_log_in(tmp_path):
     (tmp_path / "home").mkdir()
     path = day_file(tmp_path / "in", D1, n=100)
     env = {k: v.format(home=tmp_path / "home") for k, v in NO_CREDENTIALS.items()}
-    run = mdstream(*[a.format(file=path) for a in args], cwd=tmp_path, timeout=60, **env,
-                   MDSTREAM_BQ_SPOOL_DIR=str(tmp_path / "spool"))
-    assert_one_line_error(run, "gcloud auth application-default login", "GOOGLE_APPLICATION_CREDENTIALS")
-    assert len(run.err.strip().splitlines()) <= 2, run.err  # no 41-line traceback
+    # google-auth probes the metadata server (here a closed local port) for a few seconds: all at once.
+    processes = [start(*[a.format(file=path) for a in args], cwd=tmp_path, **env,
+                       MDSTREAM_BQ_SPOOL_DIR=str(tmp_path / "spool")) for args in COMMANDS]
+    for args, process in zip(COMMANDS, processes):
+        out, err = process.communicate(timeout=60)
+        run = Run(process.returncode, out, err)
+        assert_one_line_error(run, "gcloud auth application-default login", "GOOGLE_APPLICATION_CREDENTIALS")
+        assert len(run.err.strip().splitlines()) <= 2, (args, run.err)  # no 41-line traceback
 
 
 class Forbidden(BaseHTTPRequestHandler):

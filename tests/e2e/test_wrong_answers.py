@@ -43,7 +43,7 @@ def test_lower_case_symbols_are_the_venue_symbols(tardis_server, tmp_path):
 
 def test_synthetic_stream_stores_the_symbols_upper_case(tmp_path):
     db = tmp_path / "s.duckdb"
-    run = mdstream("stream", "--source", "synthetic", "--symbols", "btcusdt,ethusdt", "--duration", "6",
+    run = mdstream("stream", "--source", "synthetic", "--symbols", "btcusdt,ethusdt", "--duration", "3",
                    "--lateness", "0", "--timeframes", "15s", "--mode", "ticks", "--quiet", "--duckdb", str(db))
     assert run.code == 0, run.text
     assert {r["symbol"] for r in rows(db, "SELECT DISTINCT symbol FROM ticks")} == {"BTCUSDT", "ETHUSDT"}

@@ -13,10 +13,14 @@ FIRST_ID = 4_000_000_000
 
 
 def day_file(folder: Path, day: date, *, n: int = 5_000, symbol: str = "BTCUSDT", exchange: str = "binance-futures",
-             first_id: int | None = None, gz: bool = True) -> Path:
+             first_id: int | None = None, gz: bool = True, span_s: int | None = None) -> Path:
     """One day of `n` trades named as Tardis names it; ids start at `first_id` (default: continuing from
-    2024-01-01 at n per day)."""
+    2024-01-01 at n per day); `span_s` squeezes the trades into the day's first seconds (a quick replay)."""
     frame = trades_day(n, day=day, symbol=symbol, exchange=exchange, seed=day.toordinal() % 1000)
+    if span_s:
+        start = frame["timestamp"].min() // 86_400_000_000 * 86_400_000_000
+        squeeze = lambda col: (start + (pl.col(col) - start) * span_s // 86_400).alias(col)  # noqa: E731
+        frame = frame.with_columns(squeeze("timestamp"), squeeze("local_timestamp"))
     start = FIRST_ID + (day - date(2024, 1, 1)).days * n if first_id is None else first_id
     frame = frame.with_columns((pl.int_range(0, n, dtype=pl.Int64) + start).cast(pl.String).alias("id"))
     name = f"{exchange}_trades_{day.isoformat()}_{symbol}.csv"

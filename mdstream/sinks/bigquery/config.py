@@ -28,6 +28,7 @@ ENV = {
     "request_limit_bytes": "MDSTREAM_BQ_REQUEST_LIMIT_BYTES",
     "spool_dir": "MDSTREAM_BQ_SPOOL_DIR",
     "spool_max_bytes": "MDSTREAM_BQ_SPOOL_MAX_BYTES",
+    "setup_seconds": "MDSTREAM_BQ_SETUP_SECONDS",
 }
 
 
@@ -72,6 +73,11 @@ class BigQueryConfig:
                     values[name] = int(values[name])
                 except ValueError:
                     raise ConfigError(f"{ENV[name]} must be an integer number of bytes, got {values[name]!r}") from None
+        if "setup_seconds" in values:
+            try:
+                values["setup_seconds"] = float(values["setup_seconds"])
+            except ValueError:
+                raise ConfigError(f"{ENV['setup_seconds']} must be a number of seconds, got {values['setup_seconds']!r}") from None
         if "spool_dir" in values:
             values["spool_dir"] = Path(values["spool_dir"])
         config = cls(**values)
