@@ -23,9 +23,15 @@ def run_with_progress(opts: BackfillOptions, sink_opts: SinkOptions, clock: Cloc
                 summary = run_backfill(opts, sink, clock or WallClock(), progress=bar.advance,
                                        committed=lambda day: print_day(day, console), interrupts=interrupts,
                                        note=bar.note)
-        finally:
+        except BaseException:
             with interrupts.atomic():
-                sink.close()
+                try:
+                    sink.close()
+                except Exception:  # noqa: BLE001 - the run's own error is the one to report
+                    pass
+            raise
+        with interrupts.atomic():
+            sink.close()
     print_totals(summary, sink, console)
     if summary.truncated:
         files = ", ".join(summary.truncated)

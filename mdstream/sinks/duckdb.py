@@ -233,7 +233,10 @@ class DuckDBSink:
         """Delete the file (and its write-ahead log) when this sink created it and wrote nothing."""
         if self._created and not any(self.rows_written.values()):
             for path in (self.path, self.path.with_name(self.path.name + ".wal")):
-                path.unlink(missing_ok=True)
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass  # e.g. a read-only file system: nothing was created there either
 
     def summary(self) -> str:
         """One line: rows written per kind and the file."""

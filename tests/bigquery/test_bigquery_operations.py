@@ -64,6 +64,17 @@ def test_day_after_day_retries_and_a_stream_in_between(bq_emulator, bq_dataset, 
     assert per_day(config, symbol) == {"2024-01-01": 300, "2024-01-02": 300, "2024-01-03": 300}
 
 
+def test_two_shards_of_different_days_at_the_same_time(bq_emulator, bq_dataset, tmp_path):
+    symbol = unique_symbol()
+    files = [day_file(tmp_path / "in", d, n=200, symbol=symbol) for d in (D1, D2)]
+    target = ["--sink", "bigquery", "--timeframes", "1d", *flags(bq_emulator, bq_dataset)]
+    shards = [start("backfill", "--input", str(path), "--quiet", *target, **spool(tmp_path / path.stem)) for path in files]
+    for shard in shards:
+        out, err = shard.communicate(timeout=120)
+        assert shard.returncode == 0, out + err
+    assert per_day(config_for(bq_emulator, tmp_path, bq_dataset), symbol) == {"2024-01-01": 200, "2024-01-02": 200}
+
+
 def unreachable(port: int) -> list[str]:
     return ["--bq-project", PROJECT, "--bq-dataset", "down", "--bq-api-endpoint", f"http://127.0.0.1:{port}",
             "--bq-write-endpoint", f"127.0.0.1:{port}"]

@@ -11,7 +11,7 @@ import time
 from datetime import date
 
 import pytest
-from support.cli_run import assert_one_line_error, mdstream
+from support.cli_run import assert_one_line_error, mdstream, start
 from support.day_files import day_file
 from support.small_disk import fill, small_disk
 from support.tardis_http import tardis_server  # noqa: F401 (fixture)
@@ -152,3 +152,25 @@ def test_a_backfill_gives_up_on_a_long_reader_in_one_line(tmp_path):
     reader.wait()
     assert_one_line_error(run, "locked by another process", "PID")
     assert duckdb_days(db) == {"2024-01-01": 5_000}
+
+
+@pytest.mark.parametrize("sink", ["duckdb", "parquet"])
+def test_a_read_only_file_system_is_named_in_one_line(sink, tmp_path):
+    path = day_file(tmp_path / "in", D1, n=1_000)
+    with small_disk(tmp_path / "ro", "1m", "ro") as disk:
+        target = ["--duckdb", str(disk / "m.duckdb")] if sink == "duckdb" else ["--parquet", str(disk / "pq")]
+        run = mdstream("backfill", "--input", str(path), "--sink", sink, *target, "--quiet")
+        assert_one_line_error(run, "read-only file system")
+
+
+def test_a_backfill_and_a_stream_write_the_same_file(tmp_path):
+    db = tmp_path / "m.duckdb"
+    stream = start("stream", "--source", "synthetic", "--duration", "8", "--mode", "ticks", "--quiet", "--duckdb", str(db))
+    time.sleep(3)
+    run = mdstream("backfill", "--input", str(day_file(tmp_path / "in", D1)), "--duckdb", str(db), "--quiet")
+    out, err = stream.communicate(timeout=60)
+    assert run.code == 0, run.text
+    assert stream.returncode == 0 and "Traceback" not in out + err, out + err
+    assert duckdb_days(db) == {"2024-01-01": 5_000}
+    got = mdstream("query", "--duckdb", str(db), "--format", "json", "SELECT count(DISTINCT symbol) AS n FROM ticks")
+    assert json.loads(got.out)[0]["n"] == 3  # the synthetic market's symbols, all stored

@@ -14,12 +14,14 @@ import pytest
 
 
 @contextmanager
-def small_disk(folder: Path, size: str) -> Iterator[Path]:
-    """`folder` with a tmpfs of `size` (e.g. "4m") mounted on it for the duration of the block."""
+def small_disk(folder: Path, size: str, options: str = "") -> Iterator[Path]:
+    """`folder` with a tmpfs of `size` (e.g. "4m") mounted on it for the duration of the block; `options`
+    are more mount options (e.g. "ro")."""
     folder.mkdir(parents=True, exist_ok=True)
     if not shutil.which("mount"):
         pytest.skip("disk-full test needs `mount` to create a small tmpfs")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join(filter(None, [f"size={size}", options])), "tmpfs",
+                           str(folder)],
                           capture_output=True, text=True)
     if done.returncode:
         pytest.skip(f"disk-full test cannot mount a {size} tmpfs (needs root or CAP_SYS_ADMIN): "
