@@ -5,6 +5,7 @@ another process (a stream keeps its rows and retries; a backfill waits for it)."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -174,3 +175,24 @@ def test_a_backfill_and_a_stream_write_the_same_file(tmp_path):
     assert duckdb_days(db) == {"2024-01-01": 5_000}
     got = mdstream("query", "--duckdb", str(db), "--format", "json", "SELECT count(DISTINCT symbol) AS n FROM ticks")
     assert json.loads(got.out)[0]["n"] == 3  # the synthetic market's symbols, all stored
+
+
+@pytest.mark.slow
+def test_rows_a_stream_could_not_write_wait_in_the_spool_for_the_next_run(tmp_path):
+    db = tmp_path / "m.duckdb"
+    first = start("stream", "--source", "synthetic", "--duration", "8", "--mode", "ticks", "--quiet", "--duckdb", str(db))
+    time.sleep(3)
+    reader = hold(db, 25)  # longer than the stream's end plus its patience at close
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, out + err
+    assert "written first by the next run" in err, err
+    spooled = int(re.search(r"([\d,]+) rows kept in", err)[1].replace(",", ""))
+    assert spooled > 0 and any(db.with_name(db.name + ".spool").iterdir())
+    reader.wait()
+    second = mdstream("stream", "--source", "synthetic", "--duration", "3", "--mode", "ticks", "--quiet",
+                      "--duckdb", str(db), "--seed", "1")
+    assert second.code == 0, second.text
+    ticks = [int(n.replace(",", "")) for n in re.findall(r"ticks\s+│\s+([\d,]+)", out + second.out)]
+    got = mdstream("query", "--duckdb", str(db), "--format", "json", "SELECT count(*) AS n FROM ticks")
+    assert json.loads(got.out)[0]["n"] == sum(ticks)  # nothing lost: the spool went in first
+    assert not any(db.with_name(db.name + ".spool").iterdir())
