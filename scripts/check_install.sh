@@ -16,6 +16,6 @@ cd "$work"
 bin="$work/venv/bin"
 "$bin/mdstream" --version
 "$bin/mdstream" demo --duckdb demo.duckdb --folder sample
-"$bin/mdstream" stream --source synthetic --duration 8 --lateness 0 --timeframes 15s --duckdb stream.duckdb --quiet
-"$bin/mdstream" query --duckdb stream.duckdb --format csv "SELECT count(*) AS candles FROM candles_15s"
+"$bin/mdstream" stream --source synthetic --duration 5 --mode both --duckdb stream.duckdb --quiet
+"$bin/mdstream" query --duckdb stream.duckdb --format csv "SELECT count(*) AS ticks FROM ticks"
 echo "install check passed: wheel installed with plain pip, demo and synthetic stream ran"
