@@ -19,41 +19,19 @@ import polars as pl
 
 from ..contract import columns as c
 from ..contract import schema
-from ..contract.errors import ConfigError, SinkError, SinkUnavailable
+from ..contract.errors import ConfigError, SinkError
 from ..contract.timeframes import day_bounds
-from . import base, failures
-from .duckdb_schema import LOCK_WAIT_S, connect_waiting, ensure_schema
-
-_BATCH = "_mdstream_batch"
-# A stream does not wait long for a reader to let go of the file: its rows stay buffered and it retries later.
-STREAM_LOCK_WAIT_S = 0.5
-
-
-def failure(exc: BaseException, path: Path, what: str) -> SinkError:
-    """A DuckDB or OS error as one line naming the file and the root cause; SinkUnavailable when waiting can
-    cure it (another process holds the file, the disk is full)."""
-    if isinstance(exc, SinkError):
-        return exc
-    cause = failures.cause(exc)
-    message = failures.describe(exc, f"DuckDB {what} {path}")
-    return SinkUnavailable(message) if cause in failures.TRANSIENT else SinkError(message)
-
-
-def _quietly_unregister(con) -> None:
-    """Drop the registered batch; inside an aborted transaction that fails too, and must not hide why."""
-    try:
-        con.unregister(_BATCH)
-    except duckdb.Error:
-        pass
-
-
-def _quietly(con, sql: str) -> None:
-    """Run a clean-up statement whose own failure must not hide the error being handled."""
-    try:
-        con.execute(sql)
-    except duckdb.Error:
-        pass
-
+from . import base
+from .duckdb_schema import (
+    BATCH as _BATCH,
+    LOCK_WAIT_S,
+    STREAM_LOCK_WAIT_S,
+    connect_waiting,
+    ensure_schema,
+    failure,
+)
+from .duckdb_schema import quietly as _quietly
+from .duckdb_schema import quietly_unregister as _quietly_unregister
 
 def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` conformed to the schema of `kind`, deduplicated by its key (the last copy of a key wins)."""

@@ -66,3 +66,14 @@ def describe(error: BaseException, what: str) -> str:
     found, origin = _origin(error)
     detail = first_line(origin)
     return f"{what} failed: {found}: {detail}" if found else f"{what} failed: {detail}"
+
+
+def sink_error(error: BaseException, what: str):
+    """`error` as the sink error of `what` (one line, cause named): SinkUnavailable when waiting can cure it
+    (a lock held, a full disk, the network), else SinkError; a sink error is returned as it is."""
+    from ..contract.errors import SinkError, SinkUnavailable
+
+    if isinstance(error, SinkError):
+        return error
+    message = describe(error, what)
+    return SinkUnavailable(message) if cause(error) in TRANSIENT else SinkError(message)

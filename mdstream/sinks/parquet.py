@@ -26,7 +26,7 @@ import polars as pl
 
 from ..contract import columns as c
 from ..contract import schema
-from ..contract.errors import ConfigError, SinkError, SinkUnavailable
+from ..contract.errors import ConfigError, SinkError
 from ..contract.timeframes import day_bounds
 from . import base, failures
 from .parquet_commit import Commit, recover, write_file
@@ -63,9 +63,8 @@ def write_atomic(frame: pl.DataFrame, target: Path) -> None:
 
 
 def _failure(exc: BaseException, what: str) -> SinkError:
-    """An OS or Polars error as one line naming the root cause; SinkUnavailable when waiting can cure it."""
-    message = failures.describe(exc, f"Parquet {what}")
-    return SinkUnavailable(message) if failures.cause(exc) in failures.TRANSIENT else SinkError(message)
+    """An OS or Polars error as one line naming the root cause (see failures.sink_error)."""
+    return failures.sink_error(exc, f"Parquet {what}")
 
 
 def split(kind: str, frame: pl.DataFrame) -> list[tuple[dict[str, str], pl.DataFrame]]:
