@@ -27,10 +27,12 @@ class Interrupts:
         self.pending: int | None = None
 
     def handle(self, signum: int, _frame) -> None:
-        """Signal handler: stop now, or after the current atomic block."""
-        if self.depth:
+        """Signal handler: stop now, or after the current atomic block; a second signal while one waits stops
+        at once (the block then rolls back: all or nothing still holds)."""
+        if self.depth and self.pending is None:
             self.pending = signum
             return
+        self.pending = None
         raise Stop(signum)
 
     @contextmanager
