@@ -8,16 +8,11 @@ from datetime import datetime
 import click
 
 from ..contract import timeframes as tfm
-from ..ops import chart as chart_module
-from .options import csv_list
+from ..contract.errors import MdstreamError
+from ..ops.legend import LEGEND_FEATURES
+from .options import csv_list, duckdb_option
 
 DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M"]
-
-
-def duckdb_option(func):
-    """The --duckdb FILE option shared by chart and serve."""
-    return click.option("--duckdb", "duckdb_path", default="./mdstream.duckdb", show_default=True, envvar="MDSTREAM_DUCKDB",
-                        type=click.Path(dir_okay=False), help="DuckDB file written by backfill or stream.")(func)
 
 
 @click.command("chart")
@@ -30,7 +25,7 @@ def duckdb_option(func):
 @click.option("--from", "start", type=click.DateTime(DATE_FORMATS), default=None, help="First window start (UTC, inclusive).")
 @click.option("--to", "end", type=click.DateTime(DATE_FORMATS), default=None, help="Last window start bound (UTC, exclusive).")
 @click.option("--limit", default=2000, show_default=True, type=click.IntRange(min=1), help="At most this many (newest) candles per series.")
-@click.option("--features", default=None, help=f"Features in the crosshair legend (default: {','.join(chart_module.LEGEND_FEATURES)}).")
+@click.option("--features", default=None, help=f"Features in the crosshair legend (default: {','.join(LEGEND_FEATURES)}).")
 @click.option("--output", default="chart.html", show_default=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 def chart(symbols: str | None, timeframe: str, timeframes: str | None, exchange: str | None, duckdb_path: str,
           start: datetime | None, end: datetime | None, limit: int, features: str | None, output: str) -> None:
@@ -42,13 +37,18 @@ def chart(symbols: str | None, timeframe: str, timeframes: str | None, exchange:
     Example:
       mdstream chart --symbol BTCUSDT --timeframe 1m --from 2024-01-01 --to 2024-01-02 --output btc.html
     """
+    from ..ops import chart as chart_module
+
     wanted = csv_list(symbols)
-    count, drawn = chart_module.write_chart(
-        duckdb_path, output, symbols=wanted, timeframe=timeframe,
-        timeframes_wanted=tfm.parse_list(timeframes) if timeframes else (), exchange=exchange,
-        start=chart_module.as_utc(start), end=chart_module.as_utc(end), limit=limit,
-        features=chart_module.features_list(features),
-    )
+    try:
+        count, drawn = chart_module.write_chart(
+            duckdb_path, output, symbols=wanted, timeframe=timeframe,
+            timeframes_wanted=tfm.parse_list(timeframes) if timeframes else (), exchange=exchange,
+            start=chart_module.as_utc(start), end=chart_module.as_utc(end), limit=limit,
+            features=chart_module.features_list(features),
+        )
+    except MdstreamError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(f"wrote {output}: {count} series, {drawn} candles")
 
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
 
 from ..contract import timeframes as tfm
-from ..jobs.stream import MODES
-from .options import csv_list, sink_from, sink_options
+from ..jobs.requests import STREAM_MODES as MODES
+from .edge import guarded
+from .options import parse_symbols, sink_from, sink_options
 
 SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic")
 
@@ -42,6 +42,7 @@ SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic"
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (candles, status, summary) for log collectors.")
 @sink_options
+@guarded
 def stream(**kw) -> None:
     """Run the continuous job: ticks -> micro-batches -> candles/features -> sink, until stopped.
 
@@ -51,11 +52,13 @@ def stream(**kw) -> None:
       mdstream stream --source binance --symbols BTCUSDT,ETHUSDT --metrics-port 9108
       mdstream stream --source replay --input spot_btcusdt_20240808.gz --speed 0
     """
+    import asyncio
+
     from ..jobs.stream_app import StreamRequest, run_stream
 
     sink_opts = sink_from(kw)
     request = StreamRequest(
-        source=kw["source"], symbols=csv_list(kw["symbols"]), exchange=kw["exchange"], url=kw["url"],
+        source=kw["source"], symbols=parse_symbols(kw["symbols"]), exchange=kw["exchange"], url=kw["url"],
         inputs=tuple(kw["inputs"]), speed=kw["speed"], mode=kw["mode"], timeframes=tfm.parse_list(kw["timeframes"]),
         flush_interval=kw["flush_interval"], max_rows=kw["max_rows"], lateness=kw["lateness"], horizon=kw["horizon"],
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],

@@ -16,7 +16,8 @@ EPOCH = date(1970, 1, 1)
 
 
 def series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead], int]]:
-    """(ticks of one series, the reads they came from, trades present in several of those reads) per series.
+    """(ticks of one series, the reads they came from, trades present in several of those reads on the same UTC
+    day) per series.
     A Tardis file holds one series, so files of different symbols are never concatenated or hashed."""
     groups: dict[tuple[str, str], list[tuple[pl.DataFrame, TickRead]]] = {}
     for read in reads:
@@ -34,8 +35,11 @@ def series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead],
         if len({frame[c.ID].dtype for frame in frames}) > 1:  # integer ids of one file, text of another
             frames = [frame.with_columns(pl.col(c.ID).cast(pl.String)) for frame in frames]
         ticks = pl.concat(frames, how="diagonal_relaxed")
-        # The same trade in two files counts once (ids are unique per exchange and symbol).
-        with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique(c.ID, keep="first", maintain_order=True)
+        # The same trade in two files of one day counts once. An id seen again on another UTC day is another
+        # trade: some venues reuse ids (after a reset, or per session), so days never drop each other's trades.
+        day = (pl.col(c.TIMESTAMP).dt.epoch("us") // US_PER_DAY).alias("_day")
+        with_id = (ticks.filter(pl.col(c.ID).is_not_null()).with_columns(day)
+                   .unique([c.ID, "_day"], keep="first", maintain_order=True).drop("_day"))
         merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
         out.append((merged, sources, ticks.height - merged.height))
     return out

@@ -19,8 +19,7 @@ from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, con
 from ..engine.incremental import CandleEngine, EngineOutput
 from ..sinks import base
 from .batcher import source_batches
-
-MODES = ("candles", "ticks", "both")
+from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
 
 
 @dataclass(frozen=True)

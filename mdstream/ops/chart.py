@@ -13,13 +13,12 @@ from ..contract import columns as c
 from ..contract import timeframes
 from ..contract.errors import ConfigError, InputError
 from . import page
+from .legend import LEGEND_FEATURES
 from .readonly import frame, reading
 
 BB_WINDOW, BB_STD = 20, 2.0
 BB_UPPER, BB_MID, BB_LOWER = "bb_upper", "bb_mid", "bb_lower"
 SESSION_VWAP = "vwap_day"  # cumulative quote volume / volume since UTC midnight: the contract's feature
-LEGEND_FEATURES = ("rsi_5", "macd_hist", "bb_pctb_20", "volatility_10", "volume_ratio", "trade_intensity",
-                   "vwap_deviation", "cs_spread")
 BASE_COLUMNS = (c.TIMESTAMP_IN, c.TIMESTAMP_OUT, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.TRADES, c.VWAP,
                 c.GAP, c.REVISION, c.LATE_TRADES, SESSION_VWAP)
 # Payload keys of the columnar series the page reads (short: a chart file holds many thousands of rows).

@@ -14,7 +14,7 @@ from ..contract import columns as c
 from ..contract.errors import ConfigError, MdstreamError
 from ..contract.timeframes import day_bounds
 from ..sinks import sqlfiles
-from ..sinks.duckdb_schema import connect
+from ..sinks.duckdb_schema import connect_waiting
 
 WINDOW_KEY = (c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN)
 SERIES = (c.EXCHANGE, c.SYMBOL, c.TIMEFRAME)
@@ -128,9 +128,12 @@ def verify_duckdb(db: Path, *, symbols: Sequence[str] | None = None, from_: str 
     start, end = _day(from_, "--from"), _day(to, "--to")
     symbols = [s.strip() for s in symbols if s.strip()] if symbols else None
     try:
-        con = connect(db, read_only=True)
+        # A stream holds the file only while it flushes: wait for it rather than fail.
+        con = connect_waiting(db, read_only=True)
     except duckdb.Error as exc:
-        raise MdstreamError(f"cannot open {db}: {exc}") from exc
+        from ..sinks.failures import describe
+
+        raise MdstreamError(describe(exc, f"opening {db} read-only")) from exc
     try:
         expected = recompute(con, symbols=symbols, start=start, end=end)
         stored = pl.from_arrow(con.sql(

@@ -87,11 +87,16 @@ SELECT l.*, COALESCE(s.revisions, 0) AS revisions
 FROM latest AS l
 LEFT JOIN stored AS s USING (exchange, symbol, timeframe, day);
 
--- Rejected input rows by source, UTC day of quarantine, field and reason.
+-- Rejected input rows by source, UTC day of the data (as in sql/duckdb/views.sql), field and reason.
 CREATE OR REPLACE VIEW `${project}.${dataset}.quarantine_summary` AS
 SELECT
     source,
-    DATE(quarantined_at) AS day,
+    COALESCE(
+        DATE(TIMESTAMP_MICROS(CASE WHEN SAFE_CAST(SPLIT(raw, ',')[SAFE_OFFSET(2)] AS INT64) BETWEEN 0 AND 4102444800000000
+                                   THEN SAFE_CAST(SPLIT(raw, ',')[SAFE_OFFSET(2)] AS INT64) END)),
+        SAFE_CAST(REGEXP_EXTRACT(source, r'(\d{4}-\d{2}-\d{2})') AS DATE),
+        DATE(quarantined_at)
+    ) AS day,
     field,
     reason,
     COUNT(*) AS `rows`,

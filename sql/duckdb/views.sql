@@ -84,11 +84,18 @@ SELECT l.*, coalesce(s.revisions, 0) AS revisions
 FROM latest AS l
 LEFT JOIN stored AS s USING (exchange, symbol, timeframe, day);
 
--- Rejected input rows by source, UTC day of quarantine, field and reason.
+-- Rejected input rows by source, UTC day of the data, field and reason. The data's day is the exchange time
+-- of a Tardis CSV line when it parses, else the day in the source's name (Tardis day files carry it), else
+-- the day the row was quarantined (a live stream's late trade).
 CREATE OR REPLACE VIEW quarantine_summary AS
 SELECT
     source,
-    CAST(timezone('UTC', quarantined_at) AS DATE) AS day,
+    coalesce(
+        CAST(CASE WHEN TRY_CAST(split_part(raw, ',', 3) AS BIGINT) BETWEEN 0 AND 4102444800000000
+             THEN make_timestamp(TRY_CAST(split_part(raw, ',', 3) AS BIGINT)) END AS DATE),
+        TRY_CAST(regexp_extract(source, '(\d{4}-\d{2}-\d{2})', 1) AS DATE),
+        CAST(timezone('UTC', quarantined_at) AS DATE)
+    ) AS day,
     field,
     reason,
     count(*) AS rows,
