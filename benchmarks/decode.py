@@ -55,7 +55,7 @@ def main() -> None:
     def floor(chunk):
         return [orjson.loads(m) for m in chunk]
 
-    ticks, _ = decode(messages[:CHUNK])
+    ticks = decode(messages[:CHUNK])[0]
     assert ticks.height == min(CHUNK, len(messages))
     ours, base = best_rate(decode, messages), best_rate(floor, messages)
     print(f"messages: {len(messages)} in chunks of {CHUNK}")
