@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from contextlib import aclosing
 from datetime import datetime
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from ..contract import columns as c
 from ..contract.feed import SourceChunk
@@ -23,11 +23,12 @@ class FeedStatus:
     """Up/down state, connection counts and the running totals of received, accepted, quarantined (by reason),
     duplicate and ignored (by type) messages of one source; times are monotonic seconds."""
 
-    def __init__(self, source: str, *, up: bool = False):
+    def __init__(self, source: str, *, up: bool = False, monotonic: Callable[[], float] = time.monotonic):
         self.source = source
         self._lock = threading.Lock()
+        self._monotonic = monotonic
         self.up = up
-        self.changed_at = time.monotonic()
+        self.changed_at = monotonic()
         self.reason = "" if up else "not connected yet"
         self.connects = 0  # successful connections
         self.reconnects = 0  # successful connections after the first
@@ -42,7 +43,7 @@ class FeedStatus:
         with self._lock:
             self.connects += 1
             self.reconnects += self.connects > 1
-            self.up, self.reason, self.changed_at = True, "", time.monotonic()
+            self.up, self.reason, self.changed_at = True, "", self._monotonic()
 
     def lost(self, reason: str, since: float | None = None, *, failed: bool = False) -> None:
         """The feed is down for `reason` since `since` (monotonic, default now); `failed`: a connect attempt failed."""
@@ -50,12 +51,12 @@ class FeedStatus:
             self.failures += failed
             self.reason = reason  # the latest cause; the outage still dates from when it began
             if self.up:
-                self.up, self.changed_at = False, time.monotonic() if since is None else since
+                self.up, self.changed_at = False, self._monotonic() if since is None else since
 
     def down_for(self) -> float:
         """Seconds the feed has been down (0 while up)."""
         with self._lock:
-            return 0.0 if self.up else max(0.0, time.monotonic() - self.changed_at)
+            return 0.0 if self.up else max(0.0, self._monotonic() - self.changed_at)
 
     def record(self, chunk: SourceChunk) -> None:
         """Add a chunk's accounting to the totals."""
@@ -80,7 +81,7 @@ class FeedStatus:
                 "reconnects": self.reconnects, "failures": self.failures, "received": self.received,
                 "accepted": self.accepted, "duplicates": self.duplicates, "quarantined": dict(self.quarantined),
                 "ignored": dict(self.ignored), "last_trade": self.last_trade,
-                "down_s": 0.0 if self.up else round(time.monotonic() - self.changed_at, 3),
+                "down_s": 0.0 if self.up else round(max(0.0, self._monotonic() - self.changed_at), 3),
             }
 
 
