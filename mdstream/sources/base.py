@@ -14,6 +14,7 @@ from ..contract.feed import FeedGap, SourceChunk, id_jump_reason
 from ..inputs.decode import split_market
 from ..inputs.parse import no_quarantine
 from .band import PriceBand
+from .band import stats_exprs as band_stats
 
 KEY = "_key"
 # A step between consecutive trade ids this large is no outage (Binance's busiest market takes years to
@@ -62,7 +63,7 @@ class FeedTracker:
         self._last_id_time: dict[str, datetime] = {}
         self.last_time: dict[str, datetime] = {}
         self._seen = pl.DataFrame(schema={c.SYMBOL: pl.String, KEY: pl.Int64, "_ts": schema.TS})
-        self._ranges = pl.DataFrame(schema={c.SYMBOL: pl.String, "_lo": pl.Int64, "_hi": pl.Int64})
+        self._ranges: dict[str, tuple[int, int]] = {}  # lowest and highest remembered key per symbol
         self._recent_cap, self._recent_us = recent_ids, int(recent_seconds * 1_000_000)
         self._prune_at = 4 * recent_ids
         self._open: FeedGap | None = None  # outage waiting for its first event after resumption
@@ -88,10 +89,20 @@ class FeedTracker:
         they reveal, the rows rejected as off-book or implausible, and the count of repeats dropped."""
         if ticks.height == 0:
             return Accepted(ticks, [], no_quarantine(), 0)
+        # A chunk is a few hundred rows: each Polars call costs more than its work, so the queries are few.
         key = pl.coalesce(pl.col(id_col), pl.col(c.ID).hash().reinterpret(signed=True))
-        frame = ticks.with_row_index("_row").with_columns(pl.when(pl.col(c.ID).is_not_null()).then(key).alias(KEY))
-        fresh = frame.filter(pl.col(KEY).is_null() | pl.col(KEY).is_first_distinct().over(c.SYMBOL))
-        fresh = self._drop_seen(fresh)
+        fresh_q = ticks.lazy().with_columns(pl.when(pl.col(c.ID).is_not_null()).then(key).alias(KEY)).filter(
+            pl.col(KEY).is_null() | pl.struct(c.SYMBOL, KEY).is_first_distinct())
+        summary_q = fresh_q.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"),
+                                                   *band_stats())
+        fresh, summary = pl.collect_all([fresh_q, summary_q], engine="in-memory")
+        spans = summary.select(c.SYMBOL, "_lo", "_hi", "_ts").rows()
+        # only keys within a symbol's remembered range can be repeats: a feed of rising ids never looks them up
+        suspects = [sym for sym, lo, _, _ in spans if sym in self._ranges and lo is not None
+                    and lo <= self._ranges[sym][1]]
+        if suspects:
+            fresh = self._drop_seen(fresh, suspects)
+            summary = fresh.lazy().group_by(c.SYMBOL).agg(*band_stats()).collect(engine="in-memory")
         duplicates = ticks.height - fresh.height
         gaps: list[FeedGap] = []
         if self._open is not None and fresh.height:
@@ -101,77 +112,81 @@ class FeedTracker:
             start = self._open.start
             gaps.append(FeedGap(self.exchange, self._open.symbols, start, max(first, start), self._open.reason))
             self._open = None
-        if self.check_id_jumps:
+        if self.check_id_jumps and fresh.height:
             gaps.extend(self._id_jumps(fresh, id_col))
-        self._remember(fresh)
-        kept, off_book = split_market(fresh.drop("_row", KEY), source=self.source, now=now)
-        kept, implausible = self.band.check(kept, source=self.source, now=now)
+        self._remember(fresh, spans)
+        kept, off_book = split_market(fresh.drop(KEY), source=self.source, now=now)
+        # the band's per-symbol figures come with the summary, unless off-book fills left the chunk
+        stats = summary.select(c.SYMBOL, "_p_med", "_q_med", "_n", "_ts").rows() if not off_book.height else None
+        kept, implausible = self.band.check(kept, source=self.source, now=now, stats=stats)
         rejected = [q for q in (off_book, implausible) if q.height]
         quarantine = pl.concat(rejected) if len(rejected) > 1 else (rejected[0] if rejected else no_quarantine())
         return Accepted(kept, gaps, quarantine, duplicates)
 
-    def _drop_seen(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Rows whose (symbol, key) was not accepted lately; only keys within a symbol's remembered range are
-        looked up, so a feed of rising ids never touches the memory."""
-        if self._seen.height == 0:
-            return frame
-        inside = frame.join(self._ranges, on=c.SYMBOL, how="inner").filter(pl.col(KEY).is_between("_lo", "_hi"))
-        if inside.height == 0:
-            return frame
-        seen = self._seen.join(inside.select(c.SYMBOL, KEY), on=[c.SYMBOL, KEY], how="semi")
-        if seen.height == 0:
-            return frame
-        return frame.join(seen.select(c.SYMBOL, KEY), on=[c.SYMBOL, KEY], how="anti", maintain_order="left")
+    def _drop_seen(self, frame: pl.DataFrame, symbols: list[str]) -> pl.DataFrame:
+        """Rows whose (symbol, key) was not accepted lately (looked up for `symbols` only)."""
+        seen = self._seen.lazy().filter(pl.col(c.SYMBOL).is_in(symbols)).select(c.SYMBOL, KEY)
+        return frame.lazy().join(seen, on=[c.SYMBOL, KEY], how="anti", maintain_order="left").collect(engine="in-memory")
 
     def _id_jumps(self, frame: pl.DataFrame, id_col: str) -> list[FeedGap]:
         """Gaps where ids above a symbol's highest skip some (id > previous id + 1), ids sorted so that trades
-        reordered within the chunk raise none; moves each symbol's highest id (`last_id`)."""
-        known = pl.DataFrame(
-            {c.SYMBOL: list(self.last_id), "_hi": list(self.last_id.values()),
-             "_hi_ts": [self._last_id_time[s] for s in self.last_id]},
-            schema={c.SYMBOL: pl.String, "_hi": pl.Int64, "_hi_ts": schema.TS},
-        )
-        tid = pl.col(id_col)
-        # a highest id far above every id of the chunk was an outlier itself: the sequence restarts here
-        outlier = pl.col("_hi") - tid.max().over(c.SYMBOL) > MAX_ID_STEP
-        hi, hi_ts = (pl.when(~outlier).then(pl.col(k)).alias(k) for k in ("_hi", "_hi_ts"))
-        base = pl.coalesce(pl.col("_hi"), tid.min().over(c.SYMBOL) - 1)
-        ahead = (
-            frame.lazy().filter(tid >= 0).join(known.lazy(), on=c.SYMBOL, how="left").with_columns(hi, hi_ts)
-            .filter((tid > base) & (tid - base <= MAX_ID_STEP))
-            .unique([c.SYMBOL, id_col], keep="first").sort(c.SYMBOL, id_col)
-            .with_columns(
-                pl.coalesce(tid.shift(1).over(c.SYMBOL), pl.col("_hi")).alias("_pid"),
-                pl.coalesce(pl.col(c.TIMESTAMP).shift(1).over(c.SYMBOL), pl.col("_hi_ts")).alias("_pts"),
-            ).collect(engine="in-memory")
-        )
-        if ahead.height == 0:
-            return []
-        for symbol, top, ts in ahead.group_by(c.SYMBOL).agg(tid.last(), pl.col(c.TIMESTAMP).last()).iter_rows():
-            self.last_id[symbol], self._last_id_time[symbol] = top, ts
-        jumps = ahead.filter(pl.col("_pid").is_not_null() & (tid > pl.col("_pid") + 1))
-        return [
-            FeedGap(self.exchange, (row[c.SYMBOL],), row["_pts"], max(row[c.TIMESTAMP], row["_pts"]),
-                    id_jump_reason(row["_pid"], row[id_col]))
-            for row in jumps.select(c.SYMBOL, c.TIMESTAMP, id_col, "_pid", "_pts").iter_rows(named=True)
-        ]
+        reordered within the chunk raise none; moves each symbol's highest id (`last_id`).
 
-    def _remember(self, frame: pl.DataFrame) -> None:
-        """Keep the chunk's keys for dedupe (bounded per symbol by count and event time); latest time per symbol."""
-        for symbol, ts in frame.group_by(c.SYMBOL).agg(pl.col(c.TIMESTAMP).max()).iter_rows():
+        One query returns the few rows that matter (each symbol's first and last id, and steps > 1); a step
+        past MAX_ID_STEP ends the sequence there (an outlier id is kept but neither reports a gap nor becomes
+        the highest), and a highest id far above the whole chunk was an outlier itself: the sequence restarts.
+        """
+        tid, sym = pl.col(id_col), pl.col(c.SYMBOL)
+        first, last = (sym != sym.shift(1)).fill_null(True), (sym != sym.shift(-1)).fill_null(True)
+        rows = (
+            frame.lazy().select(c.SYMBOL, c.TIMESTAMP, id_col).filter(tid >= 0).sort(c.SYMBOL, id_col)
+            .with_columns(first.alias("_first"), last.alias("_last"), tid.shift(1).alias("_pid"),
+                          pl.col(c.TIMESTAMP).shift(1).alias("_pts"))
+            .filter(pl.col("_first") | pl.col("_last") | (tid - pl.col("_pid") > 1))
+            .collect(engine="in-memory").rows()
+        )
+        tops = {row[0]: row[2] for row in rows if row[4]}  # each symbol's highest id in the chunk
+        gaps: list[FeedGap] = []
+        hi = hi_ts = None
+        broken = False
+        for symbol, ts, trade_id, is_first, is_last, pid, pts in rows:
+            if is_first:
+                hi, hi_ts = self.last_id.get(symbol), self._last_id_time.get(symbol)
+                if hi is not None and hi - tops[symbol] > MAX_ID_STEP:
+                    hi = hi_ts = None  # the remembered highest id was an outlier
+                broken = False
+                prev, prev_ts = hi, hi_ts
+            else:
+                # the sorted predecessor, unless the remembered highest id lies between them
+                prev, prev_ts = (pid, pts) if hi is None or pid >= hi else (hi, hi_ts)
+            if not broken and trade_id > (hi if hi is not None else trade_id - 1):
+                if prev is not None and trade_id - prev > MAX_ID_STEP:
+                    broken = True  # an id no outage explains: the sequence ends before it
+                    hi, hi_ts = prev, prev_ts
+                elif prev is not None and trade_id > prev + 1:
+                    gaps.append(FeedGap(self.exchange, (symbol,), prev_ts, max(ts, prev_ts),
+                                        id_jump_reason(prev, trade_id)))
+                if not broken:
+                    hi, hi_ts = trade_id, ts
+            if is_last and hi is not None:
+                self.last_id[symbol], self._last_id_time[symbol] = hi, hi_ts
+        return gaps
+
+    def _remember(self, frame: pl.DataFrame, spans: list[tuple]) -> None:
+        """Keep the chunk's keys for dedupe (bounded per symbol by count and event time); latest time and key
+        range per symbol. `spans`: (symbol, lowest key, highest key, latest time) of the chunk."""
+        for symbol, lo, hi, ts in spans:
             if ts is not None:
                 self.last_time[symbol] = max(ts, self.last_time.get(symbol, ts))
-        keys = frame.filter(pl.col(KEY).is_not_null()).select(c.SYMBOL, KEY, pl.col(c.TIMESTAMP).alias("_ts"))
-        if keys.height == 0:
-            return
+            if lo is not None:
+                old = self._ranges.get(symbol, (lo, hi))
+                self._ranges[symbol] = (min(lo, old[0]), max(hi, old[1]))
+        keys = frame.select(c.SYMBOL, KEY, pl.col(c.TIMESTAMP).alias("_ts"))
+        if keys.get_column(KEY).null_count():
+            keys = keys.filter(pl.col(KEY).is_not_null())
         self._seen = pl.concat([self._seen, keys], rechunk=False)
         if self._seen.height > self._prune_at:
             self._prune()
-        else:
-            span = keys.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"))
-            self._ranges = (
-                pl.concat([self._ranges, span]).group_by(c.SYMBOL).agg(pl.col("_lo").min(), pl.col("_hi").max())
-            )
 
     def _prune(self) -> None:
         """Forget keys older than `recent_seconds` before their symbol's newest, and all but the newest
@@ -180,7 +195,8 @@ class FeedTracker:
         recent = (pl.col("_ts") >= newest - pl.duration(microseconds=self._recent_us)) | pl.col("_ts").is_null()
         last_n = pl.int_range(pl.len()).over(c.SYMBOL) >= pl.len().over(c.SYMBOL).cast(pl.Int64) - self._recent_cap
         self._seen = self._seen.filter(recent & last_n)
-        self._ranges = self._seen.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"))
+        spans = self._seen.group_by(c.SYMBOL).agg(pl.col(KEY).min(), pl.col(KEY).max().alias("_hi")).rows()
+        self._ranges = {symbol: (lo, hi) for symbol, lo, hi in spans}
         self._prune_at = max(4 * self._recent_cap, 2 * self._seen.height)
 
     def memory_rows(self) -> int:

@@ -129,3 +129,12 @@ def test_prices_far_from_the_series_are_quarantined_with_the_reason():
     assert out.quarantine[c.Q_FIELD].to_list() == ["price"] * 3
     assert out.quarantine[c.Q_REASON].unique().to_list() == ["price far from the series' recent prices"]
     assert "6e+07" in out.quarantine[c.Q_RAW][0] or "60000000" in out.quarantine[c.Q_RAW][0]
+
+
+def test_an_outlier_id_inside_a_chunk_leaves_the_sequence_where_it_was():
+    tracker = FeedTracker("binance", ("BTCUSDT",), check_id_jumps=True)
+    accept(tracker, [("BTCUSDT", "99", 0)])
+    out = accept(tracker, [("BTCUSDT", "100", 1), ("BTCUSDT", "101", 2), ("BTCUSDT", str(2**62), 3), ("BTCUSDT", "102", 4)])
+    assert out.ticks.height == 4 and out.gaps == []
+    assert tracker.last_id["BTCUSDT"] == 102
+    assert [g.reason for g in accept(tracker, [("BTCUSDT", "105", 5)]).gaps] == ["trade id jump 102->105"]
