@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import AsyncIterator, NamedTuple, Protocol
 
 import polars as pl
@@ -20,6 +20,8 @@ KEY = "_key"
 # A step between consecutive trade ids this large is no outage (Binance's busiest market takes years to
 # advance that far): such an id is kept, but it neither reports a gap nor becomes the last id of the sequence.
 MAX_ID_STEP = 10**9
+# How far an exchange's clock may run ahead of ours before its latest event time is no outage start.
+MAX_SKEW = timedelta(minutes=1)
 
 
 class Source(Protocol):
@@ -73,10 +75,12 @@ class FeedTracker:
         return max(self.last_time.values(), default=None)
 
     def down(self, reason: str, now: datetime) -> FeedGap | None:
-        """Mark the feed down; returns the open gap (end None), or None if one is already open."""
+        """Mark the feed down; returns the open gap (end None), or None if one is already open. It starts at the
+        last event time seen, unless that lies implausibly far past `now` (a trade stamped in the future)."""
         if self._open is not None:
             return None
-        start = self.last_event_time() or now
+        last = self.last_event_time()
+        start = last if last is not None and last <= now + MAX_SKEW else now
         self._open = FeedGap(self.exchange, self._all_symbols(), start, None, reason)
         return self._open
 
@@ -198,7 +202,3 @@ class FeedTracker:
         spans = self._seen.group_by(c.SYMBOL).agg(pl.col(KEY).min(), pl.col(KEY).max().alias("_hi")).rows()
         self._ranges = {symbol: (lo, hi) for symbol, lo, hi in spans}
         self._prune_at = max(4 * self._recent_cap, 2 * self._seen.height)
-
-    def memory_rows(self) -> int:
-        """Rows of remembered keys (bounded: see `_prune`)."""
-        return self._seen.height

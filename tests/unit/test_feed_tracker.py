@@ -114,7 +114,7 @@ def test_memory_is_bounded_and_old_ids_are_forgotten():
     tracker = FeedTracker("binance", ("BTCUSDT",), recent_ids=1_000, recent_seconds=60)
     for start in range(0, 20_000, 500):
         accept(tracker, [("BTCUSDT", str(i), i / 100) for i in range(start, start + 500)])
-    assert tracker.memory_rows() <= 8_000
+    assert tracker._seen.height <= 8_000  # noqa: SLF001 (the memory itself is what is bounded)
     # an id from long ago is no longer remembered: it is kept (counted as new), never silently dropped
     assert accept(tracker, [("BTCUSDT", "3", 200)]).ticks.height == 1
 
@@ -138,3 +138,12 @@ def test_an_outlier_id_inside_a_chunk_leaves_the_sequence_where_it_was():
     assert out.ticks.height == 4 and out.gaps == []
     assert tracker.last_id["BTCUSDT"] == 102
     assert [g.reason for g in accept(tracker, [("BTCUSDT", "105", 5)]).gaps] == ["trade id jump 102->105"]
+
+
+def test_an_outage_starts_at_the_last_plausible_event_time():
+    tracker = FeedTracker("binance", ("BTCUSDT",))
+    accept(tracker, [("BTCUSDT", "1", 0)])
+    assert tracker.down("disconnect", T0 + timedelta(seconds=5)).start == T0
+    tracker = FeedTracker("binance", ("BTCUSDT",))
+    accept(tracker, [("BTCUSDT", "1", 0), ("BTCUSDT", "2", 3 * 86_400)])  # one trade stamped days ahead
+    assert tracker.down("disconnect", T0 + timedelta(seconds=5)).start == T0 + timedelta(seconds=5)
