@@ -112,7 +112,8 @@ def _binance_plan(exchange: str, symbols: tuple[str, ...] | None) -> tuple[list[
         ("s", pl.col("_s").is_null() | (pl.col("_s") == ""), "missing symbol"),
         ("s", ~symbol.is_in(list(symbols)) if symbols else ~pl.col("_s").str.contains(BINANCE_SYMBOL),
          "symbol not subscribed" if symbols else "symbol is not a valid exchange symbol"),
-        ("stream", pl.col("_stream").is_not_null() & (pl.col("_stream") != pl.col("_s").str.to_lowercase() + "@trade"),
+        ("stream", pl.col("_stream").is_not_null()
+         & (pl.col("_stream").str.to_lowercase() != pl.col("_s").str.to_lowercase() + "@trade"),
          "stream does not match the trade's symbol"),
         ("t", t_int.is_null(), "missing trade id or not an integer"),
         ("T", ~in_range, "missing trade time, or not epoch milliseconds between 2009 and 2100"),

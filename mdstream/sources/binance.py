@@ -29,6 +29,7 @@ SPOT, FUTURES, DELIVERY = "binance", "binance-futures", "binance-delivery"
 URLS = {SPOT: "wss://stream.binance.com:9443", FUTURES: "wss://fstream.binance.com", DELIVERY: "wss://dstream.binance.com"}
 SPOT_URL, FUTURES_URL, DELIVERY_URL = URLS[SPOT], URLS[FUTURES], URLS[DELIVERY]
 MARKETS = tuple(URLS)
+MAX_MESSAGE = 16 * 2**20  # bytes; exchange messages are a few hundred
 
 # decode(messages, receive times in us, now) -> decoded ticks, quarantine and non-trade counts
 Decoder = Callable[[list[str], list[int], datetime], Decoded]
@@ -79,7 +80,9 @@ class WsFeed:
         while True:
             reason, since, failed = GAP_DISCONNECT, None, False
             try:
-                async with connect(self.url, open_timeout=max(self.silence_timeout, 5.0), close_timeout=1.0) as ws:
+                # messages up to MAX_MESSAGE bytes are taken in (a damaged one is quarantined, not a dropped line)
+                async with connect(self.url, open_timeout=max(self.silence_timeout, 5.0), close_timeout=1.0,
+                                   max_size=MAX_MESSAGE) as ws:
                     self.status.connected()
                     failures, delays = 0, backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
                     if first:

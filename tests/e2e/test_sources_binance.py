@@ -202,3 +202,25 @@ def test_coin_m_source_reads_the_delivery_host_and_labels_its_trades_binance_del
     assert (ticks[c.AMOUNT] == ticks[c.AMOUNT].round()).all()  # contracts
     assert source.status.reconnects == 1 and source.status.duplicates >= 1
     assert GAP_DISCONNECT in [g.reason for g in gaps]
+
+
+def test_a_message_of_megabytes_is_taken_in_not_a_reason_to_drop_the_connection():
+    from support.damage import dumps, trade_message
+    from support.ws_faults import FaultServer, generated_messages
+
+    async def run():
+        server = await FaultServer(generated_messages("binance-futures", ["BTCUSDT"], 20), rate=100).start()
+        big = trade_message("BTCUSDT", 99_999_999, 60_000.0, "0.1", 1_723_161_255_208, futures=True)
+        big["data"]["zz"] = "x" * 3_000_000
+        server.inject([dumps(big), "{" * 3_000_000], "mixed")
+        source = BinanceSource(["BTCUSDT"], market="binance-futures", url=server.url)
+        try:
+            ticks, _ = await collect(source, 21)
+        finally:
+            await server.stop()
+        return ticks, source
+
+    ticks, source = asyncio.run(run())
+    assert "99999999" in ticks[c.ID].to_list()
+    status = source.status.snapshot()
+    assert status["reconnects"] == 0 and status["quarantined"] == {"malformed JSON": 1}
