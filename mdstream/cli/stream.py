@@ -11,15 +11,20 @@ from ..jobs.requests import STREAM_MODES as MODES
 from .edge import guarded
 from .options import parse_symbols, sink_from, sink_options
 
-SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic")
+SOURCES = ("binance", "binance-futures", "binance-delivery", "tardis-machine", "replay", "synthetic")
 
 
 @click.command()
 @click.option("--source", type=click.Choice(SOURCES), default="synthetic", show_default=True,
-              help="binance (spot) / binance-futures WebSocket, tardis-machine, replay of files, or a simulated market.")
+              help="binance (spot), binance-futures (USD-M), binance-delivery (COIN-M) WebSocket, tardis-machine, "
+                   "replay of files, or a simulated market.")
 @click.option("--symbols", help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (live sources, synthetic).")
 @click.option("--exchange", help="Exchange for tardis-machine (e.g. binance-futures), or to label a replay.")
 @click.option("--url", help="WebSocket URL override (e.g. ws://127.0.0.1:9000 for a local server).")
+@click.option("--silence-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Live sources: seconds without any message before the feed counts as down and reconnects.")
+@click.option("--max-feed-down", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds a live feed may stay down before /healthz answers 503 (with the reason).")
 @click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Replay input: Tardis trades CSV(.gz) or a recorded WebSocket file; repeatable.")
 @click.option("--speed", type=float, default=0.0, show_default=True, help="Replay speed: 0 = as fast as possible, 1 = real time.")
@@ -50,6 +55,7 @@ def stream(**kw) -> None:
     Example:
       mdstream stream --source synthetic --duration 30
       mdstream stream --source binance --symbols BTCUSDT,ETHUSDT --metrics-port 9108
+      mdstream stream --source binance-delivery --symbols BTCUSD_PERP,ETHUSD_PERP
       mdstream stream --source replay --input spot_btcusdt_20240808.gz --speed 0
     """
     import asyncio
@@ -63,6 +69,7 @@ def stream(**kw) -> None:
         flush_interval=kw["flush_interval"], max_rows=kw["max_rows"], lateness=kw["lateness"], horizon=kw["horizon"],
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
         checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
+        silence_timeout=kw["silence_timeout"], max_feed_down=kw["max_feed_down"],
     )
     asyncio.run(run_stream(request, sink_opts))
 
