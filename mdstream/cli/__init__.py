@@ -11,7 +11,7 @@ from .. import __version__
 from ..contract import timeframes as tfm
 from ..contract.clock import WallClock
 from ..contract.errors import MdstreamError
-from .options import csv_list, sink_from, sink_options
+from .options import csv_list, instrument_option, instruments_from, sink_from, sink_options
 
 
 class Main(click.Group):
@@ -54,6 +54,7 @@ def _date(_ctx, param, value):
               envvar="MDSTREAM_CACHE_DIR", help="Where Tardis downloads are kept.")
 @click.option("--shard", help="INDEX/COUNT: only this shard's (date, symbol) tasks.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@instrument_option
 @sink_options
 def backfill(**kw) -> None:
     """Build candles and features for historical days and write them, one atomic day at a time.
@@ -62,6 +63,7 @@ def backfill(**kw) -> None:
     Example:
       mdstream backfill --exchange binance-futures --symbols BTCUSDT,ETHUSDT --from 2024-01-01 --to 2024-01-03
       mdstream backfill --input binance-futures_trades_2024-01-01_BTCUSDT.csv.gz --store-ticks
+      mdstream backfill --exchange binance-delivery --symbols BTCUSD_PERP --from 2024-08-08 --to 2024-08-09
     """
     from ..jobs.backfill import BackfillOptions
     from ..jobs.backfill_app import run_with_progress
@@ -72,6 +74,7 @@ def backfill(**kw) -> None:
         exchange=kw["exchange"], symbols=csv_list(kw["symbols"]), from_date=kw["from_date"], to_date=kw["to_date"],
         inputs=tuple(kw["inputs"]), timeframes=tfm.parse_list(kw["timeframes"]), store_ticks=kw["store_ticks"],
         cache_dir=kw["cache_dir"], shard=parse_shard(kw["shard"]) if kw["shard"] else None,
+        instruments=instruments_from(kw, kw["exchange"]),
     )
     run_with_progress(opts, sink_opts, WallClock(), quiet=kw["quiet"])
 

@@ -9,7 +9,7 @@ import click
 
 from ..contract import timeframes as tfm
 from ..jobs.stream import MODES
-from .options import csv_list, sink_from, sink_options
+from .options import csv_list, instrument_option, instruments_from, sink_from, sink_options
 
 SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic")
 
@@ -41,6 +41,7 @@ SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic"
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (candles, status, summary) for log collectors.")
+@instrument_option
 @sink_options
 def stream(**kw) -> None:
     """Run the continuous job: ticks -> micro-batches -> candles/features -> sink, until stopped.
@@ -60,6 +61,7 @@ def stream(**kw) -> None:
         flush_interval=kw["flush_interval"], max_rows=kw["max_rows"], lateness=kw["lateness"], horizon=kw["horizon"],
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
         checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
+        instruments=instruments_from(kw, kw["exchange"]),
     )
     asyncio.run(run_stream(request, sink_opts))
 

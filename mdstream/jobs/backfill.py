@@ -14,8 +14,10 @@ import polars as pl
 from ..contract import columns as c
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError
+from ..contract.instruments import Instrument
 from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from ..contract.timeframes import ALL_TIMEFRAMES, day_bounds
+from ..inputs.instruments import InstrumentBook
 from ..inputs.tardis import TickRead, read_trades
 from ..kernel import gaps as gp
 from ..kernel.candles import candles_from_ticks, split_series
@@ -38,6 +40,7 @@ class BackfillOptions:
     cache_dir: Path = Path("./datasets")
     tardis_endpoint: str | None = None
     shard: tuple[int, int] | None = None
+    instruments: tuple[Instrument, ...] = ()  # --instrument overrides of the instrument metadata
 
 
 @dataclass
@@ -60,6 +63,8 @@ class BackfillSummary:
 
     days: list[DayResult] = field(default_factory=list)
     seconds: float = 0.0
+    instruments: list[Instrument] = field(default_factory=list)  # what each series' volumes were computed with
+    warnings: list[str] = field(default_factory=list)  # unknown instruments, unreachable instrument lists
 
     @property
     def ticks(self) -> int:
@@ -95,10 +100,12 @@ def process_day(
     end: datetime | None,
     complete: bool = True,
     prior: pl.DataFrame | None = None,
+    instruments: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Candles with features of one day's ticks, continuing `prior` (feature tail of earlier days);
     returns (candles in contract columns, new tail state); `single_series` skips re-checking a frame the
-    caller already split. Pure: no I/O, `now` passed in."""
+    caller already split; `instruments` (INSTRUMENT_SCHEMA) gives each series' volume rule. Pure: no I/O,
+    `now` passed in."""
     start, midnight = day_bounds(day)
     parts = [ticks] if single_series and ticks.height else split_series(ticks)
     feed = gp.id_jump_gaps(parts)
@@ -115,7 +122,8 @@ def process_day(
         # The tail comes sorted by series and time (tail_state): its last close per series carries on.
         prior_close = prior.group_by(list(c.SERIES_KEY)).agg(pl.col(c.CLOSE).last())
     candles = candles_from_ticks(
-        parts, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
+        parts, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close,
+        instruments=instruments,
     )
     featured = add_features(candles, prior=prior).collect(engine="in-memory")
     return conform(featured, CANDLE_SCHEMA), tail_state(featured)
@@ -162,9 +170,10 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
     began = time.perf_counter()
     summary = BackfillSummary()
     carry: dict[tuple[str, str], pl.DataFrame | None] = {}
+    book = InstrumentBook(opts.instruments, cache_dir=opts.cache_dir)
     if opts.inputs:
         reads = _input_reads(opts, clock.now())
-        _backfill_frames(reads, opts, sink, clock, summary, carry, progress)
+        _backfill_frames(reads, opts, sink, clock, summary, carry, progress, book=book)
     else:
         tasks = plan_days(opts)
         # Read-ahead: the next day downloads and reads on a thread while this one is computed and written
@@ -174,11 +183,13 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
             for n, (symbol, day) in enumerate(tasks):
                 reads = ahead.result()
                 ahead = pool.submit(_fetch_day, opts, clock, *tasks[n + 1]) if n + 1 < len(tasks) else None
-                _backfill_frames(reads, opts, sink, clock, summary, carry, None, explicit_end=True, only_day=day)
+                _backfill_frames(reads, opts, sink, clock, summary, carry, None, explicit_end=True, only_day=day,
+                                 book=book)
                 if progress:
                     progress(f"{opts.exchange} {symbol} {day}", n + 1, len(tasks))
     sink.flush()
     summary.seconds = time.perf_counter() - began
+    summary.instruments, summary.warnings = book.resolved, list(book.warnings)
     return summary
 
 
@@ -204,6 +215,7 @@ def _backfill_frames(
     *,
     explicit_end: bool = False,
     only_day: date | None = None,
+    book: InstrumentBook | None = None,
 ) -> None:
     """Split the reads' ticks by series and UTC day and write each day (steps 3-5 of run_backfill).
     Each file's quarantine, duplicate count and completeness belong to the series read from it."""
@@ -224,6 +236,7 @@ def _backfill_frames(
             # An explicit range is one continuous grid, quiet days included.
             days = [days[0] + timedelta(days=i) for i in range((opts.to_date - days[0]).days)]
         key = (exchange, symbol)
+        instruments = (book or InstrumentBook()).frame([key])
         prior = carry[key] if key in carry else _warm_tail(sink, exchange, symbol, days[0])
         for i, day in enumerate(days):
             day_ticks = by_day.get(day, series.clear())
@@ -232,6 +245,7 @@ def _backfill_frames(
             candles, prior = process_day(
                 day_ticks, single_series=True, day=day, timeframes=timeframes, now=clock.now(),
                 end=day_bounds(day)[1] if ranged else None, complete=complete or not last, prior=prior,
+                instruments=instruments,
             )
             q = quarantine if i == 0 else quarantine.clear()
             frames = {base.CANDLES: candles, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}

@@ -48,6 +48,11 @@ def print_summary(summary, sink, console: Console) -> None:
     describe = getattr(sink, "summary", None)
     if describe:
         console.print(describe())
+    for instrument in getattr(summary, "instruments", []):
+        if instrument.kind != "spot":
+            console.print(f"instrument: {instrument.describe()}", markup=False)
+    for warning in getattr(summary, "warnings", []):
+        console.print(f"warning: {warning}", style="bold yellow", markup=False)
 
 
 def stdout_console() -> Console:
