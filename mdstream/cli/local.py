@@ -9,7 +9,7 @@ import click
 from ..contract.errors import MdstreamError
 from ..ops.query import FORMATS, render, run_query
 from ..ops.verify import verify_duckdb
-from .options import bigquery_config, bigquery_options, csv_list
+from .options import bigquery_config, bigquery_options, csv_list, instrument_option, instruments_from
 
 DEFAULT_DB = "./mdstream.duckdb"
 
@@ -38,6 +38,7 @@ def query(sql: str, db: Path, fmt: str, output: Path | None) -> None:
 @click.option("--from", "from_", help="First UTC day, YYYY-MM-DD.")
 @click.option("--to", help="Day after the last one (exclusive, as in backfill), YYYY-MM-DD.")
 @click.option("--bigquery", is_flag=True, help="Verify what BigQuery holds (ticks and candles read back) instead of the DuckDB file.")
+@instrument_option
 @bigquery_options
 def verify(db: Path, symbols: str, from_: str | None, to: str | None, bigquery: bool, **bq) -> None:
     """Recompute candles from the stored ticks in SQL and diff them against candles_latest; exit 1 on any difference.
@@ -49,10 +50,11 @@ def verify(db: Path, symbols: str, from_: str | None, to: str | None, bigquery: 
     """
     wanted = list(csv_list(symbols)) or None
     try:
+        overrides = instruments_from(bq)
         if bigquery:
-            report = _verify_bigquery(wanted, from_, to, bq)
+            report = _verify_bigquery(wanted, from_, to, bq, overrides)
         else:
-            report = verify_duckdb(db, symbols=wanted, from_=from_, to=to)
+            report = verify_duckdb(db, symbols=wanted, from_=from_, to=to, instruments=overrides)
     except MdstreamError as exc:
         raise click.ClickException(str(exc)) from exc
     for line in report.lines():
@@ -61,7 +63,7 @@ def verify(db: Path, symbols: str, from_: str | None, to: str | None, bigquery: 
         raise click.exceptions.Exit(1)
 
 
-def _verify_bigquery(symbols, from_, to, bq: dict):
+def _verify_bigquery(symbols, from_, to, bq: dict, overrides=()):
     """verify_bigquery with the connection flags; symbols and both days are required."""
     from ..contract.errors import ConfigError
     from ..contract.timeframes import day_bounds
@@ -70,7 +72,7 @@ def _verify_bigquery(symbols, from_, to, bq: dict):
     if not (symbols and from_ and to):
         raise ConfigError("--bigquery needs --symbols, --from and --to")
     start, end = day_bounds(from_, "--from")[0], day_bounds(to, "--to")[0]
-    return verify_bigquery(bigquery_config(bq), symbols=symbols, from_=start, to=end)
+    return verify_bigquery(bigquery_config(bq), symbols=symbols, from_=start, to=end, instruments=overrides)
 
 
 commands = [query, verify]

@@ -50,6 +50,20 @@ INSTRUMENT_SCHEMA: dict[str, pl.DataType] = {
     SOURCE: pl.String(),
 }
 
+INSTRUMENT_DESCRIPTIONS: dict[str, str] = {
+    c.EXCHANGE: "Exchange id as Tardis names it.",
+    c.SYMBOL: "The exchange's own symbol.",
+    KIND: "spot, linear, inverse or quanto.",
+    CONTRACT_SIZE: "Value of one unit of the trade amount: base asset (spot, linear), quote currency (inverse), "
+                   "settlement currency per 1.0 of price (quanto).",
+    CONTRACT_CURRENCY: "Currency of contract_size.",
+    BASE_ASSET: "Base asset, e.g. BTC.",
+    QUOTE_ASSET: "Quote currency of the price, e.g. USD.",
+    SOURCE: "override (--instrument), venue (the venue's instrument list or its cache), builtin (the built-in "
+            "table), default (a spot venue: amounts in base units) or unknown (a derivative nothing describes: "
+            "computed as linear with size 1 and reported).",
+}
+
 
 @dataclass(frozen=True)
 class Instrument:
