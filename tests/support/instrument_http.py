@@ -83,8 +83,10 @@ class InstrumentServer:
 
 
 @pytest.fixture
-def instrument_server() -> Iterator[InstrumentServer]:
-    """A running InstrumentServer on an ephemeral 127.0.0.1 port."""
+def instrument_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[InstrumentServer]:
+    """A running InstrumentServer on an ephemeral 127.0.0.1 port (proxies bypassed for it)."""
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
     state = InstrumentServer()
     state.httpd = ThreadingHTTPServer(("127.0.0.1", 0), state.handler())
     thread = threading.Thread(target=state.httpd.serve_forever, daemon=True)
