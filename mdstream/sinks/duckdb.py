@@ -167,7 +167,8 @@ class DuckDBSink:
         probe = "SELECT 1 FROM candles WHERE exchange = ? AND symbol = ? AND timestamp_in < ? LIMIT 1"
         with self._session():
             # A first backfill finds nothing: a one-row probe is much cheaper than planning the view query.
-            if self._untouched or self.con.execute(probe, [exchange, symbol, before]).fetchone() is None:
+            # fetchall, not fetchone: DuckDB keeps a half-read result open and refuses the next query.
+            if self._untouched or not self.con.execute(probe, [exchange, symbol, before]).fetchall():
                 return schema.empty(schema.CANDLE_SCHEMA)
             frame = pl.from_arrow(self.con.sql(sql, params=[exchange, symbol, before]).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
