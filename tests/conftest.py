@@ -15,6 +15,13 @@ def real_data_dir() -> Path:
     return Path(os.environ.get("MDSTREAM_REAL_DATA", REPO.parent / "shared" / "data" / "real"))
 
 
+@pytest.fixture(autouse=True)
+def _no_venue_instrument_lists(monkeypatch):
+    """Tests never ask a venue for its instrument list over the network (those that test the fetch point it at a
+    local server); the environment reaches CLI subprocesses too."""
+    monkeypatch.setenv("MDSTREAM_INSTRUMENTS_FETCH", "off")
+
+
 @pytest.fixture(scope="session")
 def real_data() -> Path:
     """The real-data folder, or skip the test with the reason when it is absent."""

@@ -12,7 +12,7 @@ from .. import __version__
 from ..contract import timeframes as tfm
 from ..jobs.requests import BackfillOptions, default
 from .edge import Main, guarded
-from .options import exchange_callback, sink_from, sink_options, symbols_callback
+from .options import exchange_callback, instrument_option, instruments_from, sink_from, sink_options, symbols_callback
 
 
 @click.group(cls=Main)
@@ -47,6 +47,7 @@ def _date(_ctx, param, value):
               show_default=True, help="Seconds without a downloaded byte before a Tardis download is given up.")
 @click.option("--shard", help="INDEX/COUNT: only this shard's (date, symbol) tasks.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@instrument_option
 @sink_options
 @guarded
 def backfill(**kw) -> None:
@@ -59,6 +60,7 @@ def backfill(**kw) -> None:
     Example:
       mdstream backfill --exchange binance-futures --symbols BTCUSDT,ETHUSDT --from 2024-01-01 --to 2024-01-03
       mdstream backfill --input data/sample/binance-futures_trades_2024-01-01_BTCUSDT.csv.gz --store-ticks
+      mdstream backfill --exchange binance-delivery --symbols BTCUSD_PERP --from 2024-08-08 --to 2024-08-09
     """
     from ..jobs.backfill_app import run_with_progress
     from ..jobs.shard import parse_shard
@@ -69,6 +71,7 @@ def backfill(**kw) -> None:
         inputs=tuple(kw["inputs"]), timeframes=tfm.parse_list(kw["timeframes"]), store_ticks=kw["store_ticks"],
         cache_dir=kw["cache_dir"], shard=parse_shard(kw["shard"]) if kw["shard"] else None,
         download_timeout=kw["download_timeout"],
+        instruments=instruments_from(kw, kw["exchange"]),
     )
     run_with_progress(opts, sink_opts, quiet=kw["quiet"])
 

@@ -8,7 +8,8 @@ import click
 
 from ..ops.formats import FORMATS
 from .edge import guarded
-from .options import bigquery_config, bigquery_options, duckdb_option, symbols_callback
+from .options import (bigquery_config, bigquery_options, duckdb_option, instrument_option, instruments_from,
+                      symbols_callback)
 
 
 @click.command()
@@ -37,6 +38,7 @@ def query(sql: str, duckdb_path: Path, fmt: str, output: Path | None) -> None:
 @click.option("--from", "from_", help="First UTC day, YYYY-MM-DD.")
 @click.option("--to", help="Day after the last one (exclusive, as in backfill), YYYY-MM-DD.")
 @click.option("--bigquery", is_flag=True, help="Verify what BigQuery holds (ticks and candles read back) instead of the DuckDB file.")
+@instrument_option
 @bigquery_options
 @guarded
 def verify(duckdb_path: Path, symbols: tuple[str, ...], from_: str | None, to: str | None, bigquery: bool, **bq) -> None:
@@ -48,19 +50,20 @@ def verify(duckdb_path: Path, symbols: tuple[str, ...], from_: str | None, to: s
       mdstream verify --bigquery --bq-dataset market --symbols BTCUSDT --from 2024-01-01 --to 2024-01-02
     """
     wanted = list(symbols) or None
+    overrides = instruments_from(bq)
     if bigquery:
-        report = _verify_bigquery(wanted, from_, to, bq)
+        report = _verify_bigquery(wanted, from_, to, bq, overrides)
     else:
         from ..ops.verify import verify_duckdb
 
-        report = verify_duckdb(duckdb_path, symbols=wanted, from_=from_, to=to)
+        report = verify_duckdb(duckdb_path, symbols=wanted, from_=from_, to=to, instruments=overrides)
     for line in report.lines():
         click.echo(line)
     if not report.ok:
         raise click.exceptions.Exit(1)
 
 
-def _verify_bigquery(symbols, from_, to, bq: dict):
+def _verify_bigquery(symbols, from_, to, bq: dict, overrides=()):
     """verify_bigquery with the connection flags; symbols and both days are required."""
     from ..contract.errors import ConfigError
     from ..contract.timeframes import day_bounds
@@ -69,7 +72,7 @@ def _verify_bigquery(symbols, from_, to, bq: dict):
     if not (symbols and from_ and to):
         raise ConfigError("--bigquery needs --symbols, --from and --to")
     start, end = day_bounds(from_, "--from")[0], day_bounds(to, "--to")[0]
-    return verify_bigquery(bigquery_config(bq), symbols=symbols, from_=start, to=end)
+    return verify_bigquery(bigquery_config(bq), symbols=symbols, from_=start, to=end, instruments=overrides)
 
 
 commands = [query, verify]

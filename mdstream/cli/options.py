@@ -66,6 +66,23 @@ def sink_from(kw: dict) -> SinkOptions:
     )
 
 
+def instrument_option(func):
+    """Add --instrument (repeatable) to a command: the contract of an instrument the built-in table lacks."""
+    return click.option(
+        "--instrument", "instrument_specs", multiple=True, metavar="[EXCHANGE:]SYMBOL=KIND[:SIZE[:CURRENCY]]",
+        help="Instrument metadata, overriding the venue's list and the built-in table; KIND is spot, linear, "
+             "inverse or quanto, SIZE the value of one unit of the trade amount (e.g. "
+             "binance-delivery:BTCUSD_PERP=inverse:100:USD). Repeatable.",
+    )(func)
+
+
+def instruments_from(kw: dict, exchange: str | None = None) -> tuple:
+    """The Instrument overrides of the --instrument values in `kw` (removed from it)."""
+    from ..contract.instruments import parse_override
+
+    return tuple(parse_override(text, exchange) for text in kw.pop("instrument_specs", ()))
+
+
 def csv_list(text: str | None) -> tuple[str, ...]:
     """'A, B,,C' -> ('A', 'B', 'C')."""
     return tuple(part.strip() for part in (text or "").split(",") if part.strip())

@@ -9,7 +9,7 @@ import click
 from ..contract import timeframes as tfm
 from ..jobs.requests import STREAM_MODES as MODES
 from .edge import guarded
-from .options import parse_symbols, sink_from, sink_options
+from .options import instrument_option, instruments_from, parse_symbols, sink_from, sink_options
 
 SOURCES = ("binance", "binance-futures", "binance-delivery", "tardis-machine", "replay", "synthetic")
 
@@ -46,6 +46,7 @@ SOURCES = ("binance", "binance-futures", "binance-delivery", "tardis-machine", "
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (candles, status, summary) for log collectors.")
+@instrument_option
 @sink_options
 @guarded
 def stream(**kw) -> None:
@@ -70,6 +71,7 @@ def stream(**kw) -> None:
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
         checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
         silence_timeout=kw["silence_timeout"], max_feed_down=kw["max_feed_down"],
+        instruments=instruments_from(kw, kw["exchange"]),
     )
     asyncio.run(run_stream(request, sink_opts))
 

@@ -18,7 +18,7 @@ from ..contract.feed import FeedGap
 from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..kernel import gaps as gp
 from ..kernel.candles import rollup, sparse_many
-from ..kernel.grid import densify, window_start, window_width_us
+from ..kernel.grid import densify, vwap, window_start, window_width_us
 from .frames import compact as _compact
 from .frames import featurize, merge_gaps, quarantine_rows, tfm_floor, warm_state
 
@@ -64,6 +64,8 @@ class CandleEngine:
     tail: pl.DataFrame | None = None
     gaps: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=gp.GAP_SCHEMA))
     max_event: datetime | None = None
+    # Kind and contract size per series (contract/instruments.INSTRUMENT_SCHEMA); unlisted series are linear.
+    instruments: pl.DataFrame | None = None
 
     def __post_init__(self) -> None:
         self.timeframes = tuple(sorted({tfm.normalize(t) for t in self.timeframes}, key=tfm.duration_us))
@@ -187,7 +189,7 @@ class CandleEngine:
         keys = accepted.select(*_SERIES, _W).unique()
         touched = keys.select(*_SERIES, pl.col(_W).cast(TS).alias(c.TIMESTAMP_IN))
         mine = self.ticks.join(keys, on=[*_SERIES, _W], how="semi")
-        fresh = sparse_many(mine, self.base)
+        fresh = sparse_many(mine, self.base, self.instruments)
         if self.sparse is None:
             self.sparse = fresh
         else:
@@ -291,7 +293,7 @@ class CandleEngine:
         rows = rows.collect(engine="in-memory").join(hit, on=_WINDOW)
         rows = rows.join(counts, on=_WINDOW, how="left").with_columns(
             (pl.col(c.REVISION) + 1).alias("_revision"), (pl.col(c.LATE_TRADES) + pl.col("len").fill_null(0)).alias("_late"),
-            (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP), pl.lit(None, pl.String).alias(c.GAP),
+            vwap(), pl.lit(None, pl.String).alias(c.GAP),
         )
         if self.gaps.height:
             rows = gp.mark_feed_gaps(rows.lazy(), self._closed_gaps(), tf).collect(engine="in-memory")

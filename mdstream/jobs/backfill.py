@@ -14,6 +14,7 @@ from ..contract.clock import Clock
 from ..contract.errors import InputError, Interrupted
 from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from ..contract.timeframes import day_bounds
+from ..inputs.instruments import InstrumentBook
 from ..inputs.tardis import TickRead
 from ..kernel import gaps as gp
 from ..kernel.candles import candles_from_ticks, split_series
@@ -42,10 +43,12 @@ def process_day(
     end: datetime | None,
     complete: bool = True,
     prior: pl.DataFrame | None = None,
+    instruments: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Candles with features of one day's ticks, continuing `prior` (feature tail of earlier days);
     returns (candles in contract columns, new tail state); `single_series` skips re-checking a frame the
-    caller already split. Pure: no I/O, `now` passed in."""
+    caller already split; `instruments` (INSTRUMENT_SCHEMA) gives each series' volume rule. Pure: no I/O,
+    `now` passed in."""
     start, midnight = day_bounds(day)
     parts = [ticks] if single_series and ticks.height else split_series(ticks)
     feed = gp.id_jump_gaps(parts)
@@ -62,7 +65,8 @@ def process_day(
         # The tail comes sorted by series and time (tail_state): its last close per series carries on.
         prior_close = prior.group_by(list(c.SERIES_KEY)).agg(pl.col(c.CLOSE).last())
     candles = candles_from_ticks(
-        parts, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close
+        parts, timeframes, now=now, start=start, end=end, feed_gaps=feed, prior_close=prior_close,
+        instruments=instruments,
     )
     featured = add_features(candles, prior=prior).collect(engine="in-memory")
     return conform(featured, CANDLE_SCHEMA), tail_state(featured)
@@ -75,6 +79,7 @@ class _Carry:
     prior: pl.DataFrame | None
     last_day: date | None = None
     empty: pl.DataFrame | None = None  # a zero-row tick frame of the series, for quiet days
+    instruments: pl.DataFrame | None = None  # the series' instrument row (INSTRUMENT_SCHEMA): its volume rule
 
 
 def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progress: Progress | None = None, *,
@@ -92,11 +97,12 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
     began = time.perf_counter()
     summary = BackfillSummary()
     carry: dict[tuple[str, str], _Carry] = {}
+    book = InstrumentBook(opts.instruments, cache_dir=opts.cache_dir)
     guard = interrupts or NoInterrupts()
     units = input_units(opts.inputs) if opts.inputs else tardis_units(opts)
     try:
         for n, (unit, reads) in enumerate(read_ahead(units, opts, clock, note)):
-            _backfill_unit(unit, reads, opts, sink, clock, summary, carry, guard, committed)
+            _backfill_unit(unit, reads, opts, sink, clock, summary, carry, guard, committed, book)
             if progress:
                 progress(unit.label, n + 1, len(units))
         if opts.inputs and opts.from_date and opts.to_date:
@@ -112,6 +118,7 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
         raise Interrupted(interrupted(summary, stop), committed=[d.label for d in summary.days],
                           exit_code=exit_status(stop)) from None
     summary.seconds = time.perf_counter() - began
+    summary.instruments, summary.warnings = book.resolved, list(book.warnings)
     if not summary.days and units:  # a shard with no task has nothing to do; input without a day is an error
         raise InputError(nothing_written(opts, summary))
     return summary
@@ -128,7 +135,8 @@ def _days_between(first: date, end: date) -> list[date]:
 
 
 def _backfill_unit(unit: Unit, reads: list[TickRead], opts: BackfillOptions, sink: base.DaySink, clock: Clock,
-                   summary: BackfillSummary, carry: dict[tuple[str, str], _Carry], guard, committed) -> None:
+                   summary: BackfillSummary, carry: dict[tuple[str, str], _Carry], guard, committed,
+                   book: InstrumentBook) -> None:
     """Split one unit's ticks by series and UTC day and write each day (steps 3-5 of run_backfill).
     Each file's quarantine, duplicate count and completeness belong to the series read from it."""
     summary.rows_read += sum(r.rows_read for r in reads)
@@ -156,7 +164,8 @@ def _backfill_unit(unit: Unit, reads: list[TickRead], opts: BackfillOptions, sin
         days = sorted(set(by_day) | ({unit.day} if unit.day else set()))
         state = carry.get((exchange, symbol))
         if state is None:
-            state = _Carry(prior=_warm_tail(sink, exchange, symbol, days[0]))
+            state = _Carry(prior=_warm_tail(sink, exchange, symbol, days[0]),
+                           instruments=book.frame([(exchange, symbol)]))
         state.empty = series.clear()
         ranged = opts.to_date is not None
         if opts.from_date and opts.to_date and unit.day is None:
@@ -185,6 +194,7 @@ def _write_days(exchange: str, symbol: str, days: list[date], by_day: dict[date,
         candles, state.prior = process_day(
             day_ticks, single_series=True, day=day, timeframes=opts.timeframes, now=clock.now(),
             end=day_bounds(day)[1] if ranged or not last else None, complete=complete or not last, prior=state.prior,
+            instruments=state.instruments,
         )
         q = quarantine if (i == 0 and quarantine is not None) else pl.DataFrame(schema=QUARANTINE_SCHEMA)
         frames = {base.CANDLES: candles, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}

@@ -43,6 +43,8 @@ class BackfillSummary:
     reasons: dict[str, int] = field(default_factory=dict)  # quarantine reason -> rows
     # (exchange, symbol) -> [first trade, last trade, trades] of every series the input held, before any filter
     seen: dict[tuple[str, str], list] = field(default_factory=dict)
+    instruments: list = field(default_factory=list)  # contract.instruments.Instrument each series' volumes used
+    warnings: list[str] = field(default_factory=list)  # unknown instruments, unreachable instrument lists
 
     @property
     def truncated(self) -> list[str]:

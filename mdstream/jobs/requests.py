@@ -27,6 +27,7 @@ class BackfillOptions:
     tardis_endpoint: str | None = None
     shard: tuple[int, int] | None = None
     download_timeout: float = 60.0  # seconds without a downloaded byte before a Tardis download is given up
+    instruments: tuple = ()  # contract.instruments.Instrument overrides of the instrument metadata (--instrument)
 
 
 def default(request: type, name: str):

@@ -13,10 +13,12 @@ from typing import Any
 
 import polars as pl
 
+from ..contract import columns as c
 from ..contract import timeframes as tfm
 from ..contract.clock import Clock
 from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, conform
 from ..engine.incremental import CandleEngine, EngineOutput
+from ..inputs.instruments import InstrumentBook
 from ..sinks import base
 from .batcher import source_batches
 from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
@@ -77,8 +79,11 @@ class StreamRunner:
     the emitted rows are flushed and the open windows are left to the next run (which marks them gap=feed).
     """
 
-    def __init__(self, source, sink, clock: Clock, opts: StreamOptions, *, console=None, metrics=None, health=None):
+    def __init__(self, source, sink, clock: Clock, opts: StreamOptions, *, console=None, metrics=None, health=None,
+                 instruments: InstrumentBook | None = None):
         self.source, self.sink, self.clock, self.opts = source, sink, clock, opts
+        self.book = instruments if instruments is not None else InstrumentBook()
+        self._series: set[tuple[str, str]] = set()
         self.console, self.metrics, self.health = console, metrics, health
         self.engine = CandleEngine(opts.timeframes, lateness=timedelta(seconds=opts.lateness),
                                    horizon=timedelta(seconds=opts.horizon))
@@ -132,7 +137,10 @@ class StreamRunner:
             await _aclose(batches)
             self._commit(force=True)
         if self.console:
-            self.console.summary(self.stats.as_dict(self.sink))
+            summary = self.stats.as_dict(self.sink)
+            if self.book.warnings:
+                summary["warnings"] = " | ".join(self.book.warnings)
+            self.console.summary(summary)
         return self.stats
 
     def _remaining(self) -> float | None:
@@ -154,6 +162,7 @@ class StreamRunner:
             out = EngineOutput(candles=pl.DataFrame(schema=CANDLE_SCHEMA), late=pl.DataFrame(schema=QUARANTINE_SCHEMA),
                                accepted=ticks.height)
         else:
+            self._learn_instruments(ticks)
             out = self.engine.step(ticks, now=now, final=final)
         self.stats.ticks += out.accepted
         self.stats.duplicates += out.duplicates
@@ -170,6 +179,20 @@ class StreamRunner:
             self.stats.quarantined += q.height
         self._commit(force=out.candles.height > 0 or final)
         self._observe(ticks, out, rejected, now)
+
+    def _learn_instruments(self, ticks: pl.DataFrame) -> None:
+        """Give the engine the instrument (volume rule) of every series the first time it trades."""
+        if ticks.height == 0:
+            return
+        new = [key for key in ticks.select(c.EXCHANGE, c.SYMBOL).unique().iter_rows() if key not in self._series]
+        if not new:
+            return
+        known = len(self.book.warnings)
+        self._series.update(new)
+        self.engine.instruments = self.book.frame(sorted(self._series))
+        if self.console:
+            for warning in self.book.warnings[known:]:
+                self.console.message(warning, level="warning")
 
     def _write(self, kind: str, frame: pl.DataFrame) -> None:
         """Hand `frame` to the sink and count it (durable at the next flush)."""

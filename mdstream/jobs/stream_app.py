@@ -38,6 +38,7 @@ class StreamRequest:
     log_format: str = "text"
     silence_timeout: float = 10.0  # seconds without a message before a live source reconnects
     max_feed_down: float = 60.0  # seconds a live feed may stay down before /healthz answers 503
+    instruments: tuple = ()  # contract/instruments.Instrument overrides (--instrument)
 
 
 def build_source(req: StreamRequest):
@@ -98,8 +99,12 @@ async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
     sink = open_sink(sink_opts, mode="stream")
     opts = StreamOptions(mode=req.mode, timeframes=req.timeframes, lateness=req.lateness, horizon=req.horizon,
                          duration=req.duration, checkpoint=req.checkpoint, sink_name=sink_opts.kind)
+    from ..inputs.instruments import InstrumentBook
+
+    book = InstrumentBook(req.instruments)
     try:
-        return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health).run()
+        return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health,
+                                  instruments=book).run()
     finally:
         sink.close()
         if server is not None:

@@ -12,7 +12,7 @@ from ..contract import timeframes as tfm
 from ..contract.schema import CANDLE_BASE_SCHEMA, TS
 
 SPARSE_COLUMNS = (
-    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME,
+    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.BASE_VOLUME,
     c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.FIRST_TRADE_AT, c.LAST_TRADE_AT,
 )
 
@@ -76,11 +76,17 @@ def densify(
     zero = pl.when(empty).then(0.0)
     return dense.with_columns(carried.alias("_carried")).with_columns(
         *[pl.when(empty).then(pl.col("_carried")).otherwise(pl.col(k)).alias(k) for k in (c.OPEN, c.HIGH, c.LOW, c.CLOSE)],
-        *[zero.otherwise(pl.col(k)).alias(k) for k in (c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)],
+        *[zero.otherwise(pl.col(k)).alias(k) for k in (c.VOLUME, c.BASE_VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)],
         pl.col(c.TRADES).fill_null(0),
-        (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP),
+        vwap(),
         pl.when(empty).then(pl.lit(c.GAP_QUIET)).otherwise(pl.lit(None, pl.String)).alias(c.GAP),
     ).select(*SPARSE_COLUMNS, c.VWAP, c.GAP)
+
+
+def vwap() -> pl.Expr:
+    """vwap = quote_volume / base_volume (a price for every instrument kind); null for an empty window, whose
+    sums are null before densify fills them (and 0 / 0 after)."""
+    return pl.when(pl.col(c.BASE_VOLUME) > 0).then(pl.col(c.QUOTE_VOLUME) / pl.col(c.BASE_VOLUME)).alias(c.VWAP)
 
 
 def _epoch_us(when: datetime) -> pl.Expr:

@@ -79,6 +79,11 @@ def print_totals(summary, sink, console: Console) -> None:
     describe = getattr(sink, "summary", None)
     if describe:
         console.print(describe(), markup=False, highlight=False)
+    for instrument in getattr(summary, "instruments", []):
+        if instrument.kind != "spot":
+            console.print(f"instrument: {instrument.describe()}", markup=False)
+    for warning in getattr(summary, "warnings", []):
+        console.print(f"warning: {warning}", style="bold yellow", markup=False)
 
 
 def print_summary(summary, sink, console: Console) -> None:

@@ -190,10 +190,12 @@ def scan(root: str | Path, kind: str) -> pl.LazyFrame:
 
 
 def read_candles(root: str | Path) -> pl.LazyFrame:
-    """candles_latest semantics over the Parquet tree: one row per window key, the highest revision."""
+    """candles_latest semantics over the Parquet tree: one row per window key, the highest revision; files
+    written before base_volume existed read it as volume, the rule their rows were computed with (as the views)."""
     window = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN]
     return (
         scan(root, base.CANDLES)
+        .with_columns(pl.coalesce(c.BASE_VOLUME, c.VOLUME).alias(c.BASE_VOLUME))
         .sort([c.REVISION, c.TIMESTAMP_OUT], descending=True, nulls_last=True)
         .unique(subset=window, keep="first")
         .sort(window)

@@ -5,8 +5,10 @@
 
 -- One row per (exchange, symbol, timeframe, timestamp_in): the highest revision wins (a late trade
 -- produces revision + 1); equal revisions (the same key written twice) resolve to the latest timestamp_out.
+-- Rows written before base_volume existed were computed with the rule every series then had (base = volume,
+-- vwap = quote_volume / volume): they read with base_volume = volume, true to how they were computed.
 CREATE OR REPLACE VIEW `${project}.${dataset}.candles_latest` AS
-SELECT *
+SELECT * REPLACE (COALESCE(base_volume, volume) AS base_volume)
 FROM `${project}.${dataset}.candles`
 WHERE TRUE
 QUALIFY ROW_NUMBER() OVER (
@@ -38,7 +40,7 @@ CREATE OR REPLACE VIEW `${project}.${dataset}.daily_summary` AS
 SELECT
     exchange, symbol,
     DATE(timestamp_in) AS day,
-    open, high, low, close, volume, quote_volume, buy_volume, sell_volume, trades, vwap,
+    open, high, low, close, volume, base_volume, quote_volume, buy_volume, sell_volume, trades, vwap,
     (close / open - 1) AS change,
     (high / low - 1) AS `range`
 FROM `${project}.${dataset}.candles_1d`;

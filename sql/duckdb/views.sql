@@ -4,8 +4,10 @@
 
 -- One row per (exchange, symbol, timeframe, timestamp_in): the highest revision wins (a late trade
 -- produces revision + 1); equal revisions (the same key written twice) resolve to the latest timestamp_out.
+-- Rows written before base_volume existed were computed with the rule every series then had (base = volume,
+-- vwap = quote_volume / volume): they read with base_volume = volume, true to how they were computed.
 CREATE OR REPLACE VIEW candles_latest AS
-SELECT *
+SELECT * REPLACE (coalesce(base_volume, volume) AS base_volume)
 FROM candles
 QUALIFY row_number() OVER (
     PARTITION BY exchange, symbol, timeframe, timestamp_in
@@ -36,7 +38,7 @@ CREATE OR REPLACE VIEW daily_summary AS
 SELECT
     exchange, symbol,
     CAST(timezone('UTC', timestamp_in) AS DATE) AS day,
-    open, high, low, close, volume, quote_volume, buy_volume, sell_volume, trades, vwap,
+    open, high, low, close, volume, base_volume, quote_volume, buy_volume, sell_volume, trades, vwap,
     (close / open - 1) AS change,
     (high / low - 1) AS range
 FROM candles_1d;

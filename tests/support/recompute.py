@@ -18,7 +18,8 @@ TRADES_CSV = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv
 
 
 def sql_candles(ticks: pl.DataFrame, **bounds) -> pl.DataFrame:
-    """Candles of candles_from_ticks.sql over `ticks` loaded into an in-memory DuckDB."""
+    """Candles of candles_from_ticks.sql over `ticks` loaded into an in-memory DuckDB (`instruments=` passes the
+    instrument frame through)."""
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'")
         con.register("arrived", schema.conform(ticks, schema.TICK_SCHEMA).to_arrow())
