@@ -96,7 +96,8 @@ VOLUME_RULES = [
 
 def render() -> str:
     """The whole contract document as Markdown text."""
-    tf_list = ", ".join(f"`{tf}` ({timeframes.TIMEFRAME_US[tf] // timeframes.US_PER_SECOND:,} s)" for tf in timeframes.ALL_TIMEFRAMES)
+    tf_list = ", ".join(f"`{tf.name}` ({tf.width_us // timeframes.US_PER_SECOND:,} s{'' if tf.default else ', on request'})"
+                        for tf in timeframes.REGISTRY)
     aliases = ", ".join(f"`{alias}` = `{canonical}`" for alias, canonical in timeframes.ALIASES.items())
     lines = [
         "# Data contract",
@@ -109,7 +110,8 @@ def render() -> str:
         "## Timeframes",
         "",
         f"{tf_list}. Aliases: {aliases}. Windows are half-open `[timestamp_in, timestamp_in + timeframe)`",
-        "and aligned to UTC midnight.",
+        "and aligned to UTC midnight. Jobs build every timeframe not marked \"on request\" unless `--timeframes`",
+        "names others. `M` (upper case), `mo`, `month` and `w` are refused: to traders `1M` is a month, not a minute.",
         "",
         "## Ticks (table `ticks`)",
         "",

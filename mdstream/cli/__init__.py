@@ -39,7 +39,7 @@ def _date(_ctx, param, value):
 @click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Local Tardis trades file (.csv or .csv.gz); repeatable. Skips downloading.")
 @click.option("--timeframes", default=",".join(default(BackfillOptions, "timeframes")), show_default=True,
-              help="Timeframes to build.")
+              help=f"Timeframes to build, of {', '.join(tfm.SUPPORTED_TIMEFRAMES)} (1M, a month, is refused).")
 @click.option("--store-ticks", is_flag=True, help="Also store the raw ticks (needed by `mdstream verify`).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=default(BackfillOptions, "cache_dir"),
               show_default=True, envvar="MDSTREAM_CACHE_DIR", help="Where Tardis downloads are kept.")

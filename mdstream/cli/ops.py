@@ -19,7 +19,7 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT
 @click.option("--symbol", "symbols", default=None,
               help="Symbol(s) to include, comma-separated, e.g. BTCUSDT,ETHUSDT; the first is shown first. Default: all.")
 @click.option("--timeframe", default="1m", show_default=True, help="Timeframe shown first (the page switches between all).")
-@click.option("--timeframes", default=None, help=f"Timeframes to include (default: all of {', '.join(tfm.ALL_TIMEFRAMES)}).")
+@click.option("--timeframes", default=None, help=f"Timeframes to include (default: all of {', '.join(tfm.SUPPORTED_TIMEFRAMES)}).")
 @click.option("--exchange", default=None, help="Only this exchange (a symbol on several exchanges is a series per exchange).")
 @duckdb_option
 @click.option("--from", "start", type=click.DateTime(DATE_FORMATS), default=None, help="First window start (UTC, inclusive).")

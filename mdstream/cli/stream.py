@@ -29,7 +29,8 @@ SOURCES = ("binance", "binance-futures", "binance-delivery", "tardis-machine", "
               help="Replay input: Tardis trades CSV(.gz) or a recorded WebSocket file; repeatable.")
 @click.option("--speed", type=float, default=0.0, show_default=True, help="Replay speed: 0 = as fast as possible, 1 = real time.")
 @click.option("--mode", type=click.Choice(MODES), default="candles", show_default=True, help="Write candles, raw ticks, or both.")
-@click.option("--timeframes", default=",".join(tfm.ALL_TIMEFRAMES), show_default=True, help="Timeframes to build.")
+@click.option("--timeframes", default=",".join(tfm.ALL_TIMEFRAMES), show_default=True,
+              help=f"Timeframes to build, of {', '.join(tfm.SUPPORTED_TIMEFRAMES)} (1M, a month, is refused).")
 @click.option("--flush-interval", type=float, default=0.25, show_default=True, help="Seconds per micro-batch.")
 @click.option("--max-rows", type=int, default=50_000, show_default=True, help="Row cap of one micro-batch.")
 @click.option("--lateness", type=float, default=1.0, show_default=True,

@@ -66,7 +66,7 @@ DESCRIPTIONS: dict[str, str] = {
     c.PRICE: "Trade price in quote currency.",
     c.AMOUNT: "Trade amount as the venue reports it: base units (spot, most linear), contracts (inverse, quanto, "
               "some linear), USD for Deribit inverse.",
-    c.TIMEFRAME: "Window length: 15s, 1m, 5m, 15m, 4h or 1d.",
+    c.TIMEFRAME: "Window length: 15s, 1m, 5m, 15m, 1h, 4h or 1d.",
     c.TIMESTAMP_IN: "Window start, UTC; the window is [timestamp_in, timestamp_in + timeframe).",
     c.TIMESTAMP_OUT: "Wall-clock time the row was finalised by the processor, UTC.",
     c.LATENCY_MS: "timestamp_out - window end, in milliseconds.",

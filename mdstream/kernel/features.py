@@ -63,7 +63,7 @@ _FIRST_NEW = "_ft_first_new"
 
 def _seconds_by_timeframe() -> dict[str, float]:
     """Window length in seconds of every timeframe name a candle row may carry (aliases included)."""
-    names = {**{tf: tf for tf in tfm.ALL_TIMEFRAMES}, **tfm.ALIASES}
+    names = {**{tf: tf for tf in tfm.SUPPORTED_TIMEFRAMES}, **tfm.ALIASES}
     return {name: tfm.duration_seconds(canonical) for name, canonical in names.items()}
 
 

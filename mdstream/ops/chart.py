@@ -69,7 +69,7 @@ def list_series(con: duckdb.DuckDBPyConnection, *, exchange: str | None = None, 
         where.append(f"{c.SYMBOL} IN ({', '.join('?' for _ in symbols)})")
         params.extend(symbols)
     sql = f"SELECT DISTINCT {c.EXCHANGE}, {c.SYMBOL}, {c.TIMEFRAME} FROM candles WHERE {' AND '.join(where)}"
-    order = {tf: i for i, tf in enumerate(timeframes.ALL_TIMEFRAMES)}
+    order = {tf: i for i, tf in enumerate(timeframes.SUPPORTED_TIMEFRAMES)}
     wanted = set(timeframes_wanted) or set(order)
     rows = [row for row in frame(con, sql, params).iter_rows() if row[2] in order and row[2] in wanted]
     return [Series(*row) for row in sorted(rows, key=lambda r: (r[0], r[1], order[r[2]]))]
@@ -130,7 +130,7 @@ def load_since(con: duckdb.DuckDBPyConnection, series: Series, since: datetime,
 
 def chart_config(series: list[dict], *, initial: str | None, features: tuple[str, ...]) -> dict:
     """The page's configuration for a file: every series embedded, the contract's timeframes, the first view."""
-    return {"mode": "file", "timeframes": list(timeframes.ALL_TIMEFRAMES), "features": list(features),
+    return {"mode": "file", "timeframes": list(timeframes.SUPPORTED_TIMEFRAMES), "features": list(features),
             "series": [{k: s[k] for k in ("key", "exchange", "symbol", "timeframe", "tf_s")} for s in series],
             "data": {s["key"]: s for s in series}, "initial": initial,
             "initial_timeframe": initial.split("|")[-1] if initial else None}

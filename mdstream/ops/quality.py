@@ -24,7 +24,7 @@ FIRST_METRICS = ("ticks_total", "batches_total", "quarantined_total", "gaps_tota
 
 def _by_timeframe(rows: list[dict]) -> list[dict]:
     """Rows sorted by the contract's timeframe order (unknown timeframes last)."""
-    order = {tf: i for i, tf in enumerate(timeframes.ALL_TIMEFRAMES)}
+    order = {tf: i for i, tf in enumerate(timeframes.SUPPORTED_TIMEFRAMES)}
     return sorted(rows, key=lambda row: order.get(row[c.TIMEFRAME], len(order)))
 
 

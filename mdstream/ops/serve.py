@@ -138,7 +138,7 @@ class App:
 
     async def index(self, _request: web.Request) -> web.Response:
         """The page; it asks the API for series and data."""
-        config = {"mode": "live", "timeframes": list(timeframes.ALL_TIMEFRAMES), "features": list(self.options.features),
+        config = {"mode": "live", "timeframes": list(timeframes.SUPPORTED_TIMEFRAMES), "features": list(self.options.features),
                   "series": [], "initial": None, "initial_timeframe": "1m", "quality_every_ms": 5000}
         html = page.render(config, title=f"mdstream · {self.db_path.name}")
         return web.Response(text=html, content_type="text/html")

@@ -16,12 +16,8 @@ QUALIFY ROW_NUMBER() OVER (
     ORDER BY revision DESC, timestamp_out DESC
 ) = 1;
 
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_15s` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '15s';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_1m` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '1m';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_5m` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '5m';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_15m` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '15m';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_4h` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '4h';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_1d` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '1d';
+-- One view per registered timeframe (contract/timeframes.py), rendered when the SQL is read.
+${timeframe_views}
 
 -- Key columns plus the feature columns, latest revision only.
 CREATE OR REPLACE VIEW `${project}.${dataset}.features` AS

@@ -15,8 +15,7 @@
 --   inverse:              base_volume = s * sum(amount / price),  quote_volume = s * sum(amount)
 -- and vwap = quote_volume / base_volume.
 WITH timeframes(timeframe, us) AS (
-    VALUES ('15s', 15000000::BIGINT), ('1m', 60000000::BIGINT), ('5m', 300000000::BIGINT),
-           ('15m', 900000000::BIGINT), ('4h', 14400000000::BIGINT), ('1d', 86400000000::BIGINT)
+    VALUES ${timeframe_widths}  -- every registered timeframe (contract/timeframes.py)
 ),
 rules AS (
     SELECT exchange, symbol, any_value(kind = 'inverse') AS is_inverse, any_value(contract_size) AS size
