@@ -32,3 +32,5 @@ def real_data() -> Path:
 
 
 from support.bq_emulator import bq_dataset, bq_emulator  # noqa: E402,F401  (session fixtures: the local BigQuery emulator)
+from support.instrument_http import instrument_server  # noqa: E402,F401  (fixture: venue instrument lists on 127.0.0.1)
+from support.tardis_http import tardis_server  # noqa: E402,F401  (fixture: a Tardis download server on 127.0.0.1)

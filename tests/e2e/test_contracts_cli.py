@@ -4,21 +4,19 @@ unknown instruments and overrides, and `verify` knowing the volume rule."""
 from __future__ import annotations
 
 import gzip
-import json
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
 
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support.contracts import assert_matches_decimal, coinm_recording, contract_trades, decimal_candles
-from support.instrument_http import EXCHANGE_INFO, coinm_symbol, exchange_info, instrument_server  # noqa: F401
-from support.tardis_http import TardisServer, tardis_server  # noqa: F401 (fixture)
 
 from mdstream.cli import main
 from mdstream.contract import columns as c
 from mdstream.inputs.sample import write_csv_gz
 from mdstream.sinks.duckdb_schema import connect
+from support.contracts import assert_matches_decimal, coinm_recording, contract_trades, decimal_candles
+from support.instrument_http import EXCHANGE_INFO, coinm_symbol, exchange_info
 
 DAYS = (date(2024, 8, 8), date(2024, 8, 9))
 

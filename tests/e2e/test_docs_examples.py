@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO
+
 from support.day_files import day_file
-from support.tardis_http import tardis_server  # noqa: F401 (fixture)
 
 # (pattern, why it is not run here); everything else in a bash block runs.
 NOT_RUN = [
@@ -81,9 +81,8 @@ def test_examples_run_as_written_after_the_quickstart(doc, tardis_server, tmp_pa
 
 def test_the_examples_parse_with_the_real_cli(tmp_path, monkeypatch):
     """Fast check of every mdstream example's options and values, in a root the quickstart prepared."""
-    from support.cli_check import invoke_check
-
     from mdstream.inputs.sample import demo_files
+    from support.cli_check import invoke_check
 
     demo_files(tmp_path / "data" / "sample", n=1_000)
     monkeypatch.chdir(tmp_path)

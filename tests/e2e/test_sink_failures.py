@@ -12,12 +12,11 @@ import time
 from datetime import date
 
 import pytest
+
+from mdstream.sinks.parquet import read_candles
 from support.cli_run import assert_one_line_error, mdstream, start
 from support.day_files import day_file
 from support.small_disk import fill, small_disk
-from support.tardis_http import tardis_server  # noqa: F401 (fixture)
-
-from mdstream.sinks.parquet import read_candles
 
 D1, D2 = date(2024, 1, 1), date(2024, 1, 2)
 

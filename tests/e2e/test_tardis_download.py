@@ -8,10 +8,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from support.tardis_http import TardisServer, tardis_server  # noqa: F401 (fixture)
 
 from mdstream.contract.errors import ConfigError, DownloadError
 from mdstream.inputs.tardis import download_trades, read_trades
+from support.tardis_http import TardisServer
 
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
 TRADES = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv"

@@ -10,11 +10,10 @@ from datetime import date
 
 import polars as pl
 from click.testing import CliRunner
-from support.cli_run import assert_one_line_error, mdstream
-from support.day_files import day_file
-from support.tardis_http import tardis_server  # noqa: F401 (fixture)
 
 from mdstream.cli import main
+from support.cli_run import assert_one_line_error, mdstream
+from support.day_files import day_file
 
 D1, D2 = date(2024, 1, 1), date(2024, 1, 2)
 

@@ -5,14 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from support.instrument_http import (  # noqa: F401  (fixture)
-    EXCHANGE_INFO,
-    OKX_SWAPS,
-    coinm_symbol,
-    exchange_info,
-    instrument_server,
-    okx_instrument,
-)
 
 from mdstream.contract.errors import ConfigError
 from mdstream.contract.instruments import (
@@ -33,6 +25,13 @@ from mdstream.contract.instruments import (
     to_frame,
 )
 from mdstream.inputs.instruments import CACHE_TTL_S, ENV_ENDPOINT, InstrumentBook
+from support.instrument_http import (  # noqa: F401  (fixture)
+    EXCHANGE_INFO,
+    OKX_SWAPS,
+    coinm_symbol,
+    exchange_info,
+    okx_instrument,
+)
 
 
 @pytest.mark.parametrize("exchange, symbol, kind, size, currency", [
