@@ -18,7 +18,7 @@ class OneLine(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class; an instance may differ
 
 
 def translate(error: BaseException) -> OneLine:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, replace
-from typing import Iterable
+from typing import Any, Iterable
 
 import polars as pl
 
@@ -106,7 +106,8 @@ def builtin(exchange: str, symbol: str) -> Instrument | None:
         if venue == exchange:
             found = re.fullmatch(pattern, symbol)
             if found:
-                values = {k: (v.format(*found.groups()) if isinstance(v, str) else v) for k, v in fields.items()}
+                values: dict[str, Any] = {k: (v.format(*found.groups()) if isinstance(v, str) else v)
+                                          for k, v in fields.items()}
                 size = values.pop("sizes", None)
                 if size is not None:  # {"BTC": 100, "*": 10}: by the base asset
                     base = values.get(BASE_ASSET)
@@ -129,8 +130,8 @@ def parse_override(text: str, exchange: str | None = None) -> Instrument:
     target, sep, spec = text.partition("=")
     if not sep or not target.strip() or not spec.strip():
         raise ConfigError(f"--instrument {text!r}: expected [EXCHANGE:]SYMBOL=KIND[:SIZE[:CURRENCY]]")
-    venue, _, symbol = target.strip().rpartition(":")
-    venue = venue or exchange
+    named, _, symbol = target.strip().rpartition(":")
+    venue = named or exchange
     if not venue:
         raise ConfigError(f"--instrument {text!r}: name the exchange (EXCHANGE:SYMBOL=...) or give --exchange")
     parts = [p.strip() for p in spec.split(":")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import cast
+
 import polars as pl
 import pyarrow as pa
 
@@ -155,3 +158,18 @@ def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return df.select(
         [(pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()]
     )
+
+
+def newest(column: pl.Series) -> datetime | None:
+    """Latest value of a timestamp column (None when it is empty or all null)."""
+    return cast("datetime | None", column.max())
+
+
+def oldest(column: pl.Series) -> datetime | None:
+    """Earliest value of a timestamp column (None when it is empty or all null)."""
+    return cast("datetime | None", column.min())
+
+
+def from_arrow(table: pa.Table) -> pl.DataFrame:
+    """An Arrow table as a Polars frame (pl.from_arrow of a table is always a frame)."""
+    return cast(pl.DataFrame, pl.from_arrow(table))

@@ -85,6 +85,7 @@ def read_unit(unit: Unit, opts: BackfillOptions, now: datetime, note: Note | Non
             return list(pool.map(lambda path: read_trades(path, now=now, numeric_ids=numeric), unit.paths))
     from ..inputs.tardis_download import cache_path, download_trades
 
+    assert unit.day is not None and opts.exchange is not None, "a download unit names its day (tardis_units)"
     day = datetime(unit.day.year, unit.day.month, unit.day.day)
     cached = cache_path(opts.cache_dir, opts.exchange, unit.symbol, day).exists()
     for attempt in range(2):
@@ -104,7 +105,8 @@ def read_unit(unit: Unit, opts: BackfillOptions, now: datetime, note: Note | Non
     return reads
 
 
-def read_ahead(units: list[Unit], opts: BackfillOptions, clock: Clock, note: Note | None = None) -> Iterator[tuple[Unit, list[TickRead]]]:
+def read_ahead(units: list[Unit], opts: BackfillOptions, clock: Clock,
+               note: Note | None = None) -> Iterator[tuple[Unit, list[TickRead]]]:
     """(unit, reads) in order; the next unit is read on a thread while the caller works on this one. On exit
     (also by an interrupt) a download under way is cancelled and nothing waits for it."""
     cancel = threading.Event()
@@ -117,6 +119,7 @@ def read_ahead(units: list[Unit], opts: BackfillOptions, clock: Clock, note: Not
     try:
         ahead = submit(units[0]) if units else None
         for n, unit in enumerate(units):
+            assert ahead is not None  # submitted for every unit before its turn
             reads = ahead.result()
             ahead = submit(units[n + 1]) if n + 1 < len(units) else None
             yield unit, reads

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import schema
 from ..contract.timeframes import US_PER_DAY, day_bounds
 from ..inputs.tardis import TickRead
 from ..kernel.candles import ID_NUMBER, split_series
@@ -52,7 +53,8 @@ def in_range(ticks: pl.DataFrame, from_date: date | None, to_date: date | None) 
     if ticks.height == 0 or (lo is None and hi is None):
         return ticks
     ts = ticks[c.TIMESTAMP]
-    if (lo is None or ts.min() >= lo) and (hi is None or ts.max() < hi):
+    first, last = schema.oldest(ts), schema.newest(ts)
+    if first is not None and last is not None and (lo is None or first >= lo) and (hi is None or last < hi):
         return ticks
     keep = pl.lit(True)
     if lo is not None:

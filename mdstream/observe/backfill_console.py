@@ -30,14 +30,14 @@ class BackfillProgress:
 
     def advance(self, label: str, done: int, total: int) -> None:
         """Show `label` and done/total on the bar."""
-        if self.bar is not None:
+        if self.bar is not None and self.task is not None:
             self.bar.update(self.task, description=label, completed=done, total=max(total, done))
 
     def note(self, text: str) -> None:
         """Show `text` as the bar's description, or (no terminal) as a line, throttled except for retries."""
         if self.console.quiet:
             return
-        if self.bar is not None and self.console.is_terminal:
+        if self.bar is not None and self.task is not None and self.console.is_terminal:
             self.bar.update(self.task, description=text)
             return
         now = time.monotonic()

@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..contract import columns as c
+from ..contract import schema
 from ..contract.clock import Clock, WallClock
 from ..sources.status import FeedStatus
 
@@ -121,7 +122,7 @@ class StreamMetrics:
         counts = ticks.group_by(c.EXCHANGE, c.SYMBOL).len()
         for exchange, symbol, n in counts.iter_rows():
             self.ticks_total.labels(exchange=exchange, symbol=symbol).inc(n)
-        newest = ticks.get_column(c.TIMESTAMP).max()
+        newest = schema.newest(ticks.get_column(c.TIMESTAMP))
         if newest is not None and (self._newest is None or newest > self._newest):
             self._newest = newest
 
@@ -218,7 +219,7 @@ class MetricsServer:
     def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread):
         """Wrap a started server and its thread."""
         self._httpd, self._thread = httpd, thread
-        self.host, self.port = httpd.server_address[0], httpd.server_address[1]
+        self.host, self.port = str(httpd.server_address[0]), int(httpd.server_address[1])
 
     @property
     def url(self) -> str:

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 
 from ..contract import columns as c
-from ..contract import timeframes
+from ..contract import schema, timeframes
 from ..contract.errors import ConfigError, InputError
 from . import page
 from .legend import LEGEND_FEATURES
@@ -105,11 +105,11 @@ def payload(candles: pl.DataFrame, series: Series, features: tuple[str, ...] = L
     """Columnar JSON-ready series: t in epoch seconds (window start), prices, volumes, gaps, revisions, overlays
     and legend features; `u` is the newest timestamp_out in epoch ms. Overlays are computed over every row given,
     then only windows from `keep_from` on are kept (the rows before are the bands' warm-up)."""
-    framed = overlays(candles.lazy())
+    plan = overlays(candles.lazy())
     if keep_from is not None:
-        framed = framed.filter(pl.col(c.TIMESTAMP_IN) >= keep_from)
-    framed = framed.collect()
-    newest = framed.get_column(c.TIMESTAMP_OUT).max() if framed.height else None
+        plan = plan.filter(pl.col(c.TIMESTAMP_IN) >= keep_from)
+    framed = plan.collect()
+    newest = schema.newest(framed.get_column(c.TIMESTAMP_OUT))
     return {
         "key": series.key, "exchange": series.exchange, "symbol": series.symbol, "timeframe": series.timeframe,
         "tf_s": series.seconds,

@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import schema
 from ..contract.clock import Clock, WallClock
 from ..contract.errors import MdstreamError
 from .chart import LEGEND_FEATURES, Series, list_series, load_since
@@ -131,8 +132,9 @@ class LiveFeed:
             self._seen[signature] = stamp
             rows.append((exchange, symbol, timeframe, first_in))
         if groups.height:
-            newest = groups.get_column(c.TIMESTAMP_OUT).max()
-            self._cursor = newest if self._cursor is None else max(self._cursor, newest)
+            newest = schema.newest(groups.get_column(c.TIMESTAMP_OUT))
+            if newest is not None:
+                self._cursor = newest if self._cursor is None else max(self._cursor, newest)
         if self._cursor is not None:
             horizon = self._cursor - MARGIN
             self._seen = {sig: stamp for sig, stamp in self._seen.items() if stamp > horizon}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 import aiohttp
@@ -79,7 +78,7 @@ async def feed_status(session: aiohttp.ClientSession, base_url: str) -> dict:
         async with session.get(f"{base}/metrics", timeout=timeout) as response:
             response.raise_for_status()
             text = await response.text()
-    except (aiohttp.ClientError, asyncio.TimeoutError, orjson.JSONDecodeError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError, ValueError) as exc:
         status["error"] = f"{type(exc).__name__}: {exc}".rstrip(": ")
         return status
     values = metric_values(text)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import polars as pl
 
+from ..contract import schema
 from ..contract.errors import InputError, MdstreamError
 
 # A stream holds its file for the few ms of a flush; a backfill holds it for its whole run.
@@ -17,7 +18,7 @@ LOCK_WAIT_S = 2.0
 RETRY_S = 0.02
 # Read-only, and no file system or network access from SQL (no COPY, read_csv, ATTACH, httpfs); DuckDB refuses to
 # switch external access back on while the database is open.
-READ_CONFIG = {"access_mode": "READ_ONLY", "enable_external_access": False}
+READ_CONFIG: dict[str, str | bool] = {"access_mode": "READ_ONLY", "enable_external_access": False}
 SESSION = ("SET TimeZone = 'UTC'",)
 
 
@@ -69,7 +70,7 @@ def reading(path: str | Path, *, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
     """Result of `sql` with bound `params` as a Polars frame; a missing view names what to do."""
     try:
-        return pl.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
+        return schema.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
     except duckdb.CatalogException as exc:
         raise InputError(f"not an mdstream database ({exc}); write candles with mdstream first") from exc
     except duckdb.Error as exc:

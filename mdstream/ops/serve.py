@@ -206,7 +206,7 @@ class App:
         while True:
             try:
                 item = await asyncio.wait_for(queue.get(), timeout=KEEPALIVE_S)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 await response.write(b": keep-alive\n\n")
                 continue
             return (None, None) if item is None else item

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import duckdb
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import schema
 from ..contract.errors import ConfigError, MdstreamError
 from ..contract.instruments import INSTRUMENT_SCHEMA, Instrument
 from ..contract.timeframes import day_bounds
@@ -129,7 +130,7 @@ def recompute(con: duckdb.DuckDBPyConnection, *, symbols: Sequence[str] | None =
     rules = instruments if instruments is not None else pl.DataFrame(schema=INSTRUMENT_SCHEMA)
     con.register("instruments", rules.select(list(INSTRUMENT_SCHEMA)).to_arrow())
     try:
-        return pl.from_arrow(con.sql(sqlfiles.read("duckdb/candles_from_ticks.sql"), params=params).to_arrow_table())
+        return schema.from_arrow(con.sql(sqlfiles.read("duckdb/candles_from_ticks.sql"), params=params).to_arrow_table())
     finally:
         con.unregister("instruments")
 
@@ -155,7 +156,7 @@ def verify_duckdb(db: Path, *, symbols: Sequence[str] | None = None, from_: str 
     try:
         rules = instruments_of(con, InstrumentBook(instruments))
         expected = recompute(con, symbols=symbols, start=start, end=end, instruments=rules)
-        stored = pl.from_arrow(con.sql(
+        stored = schema.from_arrow(con.sql(
             f"SELECT {', '.join(WINDOW_KEY + COMPARED)} FROM candles_latest "
             "WHERE ($symbols IS NULL OR list_contains($symbols, symbol)) "
             "AND ($start IS NULL OR timestamp_in >= $start) AND ($end IS NULL OR timestamp_in < $end)",

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Iterable, Sequence
 
 from ..contract.instruments import Instrument
 from ..inputs.instruments import InstrumentBook
-
 from ..sinks.bigquery.config import BigQueryConfig, rest_client
 from ..sinks.bigquery.views import read_candles, read_ticks
 from ..sinks.duckdb_schema import connect
@@ -19,7 +18,7 @@ def verify_bigquery(config: BigQueryConfig, *, symbols: Sequence[str], from_: da
     """Recompute candles of [from_, to) from the ticks stored in BigQuery with the DuckDB SQL and diff them
     against BigQuery's candles_latest; `instruments` are the --instrument overrides the writing run was given."""
     client = rest_client(config)
-    ticks = read_ticks(config, symbols, from_, to, client=client)
+    ticks = read_ticks(config, list(symbols), from_, to, client=client)
     stored = read_candles(config, list(symbols), from_, to, client=client).select(*WINDOW_KEY, *COMPARED)
     con = connect(":memory:")
     try:

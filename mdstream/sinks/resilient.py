@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from ..contract import schema
 from ..contract.errors import SinkError, SinkUnavailable
 from . import base
 from .failures import LOCK_HELD, cause
@@ -152,7 +153,7 @@ class ResilientSink:
         except BaseException:
             self._keep(batches)
             raise
-        if self.waiting:
+        if self.waiting and self.waiting_since is not None:
             log.warning("sink writes again after %.1fs and %d retries", time.monotonic() - self.waiting_since, self.retries)
         self.waiting, self.waiting_since, self.waiting_cause, self.retries = None, None, None, 0
         self.backoff.succeeded()
@@ -205,6 +206,6 @@ class ResilientSink:
     def _drain_spool(self, inner: base.Sink) -> None:
         """Send spooled batches to `inner`, oldest first, each removed once the sink has it."""
         while self._spool is not None and (entry := self._spool.head()) is not None:
-            inner.write(entry.kind, pl.from_arrow(self._spool.read(entry)))
+            inner.write(entry.kind, schema.from_arrow(self._spool.read(entry)))
             inner.flush()
             self._spool.pop(entry)

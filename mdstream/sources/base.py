@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import AsyncIterator, NamedTuple, Protocol
+from typing import Any, AsyncIterator, NamedTuple, Protocol
 
 import polars as pl
 
@@ -110,11 +110,12 @@ class FeedTracker:
         duplicates = ticks.height - fresh.height
         gaps: list[FeedGap] = []
         if self._open is not None and fresh.height:
-            first = fresh.get_column(c.TIMESTAMP).min()
+            first = schema.oldest(fresh.get_column(c.TIMESTAMP))
             # same start as the open gap it closes (readers match them on it); a clock ahead of the exchange's
             # could put that start after the first event, so the end never precedes it
             start = self._open.start
-            gaps.append(FeedGap(self.exchange, self._open.symbols, start, max(first, start), self._open.reason))
+            end = start if first is None else max(first, start)
+            gaps.append(FeedGap(self.exchange, self._open.symbols, start, end, self._open.reason))
             self._open = None
         if self.check_id_jumps and fresh.height:
             gaps.extend(self._id_jumps(fresh, id_col))
@@ -151,7 +152,8 @@ class FeedTracker:
         )
         tops = {row[0]: row[2] for row in rows if row[4]}  # each symbol's highest id in the chunk
         gaps: list[FeedGap] = []
-        hi = hi_ts = None
+        hi: int | None = None
+        hi_ts: Any = None  # set together with hi: a datetime whenever hi is an id
         broken = False
         for symbol, ts, trade_id, is_first, is_last, pid, pts in rows:
             if is_first:

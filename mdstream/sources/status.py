@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import AsyncIterator, Callable
 
 from ..contract import columns as c
+from ..contract import schema
 from ..contract.feed import SourceChunk
 
 # Reasons and message types become metric labels: past this many distinct values per source they count as
@@ -69,7 +70,7 @@ class FeedStatus:
                 counts = chunk.quarantine.get_column(c.Q_REASON).fill_null("").value_counts()
                 _add(self.quarantined, counts.iter_rows())
             if chunk.ticks is not None and chunk.ticks.height:
-                newest = chunk.ticks.get_column(c.TIMESTAMP).max()
+                newest = schema.newest(chunk.ticks.get_column(c.TIMESTAMP))
                 if newest is not None and (self.last_trade is None or newest > self.last_trade):
                     self.last_trade = newest
 
@@ -94,7 +95,7 @@ def _add(counter: Counter, items) -> None:
 
 async def tally(chunks: AsyncIterator[SourceChunk], status: FeedStatus) -> AsyncIterator[SourceChunk]:
     """`chunks`, each recorded in `status` as it passes."""
-    async with aclosing(chunks) as inner:
+    async with aclosing(chunks) as inner:  # type: ignore[type-var]  # an async generator has aclose
         async for chunk in inner:
             status.record(chunk)
             yield chunk

@@ -94,7 +94,7 @@ def test_cli_errors_are_one_line(db, tmp_path):
     result = run("chart", "--duckdb", str(empty), "--output", out)
     assert result.exit_code == 1 and "not an mdstream database" in result.output
     help_text = " ".join(run("chart", "--help").output.split())
-    assert "Example:" in help_text and "15s, 1m, 5m, 15m, 4h, 1d" in help_text
+    assert "Example:" in help_text and ", ".join(timeframes.SUPPORTED_TIMEFRAMES) in help_text
     assert not Path(out).exists()
 
 
@@ -181,7 +181,7 @@ def test_legend_switches_and_links(html_file, artifacts):
         screenshot(pg, artifacts / "chart-legend.png")
         # Timeframe buttons come from the contract; those without data are disabled.
         buttons = pg.evaluate("() => [...document.querySelectorAll('#timeframes button')].map((b) => [b.textContent, b.disabled])")
-        assert [b[0] for b in buttons] == list(timeframes.ALL_TIMEFRAMES)
+        assert [b[0] for b in buttons] == list(timeframes.SUPPORTED_TIMEFRAMES)
         assert [b[0] for b in buttons if not b[1]] == ["1m", "5m"]
         pg.click("#timeframes button[data-timeframe='5m']")
         assert pg.evaluate("window.mdstream.series.candles.data().length") == FIVE_MIN_N
