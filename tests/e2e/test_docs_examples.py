@@ -25,6 +25,7 @@ NOT_RUN = [
     (r"--source binance\b", "needs the live exchange"),
     (r"^(gcloud|bq) |--sink bigquery|bigquery init", "needs Google Cloud (the emulator tests cover these)"),
     (r"^docker", "needs Docker (test_dockerfile covers the image)"),
+    (r"^mdstream serve\b", "a web server that runs until stopped (test_serve and test_serve_live cover it)"),
     (r"^(python -m venv|pip install|\. \.venv)", "installation (scripts/check_install.sh covers a plain install)"),
 ]
 
@@ -47,17 +48,24 @@ def runnable(markdown: Path) -> list[str]:
 
 
 def serve_month(server, folder: Path) -> None:
-    """January 2024 of BTCUSDT and ETHUSDT, small days, on the local Tardis server."""
+    """January 2024 of BTCUSDT and ETHUSDT, small days, on the local Tardis server; and the derivatives days the
+    guide's contract examples ask for."""
     for symbol in ("BTCUSDT", "ETHUSDT"):
         for i in range(31):
             day = date(2024, 1, 1) + timedelta(days=i)
             server.add("binance-futures", symbol, day, day_file(folder, day, n=500, symbol=symbol).read_bytes())
+    for exchange, symbol, days in (("binance-delivery", "BTCUSD_PERP", 2), ("okex-swap", "SOL-USDT-SWAP", 1)):
+        for i in range(days):
+            day = date(2024, 8, 8) + timedelta(days=i)
+            data = day_file(folder, day, n=500, symbol=symbol, exchange=exchange).read_bytes()
+            server.add(exchange, symbol, day, data)
 
 
 def run_after_quickstart(cmds: list[str], root: Path, server) -> None:
     """Run the demo (the quickstart's last step), then `cmds` in order in one shell at `root`."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "PYTHONUNBUFFERED": "1",
-           "MDSTREAM_TARDIS_ENDPOINT": server.endpoint, "NO_PROXY": "127.0.0.1"}
+           "MDSTREAM_TARDIS_ENDPOINT": server.endpoint, "NO_PROXY": "127.0.0.1",
+           "MDSTREAM_INSTRUMENTS_FETCH": "off"}  # the built-in table, never the venues' servers
     env = {k: v for k, v in env.items() if not k.startswith(("MDSTREAM_DUCKDB", "MDSTREAM_BQ", "GOOGLE_"))}
     script = ["set -u", "mdstream demo >/dev/null"]
     for cmd in cmds:
