@@ -14,13 +14,12 @@ import os
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Iterable
 
 import polars as pl
 
-from ..contract import columns as c
 from ..contract.instruments import (
     INVERSE,
     LINEAR,
@@ -115,10 +114,6 @@ class InstrumentBook:
     def frame(self, pairs: Iterable[tuple[str, str]]) -> pl.DataFrame:
         """INSTRUMENT_SCHEMA rows of the given (exchange, symbol) pairs."""
         return to_frame(self.resolve(e, s) for e, s in pairs)
-
-    def frame_of(self, ticks: pl.DataFrame) -> pl.DataFrame:
-        """INSTRUMENT_SCHEMA rows of every (exchange, symbol) in a tick frame."""
-        return self.frame(ticks.select(c.EXCHANGE, c.SYMBOL).unique(maintain_order=True).iter_rows())
 
     @property
     def resolved(self) -> list[Instrument]:

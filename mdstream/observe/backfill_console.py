@@ -86,13 +86,6 @@ def print_totals(summary, sink, console: Console) -> None:
         console.print(f"warning: {warning}", style="bold yellow", markup=False)
 
 
-def print_summary(summary, sink, console: Console) -> None:
-    """One line per day written, then the totals."""
-    for d in summary.days:
-        print_day(d, console)
-    print_totals(summary, sink, console)
-
-
 def stdout_console() -> Console:
     """Standard output; 120 columns when it is not a terminal, so logs and pipes are not wrapped at 80."""
     return Console(width=None if sys.stdout.isatty() else 120)

@@ -54,7 +54,7 @@ class BigQueryConfig:
         check_names(self.project, self.dataset, self.location)
 
     @classmethod
-    def from_env(cls, **overrides) -> "BigQueryConfig":
+    def from_env(cls, **overrides) -> BigQueryConfig:
         """Config from GOOGLE_CLOUD_PROJECT, MDSTREAM_BQ_* and `overrides` (None values are ignored)."""
         values: dict = {}
         for name, variable in ENV.items():
@@ -77,18 +77,14 @@ class BigQueryConfig:
             try:
                 values["setup_seconds"] = float(values["setup_seconds"])
             except ValueError:
-                raise ConfigError(f"{ENV['setup_seconds']} must be a number of seconds, got {values['setup_seconds']!r}") from None
+                raise ConfigError(f"{ENV['setup_seconds']} must be a number of seconds, "
+                                  f"got {values['setup_seconds']!r}") from None
         if "spool_dir" in values:
             values["spool_dir"] = Path(values["spool_dir"])
         config = cls(**values)
         if config.request_limit_bytes < 64 * 1024:
             raise ConfigError(f"request limit {config.request_limit_bytes} bytes is too small (minimum 65536)")
         return config
-
-    @property
-    def emulated(self) -> bool:
-        """True when an endpoint override is set, which switches to anonymous credentials."""
-        return bool(self.api_endpoint or self.write_endpoint)
 
     def table_id(self, table: str) -> str:
         """Fully-qualified `project.dataset.table`."""
@@ -98,7 +94,7 @@ class BigQueryConfig:
         """Resource path of a table as the Storage Write API names it."""
         return f"projects/{self.project}/datasets/{self.dataset}/tables/{table}"
 
-    def with_(self, **changes) -> "BigQueryConfig":
+    def with_(self, **changes) -> BigQueryConfig:
         """A copy with `changes`."""
         return replace(self, **changes)
 
