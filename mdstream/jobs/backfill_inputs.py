@@ -16,6 +16,7 @@ from pathlib import Path
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError
 from ..inputs.tardis import TickRead, read_trades
+from .input_footprint import footprint, groups
 from .requests import BackfillOptions
 
 # How Tardis names a day file: <exchange>_trades_<YYYY-MM-DD>_<SYMBOL>.csv[.gz].
@@ -35,22 +36,38 @@ class Unit:
 
 def input_units(paths: tuple[Path, ...]) -> list[Unit]:
     """Explicit files as units. Files named as Tardis names them are grouped by (exchange, symbol, day) and
-    ordered by series then day, one unit per day; if any file is named otherwise, all are read as one unit
-    (its days may interleave with the others')."""
+    ordered by series then day, one unit per day; files named otherwise are grouped by the days their trades
+    cover (see input_footprint), or read as one unit when they cannot be taken apart."""
     named: dict[tuple[str, str], dict[date, list[Path]]] = {}
     for path in paths:
         found = TARDIS_NAME.fullmatch(path.name)
-        if not found:
-            return [Unit(label=", ".join(p.name for p in paths), paths=tuple(paths))]
         try:
-            day = date.fromisoformat(found["day"])
+            day = date.fromisoformat(found["day"]) if found else None
         except ValueError:
-            return [Unit(label=", ".join(p.name for p in paths), paths=tuple(paths))]
+            day = None
+        if found is None or day is None:
+            return _footprint_units(paths)
         named.setdefault((found["exchange"], found["symbol"].upper()), {}).setdefault(day, []).append(path)
     # A day file covers its whole day: its grid runs to midnight (a truncated one marks the rest gap=feed), so
     # the next day, backfilled now or by tomorrow's run, continues it without a hole.
     return [Unit(label=f"{exchange} {symbol} {day}", paths=tuple(days[day]), explicit_end=True)
             for (exchange, symbol), days in sorted(named.items()) for day in sorted(days)]
+
+
+def _footprint_units(paths: tuple[Path, ...]) -> list[Unit]:
+    """Files named any way as units: groups of files sharing no series-day, in time order (one unit when the
+    files cannot be taken apart, or there is only one)."""
+    whole = [Unit(label=", ".join(p.name for p in paths), paths=tuple(paths))]
+    if len(paths) < 2:
+        return whole
+    prints = [footprint(path) for path in paths]
+    if any(fp is None for fp in prints):
+        return whole
+    order = groups([fp for fp in prints if fp is not None])
+    if order is None or len(order) == 1:
+        return whole
+    return [Unit(label=", ".join(paths[i].name for i in files), paths=tuple(paths[i] for i in files),
+                 explicit_end=continues) for files, continues in order]
 
 
 def tardis_units(opts: BackfillOptions) -> list[Unit]:

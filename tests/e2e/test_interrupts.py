@@ -99,3 +99,18 @@ def test_sigterm_is_a_clean_stop_too(tmp_path):
                                      "--duckdb", str(tmp_path / "m.duckdb")], signal.SIGTERM)
     days = check_clean_interrupt(run, 143)
     assert days and "SIGTERM" in run.err
+
+
+def test_files_named_any_way_are_written_day_by_day_too(tmp_path):
+    """Day files without Tardis names (here in reverse order on the command line) are still taken apart by the
+    days their trades cover, so an interrupt keeps the days already written."""
+    named = day_files(tmp_path / "in", date(2024, 1, 1), 4, n=N)
+    files = [p.rename(p.with_name(f"part-{i}.csv.gz")) for i, p in enumerate(named)]
+    db = tmp_path / "m.duckdb"
+    run = interrupt_after_first_day(["backfill", *[f for p in reversed(files) for f in ("--input", str(p))],
+                                     "--duckdb", str(db)])
+    days = check_clean_interrupt(run, 130)
+    assert 1 <= len(days) < 4 and days[0] == "2024-01-01", run.err
+    got = mdstream("query", "--duckdb", str(db), "--format", "json",
+                   "SELECT strftime(timestamp_in, '%Y-%m-%d') AS d, trades FROM candles_1d ORDER BY 1")
+    assert {row["d"]: row["trades"] for row in json.loads(got.out)} == {day: N for day in days}
