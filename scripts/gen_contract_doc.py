@@ -13,7 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from mdstream.contract import columns as c
-from mdstream.contract import schema, timeframes
+from mdstream.contract import instruments, schema, timeframes
+from mdstream.contract.instrument_table import RULES
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "contract.md"
 
@@ -23,18 +24,80 @@ def arrow_type(dtype: pl.DataType) -> str:
     return str(schema.arrow_schema({"x": dtype}).field("x").type)
 
 
-def table(columns: dict[str, pl.DataType], names: tuple[str, ...] | None = None) -> list[str]:
+def table(columns: dict[str, pl.DataType], names: tuple[str, ...] | None = None,
+          descriptions: dict[str, str] | None = None) -> list[str]:
     """Markdown table rows (column, Polars dtype, Arrow type, description) for `names` of `columns`."""
     rows = ["| column | Polars | Arrow | description |", "| --- | --- | --- | --- |"]
     for name in names or tuple(columns):
-        description = schema.DESCRIPTIONS.get(name, "").replace("|", "\\|")
+        description = (descriptions or schema.DESCRIPTIONS).get(name, "").replace("|", "\\|")
         rows.append(f"| `{name}` | `{columns[name]}` | `{arrow_type(columns[name])}` | {description} |")
     return rows
 
 
+def builtin_rules() -> list[str]:
+    """Markdown table of the built-in instrument rules (exchange, symbol pattern, kind, contract size)."""
+    rows = ["| exchange | symbol (regex, whole) | kind | contract size |", "| --- | --- | --- | --- |"]
+    for venue, pattern, fields in RULES:
+        size = fields.get("contract_size")
+        if size is None:
+            size = ", ".join(f"{k if k != '*' else 'others'} {v:g}" for k, v in fields["sizes"].items())
+        else:
+            size = f"{size:g}"
+        currency = fields.get("contract_currency", "")
+        currency = "" if not currency or "{" in currency else f" {currency}"
+        cell = pattern.replace("|", "\\|")
+        rows.append(f"| `{venue}` | `{cell}` | {fields['kind']} | {size}{currency} |")
+    return rows
+
+
+VOLUME_RULES = [
+    "## Volumes by instrument kind",
+    "",
+    "Each series' instrument metadata (below) gives its kind and contract size `s`, the value of one unit of",
+    "the trade `amount` as the venue reports it. Per trade, summed per window:",
+    "",
+    "| kind | `volume` | `base_volume` | `quote_volume` | `s` is |",
+    "| --- | --- | --- | --- | --- |",
+    "| spot | amount | amount x s | price x amount x s | 1 (base units) |",
+    "| linear | amount | amount x s | price x amount x s | base asset per unit of amount |",
+    "| inverse | amount | amount x s / price | amount x s | quote currency per contract |",
+    "| quanto | amount | amount x s | price x amount x s | settlement currency per 1.0 of price |",
+    "",
+    "`vwap` = `quote_volume` / `base_volume` and `vwap_day` = cumulative `quote_volume` / cumulative",
+    "`base_volume` since UTC midnight are prices for every kind. `buy_volume`, `sell_volume`, `volume_sma_20`,",
+    "`volume_ratio`, `avg_trade_size` and `kyle_lambda` use `volume` units (contracts for derivatives); `amihud`",
+    "uses the notional `quote_volume`.",
+    "",
+    "- **Quanto** (BitMEX ETHUSD, ETH/USD futures): one contract pays a fixed Bitcoin multiplier, 0.000001 XBT",
+    "  per 1 USD of price, whatever the ETH/USD or XBT/USD rates. Its `quote_volume` is the trades' value in the",
+    "  settlement currency (XBT value = price x contracts x multiplier, BitMEX's turnover), `base_volume` the",
+    "  multiplier-weighted contracts (XBT per 1 USD of price: no asset unit, the trade feed carries no XBT/USD",
+    "  rate), so `vwap` is the contract-weighted ETH/USD price.",
+    "- **Binance COIN-M klines** (`binance-delivery`, `/dapi/v1/klines` and the data.binance.vision files): the",
+    "  volume column is contracts (our `volume`); the column after the close time, which the kline layout",
+    "  Binance shares with spot and USD-M names \"quote asset volume\" (`quote_volume` in the CSV files), holds",
+    "  the base-asset volume for COIN-M: it equals our `base_volume`, not our `quote_volume` (the USD notional,",
+    "  contracts x contract size). Taker buy volume is contracts (our `buy_volume`).",
+    "- **Deribit** inverse trades report the amount in USD (BTC contracts are 10 USD, ETH 1 USD), so `s` = 1 USD",
+    "  and `volume` is USD.",
+    "- Rows stored before `base_volume` existed were computed as linear (base = volume): `candles_latest` and the",
+    "  Parquet reader show `base_volume` = `volume` for them.",
+    "",
+    "## Instrument metadata",
+    "",
+    "Resolved once per series and run: `--instrument [EXCHANGE:]SYMBOL=KIND[:SIZE[:CURRENCY]]` first, then the",
+    "venue's public instrument list (Binance COIN-M `exchangeInfo` `contractSize`, OKX `ctVal`/`ctType`),",
+    "fetched when online and cached on disk for 7 days, then the built-in table. A symbol of a derivative venue",
+    "none of these describes is not guessed: it is computed as linear with size 1 and the run summary warns.",
+    "`mdstream verify` resolves the same way (give it the same `--instrument` values).",
+    "",
+]
+
+
 def render() -> str:
     """The whole contract document as Markdown text."""
-    tf_list = ", ".join(f"`{tf}` ({timeframes.TIMEFRAME_US[tf] // timeframes.US_PER_SECOND:,} s)" for tf in timeframes.ALL_TIMEFRAMES)
+    tf_list = ", ".join(f"`{tf.name}` ({tf.width_us // timeframes.US_PER_SECOND:,} s{'' if tf.default else ', on request'})"
+                        for tf in timeframes.REGISTRY)
     aliases = ", ".join(f"`{alias}` = `{canonical}`" for alias, canonical in timeframes.ALIASES.items())
     lines = [
         "# Data contract",
@@ -47,7 +110,8 @@ def render() -> str:
         "## Timeframes",
         "",
         f"{tf_list}. Aliases: {aliases}. Windows are half-open `[timestamp_in, timestamp_in + timeframe)`",
-        "and aligned to UTC midnight.",
+        "and aligned to UTC midnight. Jobs build every timeframe not marked \"on request\" unless `--timeframes`",
+        "names others. `M` (upper case), `mo`, `month` and `w` are refused: to traders `1M` is a month, not a minute.",
         "",
         "## Ticks (table `ticks`)",
         "",
@@ -68,6 +132,13 @@ def render() -> str:
         "Computed per (exchange, symbol, timeframe) series over closed candles; null during the warm-up.",
         "",
         *table(schema.CANDLE_SCHEMA, c.FEATURE_COLUMNS),
+        "",
+        *VOLUME_RULES,
+        *table(instruments.INSTRUMENT_SCHEMA, descriptions=instruments.INSTRUMENT_DESCRIPTIONS),
+        "",
+        "Built-in table (Tardis symbol names):",
+        "",
+        *builtin_rules(),
         "",
         "## Quarantine (table `quarantine`)",
         "",

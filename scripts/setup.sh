@@ -11,5 +11,6 @@ if [[ ! -x "$VENV/bin/python" ]]; then
   "$PY" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --quiet -c constraints.txt -e '.[dev]'
+# setuptools notes that an editable install maps sql/ into the package; that is intended, so it is not shown.
+PYTHONWARNINGS="ignore::UserWarning" "$VENV/bin/python" -m pip install --quiet -c constraints.txt -e '.[dev]'
 echo "mdstream installed in $VENV ($("$VENV/bin/mdstream" --version))"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..contract.errors import MdstreamError
+from .edge import guarded
 from .options import bigquery_config, bigquery_options
 
 
@@ -15,6 +15,7 @@ def bigquery() -> None:
 
 @bigquery.command()
 @bigquery_options
+@guarded
 def init(**flags) -> None:
     """Create the dataset, tables (partitioned, clustered, described) and views; add new columns.
 
@@ -25,16 +26,10 @@ def init(**flags) -> None:
       GOOGLE_CLOUD_PROJECT=my-project mdstream bigquery init --bq-dataset market
     """
     from ..sinks.bigquery.config import rest_client
-    from ..sinks.bigquery.schema import ensure_tables
-    from ..sinks.bigquery.views import create_views
+    from ..sinks.bigquery.setup import initialize
 
-    try:
-        config = bigquery_config(flags)
-        client = rest_client(config)
-        added = ensure_tables(client, config, timeout=config.timeout_seconds)
-        views = create_views(client, config)
-    except MdstreamError as error:
-        raise click.ClickException(str(error)) from error
+    config = bigquery_config(flags)
+    added, views = initialize(rest_client(config), config, force_views=True)
     for table, columns in added.items():
         note = f"added {', '.join(columns)}" if columns else "up to date"
         click.echo(f"{config.table_id(table)}: {note}")
@@ -44,6 +39,7 @@ def init(**flags) -> None:
 @bigquery.command()
 @click.option("--trades-per-second", type=float, default=20.0, show_default=True,
               help="Average trade rate of the symbol, for the raw-tick estimate.")
+@guarded
 def cost(trades_per_second: float) -> None:
     """Monthly Storage Write API cost of one symbol: candles at six timeframes and raw ticks.
 

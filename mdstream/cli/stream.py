@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
 
 from ..contract import timeframes as tfm
-from ..jobs.stream import MODES
-from .options import csv_list, sink_from, sink_options
+from ..jobs.requests import STREAM_MODES as MODES
+from .edge import guarded
+from .options import instrument_option, instruments_from, parse_symbols, sink_from, sink_options
 
-SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic")
+SOURCES = ("binance", "binance-futures", "binance-delivery", "tardis-machine", "replay", "synthetic")
 
 
 @click.command()
 @click.option("--source", type=click.Choice(SOURCES), default="synthetic", show_default=True,
-              help="binance (spot) / binance-futures WebSocket, tardis-machine, replay of files, or a simulated market.")
+              help="binance (spot), binance-futures (USD-M), binance-delivery (COIN-M) WebSocket, tardis-machine, "
+                   "replay of files, or a simulated market.")
 @click.option("--symbols", help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (live sources, synthetic).")
 @click.option("--exchange", help="Exchange for tardis-machine (e.g. binance-futures), or to label a replay.")
 @click.option("--url", help="WebSocket URL override (e.g. ws://127.0.0.1:9000 for a local server).")
+@click.option("--silence-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+              help="Live sources: seconds without any message before the feed counts as down and reconnects.")
+@click.option("--max-feed-down", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              help="Seconds a live feed may stay down before /healthz answers 503 (with the reason).")
 @click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Replay input: Tardis trades CSV(.gz) or a recorded WebSocket file; repeatable.")
 @click.option("--speed", type=float, default=0.0, show_default=True, help="Replay speed: 0 = as fast as possible, 1 = real time.")
 @click.option("--mode", type=click.Choice(MODES), default="candles", show_default=True, help="Write candles, raw ticks, or both.")
-@click.option("--timeframes", default=",".join(tfm.ALL_TIMEFRAMES), show_default=True, help="Timeframes to build.")
+@click.option("--timeframes", default=",".join(tfm.ALL_TIMEFRAMES), show_default=True,
+              help=f"Timeframes to build, of {', '.join(tfm.SUPPORTED_TIMEFRAMES)} (1M, a month, is refused).")
 @click.option("--flush-interval", type=float, default=0.25, show_default=True, help="Seconds per micro-batch.")
 @click.option("--max-rows", type=int, default=50_000, show_default=True, help="Row cap of one micro-batch.")
 @click.option("--lateness", type=float, default=1.0, show_default=True,
@@ -46,7 +52,9 @@ SOURCES = ("binance", "binance-futures", "tardis-machine", "replay", "synthetic"
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="json: one JSON object per line (candles, status, summary) for log collectors.")
+@instrument_option
 @sink_options
+@guarded
 def stream(**kw) -> None:
     """Run the continuous job: ticks -> micro-batches -> candles/features -> sink, until stopped.
 
@@ -54,18 +62,23 @@ def stream(**kw) -> None:
     Example:
       mdstream stream --source synthetic --duration 30
       mdstream stream --source binance --symbols BTCUSDT,ETHUSDT --metrics-port 9108
+      mdstream stream --source binance-delivery --symbols BTCUSD_PERP,ETHUSD_PERP
       mdstream stream --source replay --input spot_btcusdt_20240808.gz --speed 0
     """
+    import asyncio
+
     from ..jobs.stream_app import StreamRequest, run_stream
 
     sink_opts = sink_from(kw)
     request = StreamRequest(
-        source=kw["source"], symbols=csv_list(kw["symbols"]), exchange=kw["exchange"], url=kw["url"],
+        source=kw["source"], symbols=parse_symbols(kw["symbols"]), exchange=kw["exchange"], url=kw["url"],
         inputs=tuple(kw["inputs"]), speed=kw["speed"], mode=kw["mode"], timeframes=tfm.parse_list(kw["timeframes"]),
         flush_interval=kw["flush_interval"], max_rows=kw["max_rows"], lateness=kw["lateness"], horizon=kw["horizon"],
         max_skew=kw["max_skew"],
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
         checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
+        silence_timeout=kw["silence_timeout"], max_feed_down=kw["max_feed_down"],
+        instruments=instruments_from(kw, kw["exchange"]),
     )
     asyncio.run(run_stream(request, sink_opts))
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 
 class MdstreamError(Exception):
-    """Base of every mdstream error."""
+    """Base of every mdstream error; `exit_code` is the process exit status the command line gives it."""
+
+    exit_code = 1
 
 
 class ConfigError(MdstreamError):
@@ -48,3 +50,20 @@ class SpoolFull(SinkError):
 
 class FeatureStateError(MdstreamError):
     """Candles or carried feature state lack the columns feature computation needs."""
+
+
+class DataGaps(MdstreamError):
+    """The job finished, but some input was incomplete (a truncated file): the rest is marked gap=feed."""
+
+    exit_code = 3
+
+
+class Interrupted(MdstreamError):
+    """The job was stopped by a signal; whole days up to `committed` were written, nothing after."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, *, committed: list[str] | None = None, exit_code: int = 130):
+        self.committed = list(committed or [])
+        self.exit_code = exit_code
+        super().__init__(message)

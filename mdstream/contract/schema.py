@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import cast
+
 import polars as pl
 import pyarrow as pa
 
@@ -32,6 +35,7 @@ CANDLE_BASE_SCHEMA: dict[str, pl.DataType] = {
     c.LOW: pl.Float64(),
     c.CLOSE: pl.Float64(),
     c.VOLUME: pl.Float64(),
+    c.BASE_VOLUME: pl.Float64(),
     c.QUOTE_VOLUME: pl.Float64(),
     c.BUY_VOLUME: pl.Float64(),
     c.SELL_VOLUME: pl.Float64(),
@@ -63,8 +67,9 @@ DESCRIPTIONS: dict[str, str] = {
     c.ID: "Exchange trade id (string, may be null).",
     c.SIDE: "Aggressor side: buy, sell or unknown.",
     c.PRICE: "Trade price in quote currency.",
-    c.AMOUNT: "Trade amount in base currency (contracts for inverse instruments).",
-    c.TIMEFRAME: "Window length: 15s, 1m, 5m, 15m, 4h or 1d.",
+    c.AMOUNT: "Trade amount as the venue reports it: base units (spot, most linear), contracts (inverse, quanto, "
+              "some linear), USD for Deribit inverse.",
+    c.TIMEFRAME: "Window length: 15s, 1m, 5m, 15m, 1h, 4h or 1d.",
     c.TIMESTAMP_IN: "Window start, UTC; the window is [timestamp_in, timestamp_in + timeframe).",
     c.TIMESTAMP_OUT: "Wall-clock time the row was finalised by the processor, UTC.",
     c.LATENCY_MS: "timestamp_out - window end, in milliseconds.",
@@ -72,12 +77,16 @@ DESCRIPTIONS: dict[str, str] = {
     c.HIGH: "Highest trade price in the window (previous close when empty).",
     c.LOW: "Lowest trade price in the window (previous close when empty).",
     c.CLOSE: "Price of the last trade in the window (previous close when empty).",
-    c.VOLUME: "Sum of trade amounts (base).",
-    c.QUOTE_VOLUME: "Sum of price * amount (quote).",
-    c.BUY_VOLUME: "Sum of amounts of buyer-initiated trades (taker buy).",
-    c.SELL_VOLUME: "Sum of amounts of seller-initiated trades (taker sell).",
+    c.VOLUME: "Sum of trade amounts as the venue reports them (base units for spot, contracts for inverse and "
+              "quanto): what the venue's own klines call volume.",
+    c.BASE_VOLUME: "Base-asset volume: sum amount * contract_size (spot, linear), sum amount * contract_size / "
+                   "price (inverse); quanto: sum amount * multiplier (settlement currency per unit of price).",
+    c.QUOTE_VOLUME: "Notional: sum price * amount * contract_size (spot, linear; quanto in the settlement "
+                    "currency), sum amount * contract_size (inverse, in the quote currency).",
+    c.BUY_VOLUME: "Sum of amounts of buyer-initiated trades (taker buy), in volume units.",
+    c.SELL_VOLUME: "Sum of amounts of seller-initiated trades (taker sell), in volume units.",
     c.TRADES: "Number of trades in the window.",
-    c.VWAP: "quote_volume / volume; null for an empty window.",
+    c.VWAP: "quote_volume / base_volume: a price for every kind of instrument; null for an empty window.",
     c.FIRST_TRADE_AT: "Event time of the first trade in the window.",
     c.LAST_TRADE_AT: "Event time of the last trade in the window.",
     c.GAP: "null: complete; quiet: no trades while the feed was up; feed: source down or data missing.",
@@ -97,7 +106,7 @@ DESCRIPTIONS: dict[str, str] = {
     "volume_sma_20": "Mean volume over 20 candles.",
     "volume_ratio": "volume / volume_sma_20.",
     "vwap_deviation": "(close - vwap) / vwap.",
-    "vwap_day": "Cumulative quote_volume / cumulative volume since UTC midnight.",
+    "vwap_day": "Cumulative quote_volume / cumulative base_volume since UTC midnight.",
     "log_return": "ln(close / previous close).",
     "volatility_5": "Population std of log_return over 5 candles.",
     "volatility_10": "Population std of log_return over 10 candles.",
@@ -149,3 +158,18 @@ def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return df.select(
         [(pl.col(name) if name in df.columns else pl.lit(None)).cast(dtype).alias(name) for name, dtype in schema.items()]
     )
+
+
+def newest(column: pl.Series) -> datetime | None:
+    """Latest value of a timestamp column (None when it is empty or all null)."""
+    return cast("datetime | None", column.max())
+
+
+def oldest(column: pl.Series) -> datetime | None:
+    """Earliest value of a timestamp column (None when it is empty or all null)."""
+    return cast("datetime | None", column.min())
+
+
+def from_arrow(table: pa.Table) -> pl.DataFrame:
+    """An Arrow table as a Polars frame (pl.from_arrow of a table is always a frame)."""
+    return cast(pl.DataFrame, pl.from_arrow(table))

@@ -56,13 +56,16 @@ class CandleEngine:
 
     def __init__(self, timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES, *, lateness: timedelta = timedelta(seconds=1),
                  horizon: timedelta = timedelta(minutes=2), live: bool = True, max_skew: timedelta = timedelta(seconds=5),
-                 max_quiet: timedelta = timedelta(seconds=60), max_span: timedelta = timedelta(days=1)):
+                 max_quiet: timedelta = timedelta(seconds=60), max_span: timedelta = timedelta(days=1),
+                 instruments: pl.DataFrame | None = None):
         self.lateness_us, self.horizon_us = lateness // _US, horizon // _US
         base = tuple(sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us))
         self.spec = Spec(base, tail_rows(self.horizon_us + self.lateness_us, tfm.duration_us(base[0])), max_span // _US)
         self.timeframes = self.spec.timeframes
         self.base_us = tfm.duration_us(self.spec.base)
         self.live = live
+        # Kind and contract size per series (contract/instruments.INSTRUMENT_SCHEMA); unlisted series are linear.
+        self.instruments = instruments
         self.band = Band(live, self.horizon_us, max_skew // _US)
         self.timing = Timing(live, self.lateness_us, max_quiet // _US)
         self.state = SeriesState.empty()
@@ -177,7 +180,7 @@ class CandleEngine:
     def _fold(self, mark: int | None, now: datetime, final: bool, out: EngineOutput) -> EngineOutput:
         """Run the core on everything queued; number revisions; prune what the horizon no longer needs."""
         pending = pl.concat(self._pending) if self._pending else None
-        windows = self.store.windows(pending, self.spec.base) if pending is not None else self.state.open.clear()
+        windows = self.store.windows(pending, self.spec.base, self.instruments) if pending is not None else self.state.open.clear()
         late_ticks = self._late_ticks(pending)
         floor = self._floor()
         keep = None if floor is None else floor // tfm.duration_us(self.timeframes[-1]) * tfm.duration_us(self.timeframes[-1])

@@ -39,11 +39,12 @@ class TickStore:
             self.ticks = both.rechunk() if both.n_chunks() > 16 else both
         return fresh, ticks.height - fresh.height
 
-    def windows(self, fresh: pl.DataFrame, base: str) -> pl.DataFrame:
-        """Trade windows of `base` that `fresh` (just added) falls in, recomputed from every retained tick of them."""
+    def windows(self, fresh: pl.DataFrame, base: str, instruments: pl.DataFrame | None = None) -> pl.DataFrame:
+        """Trade windows of `base` that `fresh` (just added) falls in, recomputed from every retained tick of them,
+        volumes by each series' instrument (contract/instruments.INSTRUMENT_SCHEMA; unlisted: linear, size 1)."""
         keys = fresh.select(*_SERIES, W).unique()
         mine = self.ticks.join(keys, on=[*_SERIES, W], how="semi")
-        return sparse_many(mine, base).select(SPARSE_COLUMNS)
+        return sparse_many(mine, base, instruments).select(SPARSE_COLUMNS)
 
     def prune(self, floor_us: int) -> None:
         """Forget ticks whose base window lies wholly before `floor_us` (no trade can revise it any more)."""

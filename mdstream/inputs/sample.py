@@ -44,7 +44,7 @@ def trades_day(
 def write_csv_gz(df: pl.DataFrame, path: Path) -> Path:
     """Write `df` as a gzip CSV, the way Tardis publishes datasets."""
     with gzip.open(path, "wb", compresslevel=6) as fh:
-        df.write_csv(fh)
+        df.write_csv(fh)  # type: ignore[call-overload]  # any binary file object will do
     return path
 
 

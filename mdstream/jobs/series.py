@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import schema
 from ..contract.timeframes import US_PER_DAY, day_bounds
 from ..inputs.tardis import TickRead
 from ..kernel.candles import ID_NUMBER, split_series
@@ -16,7 +17,8 @@ EPOCH = date(1970, 1, 1)
 
 
 def series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead], int]]:
-    """(ticks of one series, the reads they came from, trades present in several of those reads) per series.
+    """(ticks of one series, the reads they came from, trades present in several of those reads on the same UTC
+    day) per series.
     A Tardis file holds one series, so files of different symbols are never concatenated or hashed."""
     groups: dict[tuple[str, str], list[tuple[pl.DataFrame, TickRead]]] = {}
     for read in reads:
@@ -34,8 +36,11 @@ def series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead],
         if len({frame[c.ID].dtype for frame in frames}) > 1:  # integer ids of one file, text of another
             frames = [frame.with_columns(pl.col(c.ID).cast(pl.String)) for frame in frames]
         ticks = pl.concat(frames, how="diagonal_relaxed")
-        # The same trade in two files counts once (ids are unique per exchange and symbol).
-        with_id = ticks.filter(pl.col(c.ID).is_not_null()).unique(c.ID, keep="first", maintain_order=True)
+        # The same trade in two files of one day counts once. An id seen again on another UTC day is another
+        # trade: some venues reuse ids (after a reset, or per session), so days never drop each other's trades.
+        day = (pl.col(c.TIMESTAMP).dt.epoch("us") // US_PER_DAY).alias("_day")
+        with_id = (ticks.filter(pl.col(c.ID).is_not_null()).with_columns(day)
+                   .unique([c.ID, "_day"], keep="first", maintain_order=True).drop("_day"))
         merged = pl.concat([with_id, ticks.filter(pl.col(c.ID).is_null())])
         out.append((merged, sources, ticks.height - merged.height))
     return out
@@ -48,7 +53,8 @@ def in_range(ticks: pl.DataFrame, from_date: date | None, to_date: date | None) 
     if ticks.height == 0 or (lo is None and hi is None):
         return ticks
     ts = ticks[c.TIMESTAMP]
-    if (lo is None or ts.min() >= lo) and (hi is None or ts.max() < hi):
+    first, last = schema.oldest(ts), schema.newest(ts)
+    if first is not None and last is not None and (lo is None or first >= lo) and (hi is None or last < hi):
         return ticks
     keep = pl.lit(True)
     if lo is not None:

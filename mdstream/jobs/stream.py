@@ -13,17 +13,20 @@ from typing import Any
 
 import polars as pl
 
+from ..contract import columns as c
 from ..contract import timeframes as tfm
 from ..contract.clock import Clock, WallClock
-from ..contract.errors import ConfigError
+from ..contract.errors import ConfigError, SinkUnavailable
 from ..contract.feed import GAP_STARTUP, FeedGap
 from ..contract.schema import TICK_SCHEMA
 from ..engine.incremental import CandleEngine, EngineOutput
+from ..inputs.instruments import InstrumentBook
 from ..kernel.grid import stamp
 from ..sinks import base
+from ..sinks.failures import LOCK_HELD, cause
 from .batcher import SourceBatch, source_batches
+from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
 
-MODES = ("candles", "ticks", "both")
 CHECKPOINT_VERSION = 2
 
 
@@ -129,9 +132,11 @@ class StreamRunner:
     """
 
     def __init__(self, source, sink, clock: Clock, opts: StreamOptions, *, console=None, metrics=None, health=None,
-                 wall: Clock | None = None):
+                 wall: Clock | None = None, instruments: InstrumentBook | None = None):
         self.source, self.sink, self.clock, self.opts = source, sink, clock, opts
         self.wall = wall or WallClock()  # stamps timestamp_out; `clock` drives the batches (a replay's own)
+        self.book = instruments if instruments is not None else InstrumentBook()
+        self._series: set[tuple[str, str]] = set()
         self.console, self.metrics, self.health = console, metrics, health
         self.engine = CandleEngine(opts.timeframes, lateness=timedelta(seconds=opts.lateness),
                                    horizon=timedelta(seconds=opts.horizon), live=opts.live,
@@ -140,6 +145,7 @@ class StreamRunner:
         self.label = getattr(source, "exchange", "source")
         self._totals: dict[str, Any] = {}
         self._stop = asyncio.Event()
+        self._started_gap = False
         self._last_flush = time.monotonic()
         self._last_status = time.monotonic()
 
@@ -151,10 +157,11 @@ class StreamRunner:
         """Continue features, day totals and the candle grid from what the sink holds (after a restart), and the
         run's totals from the checkpoint."""
         self._totals = read_checkpoint(self.opts.checkpoint, self.label, self.engine.timeframes) if self.opts.checkpoint else {}
-        if self.opts.live:
+        if self.opts.live and not self._started_gap:
             # The window holding the start instant is partial: what traded before the job listened is unknown.
             start = self.clock.now()
             self.engine.add_gaps([FeedGap(self.label, (), start, start, GAP_STARTUP)])
+            self._started_gap = True
         if not self.opts.warm_start or self.opts.mode == "ticks" or not base.can(self.sink, base.READ_BACK):
             return
         symbols = getattr(self.source, "symbols", None) or None
@@ -168,7 +175,8 @@ class StreamRunner:
     async def run(self) -> StreamStats:
         """Consume the source until it ends or the job is stopped; returns the run's counters."""
         self._install_signals()
-        await asyncio.to_thread(self.warm)
+        if not await self._warm_waiting():
+            return self._finish()
         batches = source_batches(self.source, self.clock, due=self.engine.next_close).__aiter__()
         ended = False
         nxt = asyncio.ensure_future(anext(batches))
@@ -193,8 +201,39 @@ class StreamRunner:
                 nxt.cancel()
             await _aclose(batches)
             await asyncio.to_thread(self._commit, force=True)
+        return self._finish()
+
+    async def _warm_waiting(self) -> bool:
+        """warm(), retried while another process holds the sink's file (a reader), until it succeeds (True) or the
+        job is stopped or --duration passes first (False). The source is not read meanwhile: no trade is taken in
+        that could be lost, and the feed's start is marked feed as on any start."""
+        told = False
+        while True:
+            try:
+                await asyncio.to_thread(self.warm)
+                return True
+            except SinkUnavailable as error:
+                if cause(error) != LOCK_HELD:
+                    raise
+                if self.console and not told:
+                    self.console.message(f"waiting for the sink before reading the feed: {error}", level="warning")
+                    told = True
+            remaining = self._remaining()
+            if remaining == 0.0:
+                return False
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=min(1.0, remaining) if remaining else 1.0)
+                return False
+            except asyncio.TimeoutError:
+                continue
+
+    def _finish(self) -> StreamStats:
+        """Print the run's summary (with instrument warnings); its counters."""
         if self.console:
-            self.console.summary(self.stats.as_dict(self.sink))
+            summary = self.stats.as_dict(self.sink)
+            if self.book.warnings:
+                summary["warnings"] = " | ".join(self.book.warnings)
+            self.console.summary(summary)
         return self.stats
 
     def _remaining(self) -> float | None:
@@ -217,6 +256,7 @@ class StreamRunner:
         if self.opts.mode == "ticks":
             out = self.engine.admit(ticks, now=now)  # raw ticks only: nobody reads candles, nothing is folded
         else:
+            self._learn_instruments(ticks)
             out = self.engine.step(ticks, now=now, final=final)
         self.stats.batches += 1
         self._account(batch, out)
@@ -243,6 +283,20 @@ class StreamRunner:
             counts.duplicates += batch.duplicates
             counts.ignored = dict(batch.ignored)
         self.stats.count(self.label, counts, out.quarantined_by)
+
+    def _learn_instruments(self, ticks: pl.DataFrame) -> None:
+        """Give the engine the instrument (volume rule) of every series the first time it trades."""
+        if ticks.height == 0:
+            return
+        new = [key for key in ticks.select(c.EXCHANGE, c.SYMBOL).unique().iter_rows() if key not in self._series]
+        if not new:
+            return
+        known = len(self.book.warnings)
+        self._series.update(new)
+        self.engine.instruments = self.book.frame(sorted(self._series))
+        if self.console:
+            for warning in self.book.warnings[known:]:
+                self.console.message(warning, level="warning")
 
     def _write(self, kind: str, frame: pl.DataFrame) -> None:
         """Hand `frame` to the sink and count it (durable at the next flush)."""

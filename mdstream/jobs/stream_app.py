@@ -37,6 +37,9 @@ class StreamRequest:
     seed: int = 0
     quiet: bool = False
     log_format: str = "text"
+    silence_timeout: float = 10.0  # seconds without a message before a live source reconnects
+    max_feed_down: float = 60.0  # seconds a live feed may stay down before /healthz answers 503
+    instruments: tuple = ()  # contract/instruments.Instrument overrides (--instrument)
 
 
 def build_source(req: StreamRequest):
@@ -49,18 +52,20 @@ def build_source(req: StreamRequest):
         if not symbols:
             raise ConfigError(f"shard {req.shard} holds none of the symbols {', '.join(req.symbols)}")
     batching = {"flush_interval": req.flush_interval, "max_rows": req.max_rows}
-    if req.source in ("binance", "binance-futures"):
+    if req.source in ("binance", "binance-futures", "binance-delivery"):
         from ..sources.binance import BinanceSource
 
         if not symbols:
-            raise ConfigError("--source binance needs --symbols")
-        return BinanceSource(symbols, futures=req.source == "binance-futures", url=req.url, **batching), WallClock()
+            raise ConfigError(f"--source {req.source} needs --symbols")
+        return BinanceSource(symbols, market=req.source, url=req.url, silence_timeout=req.silence_timeout,
+                             **batching), WallClock()
     if req.source == "tardis-machine":
         from ..sources.tardis_machine import TardisMachineSource
 
         if not (req.exchange and symbols):
             raise ConfigError("--source tardis-machine needs --exchange and --symbols")
-        return TardisMachineSource(req.exchange, symbols, url=req.url, **batching), WallClock()
+        return TardisMachineSource(req.exchange, symbols, url=req.url, silence_timeout=req.silence_timeout,
+                                   **batching), WallClock()
     if req.source == "replay":
         from ..sources.replay import ReplaySource
 
@@ -82,8 +87,12 @@ async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
 
     source, clock = build_source(req)
     console = Console(quiet=req.quiet, log_format=req.log_format)
-    metrics = StreamMetrics()
-    health = BatchHealth(WallClock(), max_batch_age_s=max(30.0, 10 * req.flush_interval))
+    metrics = StreamMetrics(clock=clock)
+    feed = getattr(source, "status", None)  # the source's feed state and accounting, read when scraped
+    if feed is not None:
+        metrics.watch(feed)
+    health = BatchHealth(WallClock(), max_batch_age_s=max(30.0, 10 * req.flush_interval), feed=feed,
+                         max_feed_down_s=req.max_feed_down)
     server = None
     if req.metrics_port is not None:
         server = start_metrics_server(req.metrics_port, host=req.metrics_host, health=health, registry=metrics.registry)
@@ -92,8 +101,12 @@ async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
     opts = StreamOptions(mode=req.mode, timeframes=req.timeframes, lateness=req.lateness, horizon=req.horizon,
                          duration=req.duration, checkpoint=req.checkpoint, sink_name=sink_opts.kind,
                          live=req.source != "replay", max_skew=req.max_skew)
+    from ..inputs.instruments import InstrumentBook
+
+    book = InstrumentBook(req.instruments)
     try:
-        return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health).run()
+        return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health,
+                                  instruments=book).run()
     finally:
         sink.close()
         if server is not None:

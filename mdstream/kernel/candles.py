@@ -9,8 +9,10 @@ import polars as pl
 
 from ..contract import columns as c
 from ..contract import timeframes as tfm
+from ..contract.instruments import INVERSE
 from ..contract.schema import CANDLE_BASE_SCHEMA, TS
 from .grid import SPARSE_COLUMNS, densify, finalize, window_start
+from .volumes import apply_many, apply_one, has_inverse, inverse_agg, inverse_input, series_rule
 
 # Trades inside a window are ordered by these, ascending: exchange time, then receive time, then the trade id
 # compared as a number when it is one (length first makes "9" < "10"; ids read as Int64 order the same way).
@@ -43,8 +45,9 @@ def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
     return [ticks] if is_single_series(ticks) else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
 
 
-def window_inputs() -> list[pl.Expr]:
-    """Per-tick columns the window aggregation sums: amount if the aggressor bought (sold), else 0."""
+def window_inputs(inverse: bool = False) -> list[pl.Expr]:
+    """Per-tick columns the window aggregation sums: amount if the aggressor bought (sold), else 0; with
+    `inverse`, also amount / price (volumes.INVERSE_SUM)."""
     amount = pl.col(c.AMOUNT)
     # Validated sides are buy/sell/unknown, told apart by length: an integer test instead of string compares;
     # summing precomputed columns is ~3x cheaper than filtering inside every group.
@@ -52,12 +55,14 @@ def window_inputs() -> list[pl.Expr]:
     return [
         pl.when(side == len(c.SIDE_BUY)).then(amount).otherwise(0.0).alias(_BUY),
         pl.when(side == len(c.SIDE_SELL)).then(amount).otherwise(0.0).alias(_SELL),
+        *([inverse_input()] if inverse else []),
     ]
 
 
-def window_aggs() -> list[pl.Expr]:
-    """OHLC (first/max/min/last price in trade order), volume = sum amount, quote_volume = sum price*amount,
-    buy/sell volume by aggressor side, trades = count, first/last trade time (rows are in trade order)."""
+def window_aggs(inverse: bool = False) -> list[pl.Expr]:
+    """OHLC (first/max/min/last price in trade order), volume = sum amount, quote_volume = sum price*amount (raw,
+    before volumes.apply_*), with `inverse` sum amount/price, buy/sell volume by aggressor side, trades = count,
+    first/last trade time (rows are in trade order)."""
     amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
     return [
         price.first().alias(c.OPEN),
@@ -71,26 +76,28 @@ def window_aggs() -> list[pl.Expr]:
         pl.len().cast(pl.Int64).alias(c.TRADES),
         pl.col(c.TIMESTAMP).first().alias(c.FIRST_TRADE_AT),
         pl.col(c.TIMESTAMP).last().alias(c.LAST_TRADE_AT),
+        *([inverse_agg()] if inverse else []),
     ]
 
 
-def sparse_many(ticks: pl.DataFrame, timeframe: str) -> pl.DataFrame:
+def sparse_many(ticks: pl.DataFrame, timeframe: str, instruments: pl.DataFrame | None = None) -> pl.DataFrame:
     """Windows with at least one trade for ticks of many series at once (one sort, one group_by): the stream's
-    batches hold every symbol of a feed, and a Python loop per symbol would dominate."""
+    batches hold every symbol of a feed, and a Python loop per symbol would dominate. Volumes follow each
+    series' instrument in `instruments` (contract/instruments.INSTRUMENT_SCHEMA; unlisted: linear, size 1)."""
     width = tfm.duration_us(timeframe)
-    return (
+    inverse = has_inverse(instruments)
+    windows = (
         ticks.lazy()
         .with_columns(_id_length())
         # first()/last() follow row order inside each group, so a sort on the (numeric) trade order is
         # enough; sorting by the symbol strings too would cost ten times more.
         .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
-        .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET), *window_inputs())
+        .with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(_BUCKET), *window_inputs(inverse))
         .group_by([c.EXCHANGE, c.SYMBOL, _BUCKET], maintain_order=True)
-        .agg(window_aggs())
+        .agg(window_aggs(inverse))
         .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
-        .select(SPARSE_COLUMNS)
-        .collect(engine="in-memory")
     )
+    return apply_many(windows, instruments, inverse=inverse).select(SPARSE_COLUMNS).collect(engine="in-memory")
 
 
 def order_ticks(series: pl.DataFrame) -> pl.DataFrame:
@@ -133,18 +140,24 @@ def _is_ordered(series: pl.DataFrame) -> bool:
     return bool(ok.fill_null(False).all())
 
 
-def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str) -> pl.DataFrame:
-    """Windows with at least one trade, for ONE series already in trade order (order_ticks)."""
+def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str, instruments: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Windows with at least one trade, for ONE series already in trade order (order_ticks); volumes follow the
+    series' instrument in `instruments` (unlisted: linear, size 1)."""
     width = tfm.duration_us(timeframe)
     # The bucket is sorted because the ticks are: flagging it lets Polars group by runs, ~2.5x faster.
     bucket = (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).set_sorted()
     # One series: exchange and symbol are constants, cheaper added after than gathered per window.
     exchange, symbol = ordered[c.EXCHANGE][0], ordered[c.SYMBOL][0]
-    return (
+    kind, size = series_rule(instruments, exchange, symbol)
+    inverse = kind == INVERSE
+    windows = (
         ordered.lazy()
-        .with_columns(bucket.alias(_BUCKET), *window_inputs())
+        .with_columns(bucket.alias(_BUCKET), *window_inputs(inverse))
         .group_by(_BUCKET, maintain_order=True)
-        .agg(window_aggs())
+        .agg(window_aggs(inverse))
+    )
+    return (
+        apply_one(windows, kind, size)
         .with_columns(
             pl.lit(exchange, pl.String).alias(c.EXCHANGE), pl.lit(symbol, pl.String).alias(c.SYMBOL),
             pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME),
@@ -167,6 +180,7 @@ def rollup(sparse: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
             pl.col(c.LOW).min(),
             pl.col(c.CLOSE).last(),
             pl.col(c.VOLUME).sum(),
+            pl.col(c.BASE_VOLUME).sum(),
             pl.col(c.QUOTE_VOLUME).sum(),
             pl.col(c.BUY_VOLUME).sum(),
             pl.col(c.SELL_VOLUME).sum(),
@@ -180,20 +194,23 @@ def rollup(sparse: pl.LazyFrame, timeframe: str) -> pl.LazyFrame:
     )
 
 
-def sparse_all(ticks: pl.DataFrame | list[pl.DataFrame], timeframes: Sequence[str]) -> dict[str, pl.LazyFrame]:
+def sparse_all(
+    ticks: pl.DataFrame | list[pl.DataFrame], timeframes: Sequence[str], instruments: pl.DataFrame | None = None
+) -> dict[str, pl.LazyFrame]:
     """Sparse candles per timeframe for every series (`ticks` may come already split by split_series): the
-    shortest from ticks, each longer one rolled up from the previous (exact, ~10x cheaper than re-reading ticks)."""
+    shortest from ticks, each longer one rolled up from the previous (exact, ~10x cheaper than re-reading ticks);
+    volumes by each series' instrument in `instruments`."""
     wanted = sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us)
     base = wanted[0]
     if isinstance(ticks, list):  # big series, already split: each takes the single-series fast path
-        parts = [sparse_from_ticks(order_ticks(part), base) for part in ticks if part.height]
+        parts = [sparse_from_ticks(order_ticks(part), base, instruments) for part in ticks if part.height]
         sparse = pl.concat(parts) if parts else None
     elif ticks.height == 0:
         sparse = None
     elif is_single_series(ticks):
-        sparse = sparse_from_ticks(order_ticks(ticks), base)
+        sparse = sparse_from_ticks(order_ticks(ticks), base, instruments)
     else:  # many small series (a stream batch): one vectorised pass
-        sparse = sparse_many(ticks, base)
+        sparse = sparse_many(ticks, base, instruments)
     if sparse is None:
         sparse = pl.DataFrame(schema={k: CANDLE_BASE_SCHEMA[k] for k in SPARSE_COLUMNS})
     # Every timeframe is a multiple of the base one, so each rolls up from it directly: one collect of
@@ -211,10 +228,12 @@ def candles_from_ticks(
     end: datetime | None = None,
     feed_gaps: pl.LazyFrame | None = None,
     prior_close: pl.DataFrame | None = None,
+    instruments: pl.DataFrame | None = None,
 ) -> pl.LazyFrame:
     """Dense candles (base contract columns) of every requested timeframe from ticks of any series.
     `start`/`end` bound the grid (end exclusive); `feed_gaps` (gaps.GAP_SCHEMA) marks gap = feed;
-    `prior_close` (exchange, symbol, timeframe, close) continues series from an earlier day."""
+    `prior_close` (exchange, symbol, timeframe, close) continues series from an earlier day; `instruments`
+    (contract/instruments.INSTRUMENT_SCHEMA) gives each series' kind and contract size (unlisted: linear, 1)."""
     from .gaps import mark_feed_gaps
 
     frame = ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks
@@ -223,7 +242,7 @@ def candles_from_ticks(
         feed_gaps = feed_gaps.lazy().collect(engine="in-memory")
         feed_gaps = feed_gaps.lazy() if feed_gaps.height else None
     # `frame` may be a list of single-series frames (split_series), to skip a second split.
-    sparse = sparse_all(frame, timeframes)
+    sparse = sparse_all(frame, timeframes, instruments)
     if prior_close is not None:
         prior_close = prior_close.lazy().filter(pl.col(c.TIMEFRAME).is_in(list(sparse))).select(
             c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.CLOSE

@@ -52,8 +52,8 @@ __all__ = ["STATE_COLUMNS", "TAIL_ROWS", "add_features", "tail_state", "advance_
 TAIL_ROWS: int = max(DEEPEST_LAG, SIGNAL_SEED_ROW) + 1
 
 INPUT_COLUMNS = (
-    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.QUOTE_VOLUME,
-    c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.VWAP,
+    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.BASE_VOLUME,
+    c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.VWAP,
 )
 STATE_DTYPES = {name: (pl.Int64() if name == ST_N else pl.Float64()) for name in STATE_COLUMNS}
 US_PER_DAY = tfm.US_PER_DAY
@@ -63,7 +63,7 @@ _FIRST_NEW = "_ft_first_new"
 
 def _seconds_by_timeframe() -> dict[str, float]:
     """Window length in seconds of every timeframe name a candle row may carry (aliases included)."""
-    names = {**{tf: tf for tf in tfm.ALL_TIMEFRAMES}, **tfm.ALIASES}
+    names = {**{tf: tf for tf in tfm.SUPPORTED_TIMEFRAMES}, **tfm.ALIASES}
     return {name: tfm.duration_seconds(canonical) for name, canonical in names.items()}
 
 
@@ -103,17 +103,18 @@ def _positions() -> list[pl.Expr]:
 
 
 def _day_totals() -> list[pl.Expr]:
-    """Cumulative quote volume and volume since UTC midnight, resumed from the last carried row's totals."""
+    """Cumulative quote volume and base volume since UTC midnight, resumed from the last carried row's totals."""
     def running(state: str, source: str) -> pl.Expr:
         """sum of `source` over the series' rows of this UTC day so far (carried total + new rows)."""
         step = pl.when(col(LAST_PRIOR)).then(col(state)).when(~col(NEW)).then(0.0).otherwise(col(source))
         return step.cum_sum().over([*c.SERIES_KEY, DAY]).alias(state)
 
-    return [running(ST_DAY_QV, c.QUOTE_VOLUME), running(ST_DAY_V, c.VOLUME)]
+    return [running(ST_DAY_QV, c.QUOTE_VOLUME), running(ST_DAY_V, c.BASE_VOLUME)]
 
 
 def _vwap_day() -> pl.Expr:
-    """vwap_day = cumulative quote volume / cumulative volume since UTC midnight; null while the volume is 0."""
+    """vwap_day = cumulative quote volume / cumulative base volume since UTC midnight (a price for every
+    instrument kind); null while the base volume is 0."""
     return pl.when(col(ST_DAY_V) > 0).then(col(ST_DAY_QV) / col(ST_DAY_V)).alias("vwap_day")
 
 

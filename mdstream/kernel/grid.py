@@ -12,12 +12,12 @@ from ..contract import timeframes as tfm
 from ..contract.schema import CANDLE_BASE_SCHEMA, TS
 
 SPARSE_COLUMNS = (
-    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME,
+    c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.BASE_VOLUME,
     c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.FIRST_TRADE_AT, c.LAST_TRADE_AT,
 )
 # An empty window carries the previous close in its prices and zero in its volumes.
 PRICE_COLUMNS = (c.OPEN, c.HIGH, c.LOW, c.CLOSE)
-VOLUME_COLUMNS = (c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)
+VOLUME_COLUMNS = (c.VOLUME, c.BASE_VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME)
 
 
 def window_start(ts: pl.Expr, timeframe: str) -> pl.Expr:
@@ -91,9 +91,15 @@ def fill_grid(sparse: pl.LazyFrame, bounds: pl.LazyFrame) -> pl.LazyFrame:
         *[pl.when(empty).then(pl.col("_carried")).otherwise(pl.col(k)).alias(k) for k in PRICE_COLUMNS],
         *[zero.otherwise(pl.col(k)).alias(k) for k in VOLUME_COLUMNS],
         pl.col(c.TRADES).fill_null(0),
-        (pl.col(c.QUOTE_VOLUME) / pl.col(c.VOLUME)).alias(c.VWAP),
+        vwap(),
         pl.when(empty).then(pl.lit(c.GAP_QUIET)).otherwise(pl.lit(None, pl.String)).alias(c.GAP),
     ).select(*SPARSE_COLUMNS, c.VWAP, c.GAP)
+
+
+def vwap() -> pl.Expr:
+    """vwap = quote_volume / base_volume (a price for every instrument kind); null for an empty window, whose
+    sums are null before densify fills them (and 0 / 0 after)."""
+    return pl.when(pl.col(c.BASE_VOLUME) > 0).then(pl.col(c.QUOTE_VOLUME) / pl.col(c.BASE_VOLUME)).alias(c.VWAP)
 
 
 def _epoch_us(when: datetime) -> pl.Expr:

@@ -129,8 +129,8 @@ def inspect(df: pl.DataFrame) -> Inspection:
         *[((pl.col(name).min() > 0) & pl.col(name).sum().is_finite()).alias(name) for name in _AMOUNTS],
     )
     # One call, both queries at once: the id cast is needed whenever the file is clean.
-    found, ids = pl.collect_all([facts, df.lazy().select(pl.col(c.ID).cast(pl.Int64, strict=False))])
-    found, ids = found.row(0, named=True), ids.to_series()
+    fact_row, id_frame = pl.collect_all([facts, df.lazy().select(pl.col(c.ID).cast(pl.Int64, strict=False))])
+    found, ids = fact_row.row(0, named=True), id_frame.to_series()
     one = all((found.pop(c.EXCHANGE), found.pop(c.SYMBOL)))
     texts = (bool(exchange) and bool(symbol),) if one else df.lazy().select(
         (pl.col(name).str.len_bytes().min() > 0).alias(name) for name in (c.EXCHANGE, c.SYMBOL)
@@ -210,14 +210,14 @@ def validate_ticks(
     lines = line_numbers.cast(pl.Int64) if line_numbers is not None else pl.repeat(None, df.height, dtype=pl.Int64, eager=True)
     norm = normalise(df.with_columns(lines.alias(_LINE)).with_row_index(_ORDER))
     rules = checks()
-    flagged = norm.with_columns(pl.any_horizontal([bad.fill_null(False) for _, bad, _ in rules]).alias(_BAD))
+    flagged = norm.with_columns(pl.any_horizontal([test.fill_null(False) for _, test, _ in rules]).alias(_BAD))
     good = flagged.filter(~pl.col(_BAD))
     field_expr: pl.Expr = pl.lit(None, pl.String)
     reason_expr: pl.Expr = pl.lit(None, pl.String)
     # Built back to front so the first check in priority order ends up outermost and wins.
-    for field, bad, reason in reversed(rules):
-        field_expr = pl.when(bad.fill_null(False)).then(pl.lit(field)).otherwise(field_expr)
-        reason_expr = pl.when(bad.fill_null(False)).then(pl.lit(reason)).otherwise(reason_expr)
+    for field, test, reason in reversed(rules):
+        field_expr = pl.when(test.fill_null(False)).then(pl.lit(field)).otherwise(field_expr)
+        reason_expr = pl.when(test.fill_null(False)).then(pl.lit(reason)).otherwise(reason_expr)
     # Naming the fault is done only for the (usually few) bad rows.
     bad = flagged.filter(pl.col(_BAD)).with_columns(field_expr.alias(c.Q_FIELD), reason_expr.alias(c.Q_REASON))
     if has_duplicate_ids(good):

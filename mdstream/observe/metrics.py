@@ -18,48 +18,113 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..contract import columns as c
-from ..contract.clock import Clock
+from ..contract import schema
+from ..contract.clock import Clock, WallClock
+from ..sources.status import FeedStatus
 
 NAMESPACE = "mdstream"
 # Emission latency after a window closes: sub-second is the goal, tens of seconds means trouble.
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 HEALTHY = ("ok", "starting")
 HOST_ENV = "MDSTREAM_METRICS_HOST"
+FEED_DOWN = "feed down"
+DEFAULT_MAX_FEED_DOWN_S = 60.0
+
+
+class FeedCollector:
+    """Per-source metrics read from the sources' FeedStatus at scrape time, so they move while nothing else does."""
+
+    def __init__(self) -> None:
+        self.feeds: list[FeedStatus] = []
+
+    def describe(self) -> list:
+        """No fixed descriptions: the sources are added after registration."""
+        return []
+
+    def collect(self):
+        """One family per metric, one sample per source (and reason or message type)."""
+        snaps = [feed.snapshot() for feed in self.feeds]
+        counters = [("source_received", "Messages (records) a source received.", "received"),
+                    ("source_accepted", "Trades a source accepted and handed on.", "accepted"),
+                    ("source_duplicates", "Trades a source dropped as exact repeats.", "duplicates"),
+                    ("reconnects", "Successful reconnections of a source after its first connection.", "reconnects"),
+                    ("connect_failures", "Connection attempts of a source that failed.", "failures")]
+        for name, text, key in counters:
+            family = CounterMetricFamily(f"{NAMESPACE}_{name}", text, labels=["source"])
+            for snap in snaps:
+                family.add_metric([snap["source"]], snap[key])
+            yield family
+        for name, text, key, label in (
+            ("source_quarantined", "Messages a source quarantined, by reason.", "quarantined", "reason"),
+            ("source_ignored", "Non-trade messages a source received, by type.", "ignored", "type"),
+        ):
+            family = CounterMetricFamily(f"{NAMESPACE}_{name}", text, labels=["source", label])
+            for snap in snaps:
+                for value, count in snap[key].items():
+                    family.add_metric([snap["source"], value], count)
+            yield family
+        up = GaugeMetricFamily(f"{NAMESPACE}_feed_up", "1 while the source's feed is connected and flowing.", labels=["source"])
+        down = GaugeMetricFamily(f"{NAMESPACE}_feed_down_seconds", "Seconds the source's feed has been down (0 while up).",
+                                 labels=["source"])
+        for snap in snaps:
+            up.add_metric([snap["source"]], 1.0 if snap["up"] else 0.0)
+            down.add_metric([snap["source"]], snap["down_s"])
+        yield up
+        yield down
 
 
 class StreamMetrics:
-    """Every metric of one stream process, held in its own registry (never the global default)."""
+    """Every metric of one stream process, held in its own registry (never the global default).
 
-    def __init__(self, registry: CollectorRegistry | None = None):
+    Ages are computed when scraped, by `clock` (the job's clock: wall time live, event time in a replay), so they
+    keep growing while the feed is silent.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None, clock: Clock | None = None):
         """Create the metrics in `registry` (a fresh CollectorRegistry when None)."""
         self.registry = registry if registry is not None else CollectorRegistry()
+        self.clock = clock or WallClock()
+        self.feeds = FeedCollector()
+        self.registry.register(self.feeds)
+        self._newest: datetime | None = None
         r, ns = self.registry, NAMESPACE
         self.ticks_total = Counter("ticks", "Trades received.", ["exchange", "symbol"], namespace=ns, registry=r)
         self.batches_total = Counter("batches", "Micro-batches processed.", namespace=ns, registry=r)
         self.rows_written_total = Counter("rows_written", "Rows handed to a sink.", ["sink", "kind"], namespace=ns, registry=r)
         self.quarantined_total = Counter("quarantined", "Rows rejected into quarantine.", namespace=ns, registry=r)
-        self.reconnects_total = Counter("reconnects", "Source reconnections.", namespace=ns, registry=r)
         self.gaps_total = Counter("gaps", "Feed gaps detected (outages, trade id jumps).", namespace=ns, registry=r)
         self.late_trades_total = Counter("late_trades", "Trades arriving after their window was emitted.", namespace=ns, registry=r)
-        self.queue_depth = Gauge("queue_depth", "Ticks waiting to be processed.", namespace=ns, registry=r)
         self.emit_latency_seconds = Histogram(
             "emit_latency_seconds", "Seconds from window close to candle emission.",
             namespace=ns, registry=r, buckets=LATENCY_BUCKETS,
         )
-        self.last_tick_age_seconds = Gauge("last_tick_age_seconds", "Seconds since the newest trade's event time.", namespace=ns, registry=r)
+        self.last_tick_age_seconds = Gauge("last_tick_age_seconds", "Seconds from the newest trade's event time to now "
+                                           "(grows while no trade arrives).", namespace=ns, registry=r)
+        self.last_tick_age_seconds.set_function(self._last_tick_age)
 
-    def observe_ticks(self, ticks: pl.DataFrame, now: datetime) -> None:
-        """Count ticks per (exchange, symbol); last_tick_age = now - max(timestamp), seconds."""
+    def watch(self, feed: FeedStatus) -> None:
+        """Export a source's feed state and accounting (see FeedCollector)."""
+        self.feeds.feeds.append(feed)
+
+    def _last_tick_age(self) -> float:
+        """now - the newest event time seen (by this job or a watched source), seconds; 0 before any trade."""
+        newest = max([t for t in [self._newest, *(f.last_trade for f in self.feeds.feeds)] if t is not None], default=None)
+        return 0.0 if newest is None else max(0.0, (self.clock.now() - newest).total_seconds())
+
+    def observe_ticks(self, ticks: pl.DataFrame, now: datetime | None = None) -> None:
+        """Count ticks per (exchange, symbol) and remember the newest event time (`now` is unused: ages are
+        computed when scraped)."""
         if ticks.height == 0:
             return
         counts = ticks.group_by(c.EXCHANGE, c.SYMBOL).len()
         for exchange, symbol, n in counts.iter_rows():
             self.ticks_total.labels(exchange=exchange, symbol=symbol).inc(n)
-        newest = ticks.get_column(c.TIMESTAMP).max()
-        if newest is not None:
-            self.last_tick_age_seconds.set(max(0.0, (now - newest).total_seconds()))
+        newest = schema.newest(ticks.get_column(c.TIMESTAMP))
+        if newest is not None and (self._newest is None or newest > self._newest):
+            self._newest = newest
 
     def observe_candles(self, candles: pl.DataFrame) -> None:
         """Record the emit latency (latency_ms / 1000, seconds) of each emitted candle."""
@@ -86,18 +151,10 @@ class StreamMetrics:
         if rows:
             self.quarantined_total.inc(rows)
 
-    def reconnect(self) -> None:
-        """Count one source reconnection."""
-        self.reconnects_total.inc()
-
     def gap(self, count: int = 1) -> None:
         """Count detected feed gaps."""
         if count:
             self.gaps_total.inc(count)
-
-    def set_queue_depth(self, depth: int) -> None:
-        """Set the number of ticks waiting to be processed."""
-        self.queue_depth.set(depth)
 
     def snapshot(self) -> dict[str, float]:
         """Current totals as a flat dict (for the console status line and the health body)."""
@@ -110,17 +167,16 @@ class StreamMetrics:
                 values[key] = values.get(key, 0.0) + sample.value
         return values
 
-    def render(self) -> bytes:
-        """The registry in Prometheus text exposition format."""
-        return generate_latest(self.registry)
-
 
 class BatchHealth:
-    """Health of the stream: ok while the last batch is younger than `max_batch_age_s`, else stale."""
+    """Health of the stream: ok while the last batch is younger than `max_batch_age_s` and the watched feed has
+    not been down longer than `max_feed_down_s`; else stale or feed down, with the reason."""
 
-    def __init__(self, clock: Clock, max_batch_age_s: float = 30.0):
+    def __init__(self, clock: Clock, max_batch_age_s: float = 30.0, *, feed: FeedStatus | None = None,
+                 max_feed_down_s: float = DEFAULT_MAX_FEED_DOWN_S):
         """Start the grace period now (by `clock`); before the first batch the status is "starting"."""
         self.clock, self.max_batch_age_s = clock, max_batch_age_s
+        self.feed, self.max_feed_down_s = feed, max_feed_down_s
         self.started_at = clock.now()
         self.last_batch_at: datetime | None = None
         self.batches = 0
@@ -133,20 +189,28 @@ class BatchHealth:
             self.batches += 1
 
     def __call__(self) -> dict:
-        """{status: ok|starting|stale, last_batch_age_s, uptime_s, batches, max_batch_age_s}."""
+        """{status: ok|starting|stale|feed down, reason (when unhealthy), last_batch_age_s, uptime_s, batches,
+        max_batch_age_s, feed: {source, up, down_s, reason, reconnects} when a feed is watched}."""
         with self._lock:
             now = self.clock.now()
             uptime = (now - self.started_at).total_seconds()
             age = None if self.last_batch_at is None else (now - self.last_batch_at).total_seconds()
             reference = uptime if age is None else age
+            body: dict = {"last_batch_age_s": age, "uptime_s": uptime, "batches": self.batches,
+                          "max_batch_age_s": self.max_batch_age_s}
+            feed = self.feed.snapshot() if self.feed is not None else None
             if reference > self.max_batch_age_s:
-                status = "stale"
+                body["status"], body["reason"] = "stale", f"no batch processed for {reference:.1f}s"
+            elif feed is not None and feed["down_s"] > self.max_feed_down_s:
+                body["status"] = FEED_DOWN
+                body["reason"] = (f"feed {feed['source']} down for {feed['down_s']:.1f}s "
+                                  f"(limit {self.max_feed_down_s:g}s): {feed['reason']}")
             else:
-                status = "starting" if age is None else "ok"
-            return {
-                "status": status, "last_batch_age_s": age, "uptime_s": uptime,
-                "batches": self.batches, "max_batch_age_s": self.max_batch_age_s,
-            }
+                body["status"] = "starting" if age is None else "ok"
+            if feed is not None:
+                body["feed"] = {k: feed[k] for k in ("source", "up", "down_s", "reason", "reconnects")}
+                body["max_feed_down_s"] = self.max_feed_down_s
+            return body
 
 
 class MetricsServer:
@@ -155,7 +219,7 @@ class MetricsServer:
     def __init__(self, httpd: ThreadingHTTPServer, thread: threading.Thread):
         """Wrap a started server and its thread."""
         self._httpd, self._thread = httpd, thread
-        self.host, self.port = httpd.server_address[0], httpd.server_address[1]
+        self.host, self.port = str(httpd.server_address[0]), int(httpd.server_address[1])
 
     @property
     def url(self) -> str:

@@ -1,102 +1,165 @@
-"""A self-contained offline HTML candlestick chart (inline SVG + JS) of candles_latest in a DuckDB file."""
+"""Chart data from a DuckDB file: series, latest-revision candles with overlays, and the offline HTML file."""
 
 from __future__ import annotations
 
-import html
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import duckdb
-import orjson
 import polars as pl
 
 from ..contract import columns as c
-from ..contract import timeframes
+from ..contract import schema, timeframes
 from ..contract.errors import ConfigError, InputError
+from . import page
+from .legend import LEGEND_FEATURES
+from .readonly import frame, reading
 
 BB_WINDOW, BB_STD = 20, 2.0
-BB_UPPER, BB_MID, BB_LOWER, VWAP_LINE = "bb_upper", "bb_mid", "bb_lower", "vwap_line"
-CHART_COLUMNS = (c.TIMESTAMP_IN, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.QUOTE_VOLUME, c.TRADES, c.VWAP, c.GAP, c.REVISION)
+BB_UPPER, BB_MID, BB_LOWER = "bb_upper", "bb_mid", "bb_lower"
+SESSION_VWAP = "vwap_day"  # cumulative quote volume / volume since UTC midnight: the contract's feature
+BASE_COLUMNS = (c.TIMESTAMP_IN, c.TIMESTAMP_OUT, c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.TRADES, c.VWAP,
+                c.GAP, c.REVISION, c.LATE_TRADES, SESSION_VWAP)
+# Payload keys of the columnar series the page reads (short: a chart file holds many thousands of rows).
+PAYLOAD_KEYS = {"o": c.OPEN, "h": c.HIGH, "l": c.LOW, "c": c.CLOSE, "v": c.VOLUME, "n": c.TRADES, "vwap": c.VWAP,
+                "g": c.GAP, "r": c.REVISION, "lt": c.LATE_TRADES, "vw": SESSION_VWAP,
+                "bu": BB_UPPER, "bm": BB_MID, "bl": BB_LOWER}
 
 
-def load_candles(
-    path: str | Path, symbol: str, timeframe: str, *, exchange: str | None = None,
-    start: datetime | None = None, end: datetime | None = None, limit: int = 2000,
-) -> pl.DataFrame:
-    """Latest-revision candles of one series from `candles_latest`, oldest first (the newest `limit` when unbounded)."""
-    path, tf = Path(path), timeframes.normalize(timeframe)
-    if not path.is_file():
-        raise InputError("DuckDB file not found", path=str(path))
-    where, params = [f"{c.SYMBOL} = ?", f"{c.TIMEFRAME} = ?"], [symbol, tf]
-    for clause, value in ((f"{c.EXCHANGE} = ?", exchange), (f"{c.TIMESTAMP_IN} >= ?", start), (f"{c.TIMESTAMP_IN} < ?", end)):
+@dataclass(frozen=True)
+class Series:
+    """One chartable series: (exchange, symbol, timeframe)."""
+
+    exchange: str
+    symbol: str
+    timeframe: str
+
+    @property
+    def seconds(self) -> int:
+        """Window length in seconds."""
+        return timeframes.duration_us(self.timeframe) // timeframes.US_PER_SECOND
+
+    @property
+    def key(self) -> str:
+        """'exchange|symbol|timeframe', the id the page uses."""
+        return f"{self.exchange}|{self.symbol}|{self.timeframe}"
+
+
+def features_list(text: str | None) -> tuple[str, ...]:
+    """Comma-separated feature names for the legend (default LEGEND_FEATURES); unknown names are a ConfigError."""
+    if not text:
+        return LEGEND_FEATURES
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in c.FEATURE_COLUMNS]
+    if unknown:
+        raise ConfigError(f"unknown feature(s) {', '.join(unknown)}; choose from {', '.join(c.FEATURE_COLUMNS)}")
+    return names
+
+
+def list_series(con: duckdb.DuckDBPyConnection, *, exchange: str | None = None, symbols: tuple[str, ...] = (),
+                timeframes_wanted: tuple[str, ...] = ()) -> list[Series]:
+    """Series stored in `con` (optionally one exchange, some symbols, some timeframes), ordered by exchange, symbol
+    and the contract's timeframe order; timeframes the contract does not know are left out."""
+    where, params = ["TRUE"], []
+    if exchange:
+        where.append(f"{c.EXCHANGE} = ?")
+        params.append(exchange)
+    if symbols:
+        where.append(f"{c.SYMBOL} IN ({', '.join('?' for _ in symbols)})")
+        params.extend(symbols)
+    sql = f"SELECT DISTINCT {c.EXCHANGE}, {c.SYMBOL}, {c.TIMEFRAME} FROM candles WHERE {' AND '.join(where)}"
+    order = {tf: i for i, tf in enumerate(timeframes.SUPPORTED_TIMEFRAMES)}
+    wanted = set(timeframes_wanted) or set(order)
+    rows = [row for row in frame(con, sql, params).iter_rows() if row[2] in order and row[2] in wanted]
+    return [Series(*row) for row in sorted(rows, key=lambda r: (r[0], r[1], order[r[2]]))]
+
+
+def load_candles(con: duckdb.DuckDBPyConnection, series: Series, *, start: datetime | None = None,
+                 end: datetime | None = None, limit: int = 2000, features: tuple[str, ...] = LEGEND_FEATURES) -> pl.DataFrame:
+    """Latest-revision candles of `series` in [start, end), oldest first (the newest `limit` of them)."""
+    where = [f"{c.EXCHANGE} = ?", f"{c.SYMBOL} = ?", f"{c.TIMEFRAME} = ?"]
+    params: list = [series.exchange, series.symbol, series.timeframe]
+    for clause, value in ((f"{c.TIMESTAMP_IN} >= ?", start), (f"{c.TIMESTAMP_IN} < ?", end)):
         if value is not None:
             where.append(clause)
             params.append(value)
-    cols = ", ".join((c.EXCHANGE, *CHART_COLUMNS))
-    sql = f"SELECT {cols} FROM candles_latest WHERE {' AND '.join(where)} ORDER BY {c.TIMESTAMP_IN} DESC LIMIT {int(limit)}"
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        raise InputError(f"cannot open DuckDB file: {exc}", path=str(path)) from exc
-    try:
-        con.execute("SET TimeZone = 'UTC'")
-        frame = con.sql(sql, params=params).pl()
-    except duckdb.CatalogException as exc:
-        raise InputError("no candles_latest view; write candles with mdstream first", path=str(path)) from exc
-    finally:
-        con.close()
-    exchanges = frame.get_column(c.EXCHANGE).unique().sort().to_list()
-    if len(exchanges) > 1:
-        raise ConfigError(f"{symbol} exists on several exchanges ({', '.join(exchanges)}); pass --exchange")
-    if frame.height == 0:
-        raise InputError(f"no {tf} candles for {symbol} in the requested range", path=str(path))
-    return frame.sort(c.TIMESTAMP_IN)
+    cols = ", ".join(dict.fromkeys((*BASE_COLUMNS, *features)))
+    sql = (f"SELECT {cols} FROM candles_latest WHERE {' AND '.join(where)} "
+           f"ORDER BY {c.TIMESTAMP_IN} DESC LIMIT {int(limit)}")
+    return frame(con, sql, params).sort(c.TIMESTAMP_IN)
 
 
 def overlays(candles: pl.LazyFrame) -> pl.LazyFrame:
-    """Add Bollinger bands (SMA20 of close +- 2 population std) and the session VWAP (cum quote / cum volume per UTC day)."""
+    """Add Bollinger bands: SMA20 of close +- 2 population std (TA-Lib BBANDS), null during the warm-up."""
     close = pl.col(c.CLOSE)
     mid = close.rolling_mean(BB_WINDOW)
     std = close.rolling_std(BB_WINDOW, ddof=0)
-    day = pl.col(c.TIMESTAMP_IN).dt.convert_time_zone("UTC").dt.date()
-    cum_volume = pl.col(c.VOLUME).cum_sum().over(day)
     return candles.sort(c.TIMESTAMP_IN).with_columns(
-        mid.alias(BB_MID),
-        (mid + BB_STD * std).alias(BB_UPPER),
-        (mid - BB_STD * std).alias(BB_LOWER),
-        pl.when(cum_volume > 0).then(pl.col(c.QUOTE_VOLUME).cum_sum().over(day) / cum_volume).alias(VWAP_LINE),
+        mid.alias(BB_MID), (mid + BB_STD * std).alias(BB_UPPER), (mid - BB_STD * std).alias(BB_LOWER),
     )
 
 
-def chart_data(candles: pl.DataFrame, exchange: str, symbol: str, timeframe: str) -> dict:
-    """Columnar JSON-ready payload: times in epoch ms, prices, volumes, gap markers and overlays."""
-    frame = overlays(candles.lazy()).collect()
-    millis = frame.get_column(c.TIMESTAMP_IN).dt.epoch("ms").to_list()
-    pick = {"o": c.OPEN, "h": c.HIGH, "l": c.LOW, "c": c.CLOSE, "v": c.VOLUME, "n": c.TRADES, "g": c.GAP,
-            "vw": VWAP_LINE, "bu": BB_UPPER, "bm": BB_MID, "bl": BB_LOWER}
-    series = {key: frame.get_column(name).to_list() for key, name in pick.items()}
-    return {"exchange": exchange, "symbol": symbol, "timeframe": timeframe,
-            "tf_ms": timeframes.duration_us(timeframe) // 1000, "t": millis, **series}
+def payload(candles: pl.DataFrame, series: Series, features: tuple[str, ...] = LEGEND_FEATURES,
+            keep_from: datetime | None = None) -> dict:
+    """Columnar JSON-ready series: t in epoch seconds (window start), prices, volumes, gaps, revisions, overlays
+    and legend features; `u` is the newest timestamp_out in epoch ms. Overlays are computed over every row given,
+    then only windows from `keep_from` on are kept (the rows before are the bands' warm-up)."""
+    plan = overlays(candles.lazy())
+    if keep_from is not None:
+        plan = plan.filter(pl.col(c.TIMESTAMP_IN) >= keep_from)
+    framed = plan.collect()
+    newest = schema.newest(framed.get_column(c.TIMESTAMP_OUT))
+    return {
+        "key": series.key, "exchange": series.exchange, "symbol": series.symbol, "timeframe": series.timeframe,
+        "tf_s": series.seconds,
+        "t": framed.get_column(c.TIMESTAMP_IN).dt.epoch("s").to_list(),
+        **{key: framed.get_column(name).to_list() for key, name in PAYLOAD_KEYS.items()},
+        "f": {name: framed.get_column(name).to_list() for name in features},
+        "u": None if newest is None else timeframes.epoch_us(newest) // 1000,
+    }
 
 
-def render_html(data: dict) -> str:
-    """The whole HTML page: styles, the data as inline JSON and the SVG renderer; no network needed."""
-    # "</" would end the script element early; JSON allows the escaped form.
-    payload = orjson.dumps(data).decode().replace("</", "<\\/")
-    title = html.escape(f"{data['exchange']} {data['symbol']} {data['timeframe']}")
-    return _PAGE.replace("__TITLE__", title).replace("__DATA__", payload).replace("__SCRIPT__", _SCRIPT)
+def load_since(con: duckdb.DuckDBPyConnection, series: Series, since: datetime,
+               features: tuple[str, ...] = LEGEND_FEATURES) -> dict:
+    """payload() of the windows of `series` from `since` on, with the BB_WINDOW - 1 windows before as warm-up."""
+    warm = since - timedelta(seconds=series.seconds * (BB_WINDOW - 1))
+    candles = load_candles(con, series, start=warm, limit=1_000_000, features=features)
+    return payload(candles, series, features, keep_from=since)
+
+
+def chart_config(series: list[dict], *, initial: str | None, features: tuple[str, ...]) -> dict:
+    """The page's configuration for a file: every series embedded, the contract's timeframes, the first view."""
+    return {"mode": "file", "timeframes": list(timeframes.SUPPORTED_TIMEFRAMES), "features": list(features),
+            "series": [{k: s[k] for k in ("key", "exchange", "symbol", "timeframe", "tf_s")} for s in series],
+            "data": {s["key"]: s for s in series}, "initial": initial,
+            "initial_timeframe": initial.split("|")[-1] if initial else None}
 
 
 def write_chart(
-    db_path: str | Path, symbol: str, timeframe: str, output: str | Path, *, exchange: str | None = None,
-    start: datetime | None = None, end: datetime | None = None, limit: int = 2000,
-) -> int:
-    """Render the chart of one series from `db_path` into `output`; returns the number of candles drawn."""
-    candles = load_candles(db_path, symbol, timeframe, exchange=exchange, start=start, end=end, limit=limit)
-    exchange_name = candles.get_column(c.EXCHANGE)[0]
-    page = render_html(chart_data(candles, exchange_name, symbol, timeframes.normalize(timeframe)))
-    Path(output).write_text(page, encoding="utf-8")
-    return candles.height
+    db_path: str | Path, output: str | Path, *, symbols: tuple[str, ...] = (), timeframe: str = "1m",
+    timeframes_wanted: tuple[str, ...] = (), exchange: str | None = None, start: datetime | None = None,
+    end: datetime | None = None, limit: int = 2000, features: tuple[str, ...] = LEGEND_FEATURES,
+) -> tuple[int, int]:
+    """Write one offline HTML file with every matching series (switchable in the page); returns (series, candles).
+    The page opens on the first symbol at `timeframe`."""
+    first_tf = timeframes.normalize(timeframe)
+    wanted = tuple(timeframes.normalize(tf) for tf in timeframes_wanted)
+    if wanted and first_tf not in wanted:
+        wanted = (*wanted, first_tf)
+    with reading(db_path, wait_s=10.0) as con:
+        found = list_series(con, exchange=exchange, symbols=symbols, timeframes_wanted=wanted)
+        loaded = [(s, load_candles(con, s, start=start, end=end, limit=limit, features=features)) for s in found]
+    series = [payload(candles, s, features) for s, candles in loaded if candles.height]
+    first = next((s for s in series if s["timeframe"] == first_tf), None)
+    if first is None:
+        what = ", ".join(symbols) if symbols else "any symbol"
+        raise InputError(f"no {first_tf} candles for {what} in the requested range", path=str(db_path))
+    names = sorted({f"{s['exchange']} {s['symbol']}" for s in series})
+    title = f"{names[0]} and {len(names) - 1} more" if len(names) > 1 else names[0]
+    html = page.render(chart_config(series, initial=first["key"], features=features), title=title)
+    Path(output).write_text(html, encoding="utf-8")
+    return len(series), sum(len(s["t"]) for s in series)
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -104,78 +167,3 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-
-
-_PAGE = """<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>__TITLE__</title>
-<style>
-body{margin:0;font:13px system-ui,sans-serif;background:#101418;color:#d8dee4}
-header{padding:8px 14px}h1{font-size:16px;margin:0 0 4px}#legend span{margin-right:14px}
-svg{display:block;width:100%;height:auto}.axis text{fill:#8b949e;font-size:11px}.axis line{stroke:#30363d}
-.up rect,.up line{fill:#26a69a;stroke:#26a69a}.down rect,.down line{fill:#ef5350;stroke:#ef5350}
-.vol{fill:#3d5a80}.vwap{fill:none;stroke:#f2c94c;stroke-width:1.4}.bb{fill:none;stroke:#9b8cff;stroke-width:1}
-.bb-mid{stroke-dasharray:4 3}.gap-feed{fill:#ff1744;fill-opacity:.22}.gap-quiet{fill:#8b949e;fill-opacity:.12}
-#tip{position:fixed;pointer-events:none;background:#1f2630;border:1px solid #30363d;padding:6px;display:none;white-space:pre}
-</style></head><body>
-<header><h1>__TITLE__</h1><div id="legend"><span style="color:#f2c94c">VWAP (session)</span>
-<span style="color:#9b8cff">Bollinger 20, 2&sigma;</span><span style="color:#ff1744">feed gap (source down)</span>
-<span style="color:#8b949e">quiet (no trades)</span><span id="count"></span></div></header>
-<div id="chart"></div><div id="tip"></div>
-<script type="application/json" id="chart-data">__DATA__</script>
-<script>__SCRIPT__</script>
-</body></html>
-"""
-
-_SCRIPT = r"""
-(function () {
-  const d = JSON.parse(document.getElementById('chart-data').textContent);
-  const N = d.t.length, W = 1200, H = 720, L = 70, R = 20, T = 10, PH = 500, VT = 530, VH = 150;
-  const NS = 'http://www.w3.org/2000/svg';
-  const el = (name, attrs, parent) => { const e = document.createElementNS(NS, name);
-    for (const k in attrs) e.setAttribute(k, attrs[k]); if (parent) parent.appendChild(e); return e; };
-  const t0 = d.t[0], t1 = d.t[N - 1] + d.tf_ms, slot = (W - L - R) / Math.max(1, (t1 - t0) / d.tf_ms);
-  const x = t => L + (t - t0) / (t1 - t0) * (W - L - R);
-  const finite = v => v !== null && isFinite(v);
-  const prices = [].concat(d.l, d.h, d.bu, d.bl, d.vw).filter(finite);
-  let lo = Math.min(...prices), hi = Math.max(...prices); if (hi === lo) { hi += 1; lo -= 1; }
-  const pad = (hi - lo) * 0.04; lo -= pad; hi += pad;
-  const y = p => T + (hi - p) / (hi - lo) * PH;
-  const vmax = Math.max(1e-12, ...d.v.filter(finite));
-  const vy = v => VT + VH - v / vmax * VH;
-  const svg = el('svg', {viewBox: `0 0 ${W} ${H}`, id: 'candles-svg', 'data-candles': N});
-  const shade = el('g', {id: 'gaps'}, svg), axis = el('g', {class: 'axis'}, svg);
-  for (let i = 0; i < 6; i++) { const p = lo + (hi - lo) * i / 5;
-    el('line', {x1: L, x2: W - R, y1: y(p), y2: y(p)}, axis);
-    el('text', {x: 4, y: y(p) + 4}, axis).textContent = p.toPrecision(7); }
-  const step = Math.max(1, Math.ceil(N / 8));
-  for (let i = 0; i < N; i += step) { const s = new Date(d.t[i]).toISOString();
-    el('text', {x: x(d.t[i]), y: H - 8}, axis).textContent = s.slice(5, 10) + ' ' + s.slice(11, 19); }
-  const body = Math.max(1, slot * 0.7), candles = el('g', {id: 'candles'}, svg), vols = el('g', {id: 'volume'}, svg);
-  for (let i = 0; i < N; i++) {
-    const cx = x(d.t[i]) + slot / 2, up = d.c[i] >= d.o[i];
-    if (d.g[i]) el('rect', {class: 'gap-' + d.g[i], x: x(d.t[i]), y: T, width: slot, height: VT + VH - T}, shade);
-    const g = el('g', {class: 'candle ' + (up ? 'up' : 'down'), 'data-i': i}, candles);
-    el('line', {x1: cx, x2: cx, y1: y(d.h[i]), y2: y(d.l[i])}, g);
-    const top = y(Math.max(d.o[i], d.c[i]));
-    el('rect', {x: cx - body / 2, y: top, width: body, height: Math.max(1, y(Math.min(d.o[i], d.c[i])) - top)}, g);
-    el('rect', {class: 'vol', x: cx - body / 2, y: vy(d.v[i]), width: body, height: VT + VH - vy(d.v[i])}, vols);
-  }
-  const line = (key, cls) => { let path = '', pen = 'M';
-    for (let i = 0; i < N; i++) { if (!finite(d[key][i])) { pen = 'M'; continue; }
-      if (key === 'vw' && i > 0 && Math.floor(d.t[i] / 864e5) !== Math.floor(d.t[i - 1] / 864e5)) pen = 'M';
-      path += `${pen}${(x(d.t[i]) + slot / 2).toFixed(2)},${y(d[key][i]).toFixed(2)} `; pen = 'L'; }
-    if (path) el('path', {class: cls, d: path, id: 'line-' + key}, svg); };
-  line('bu', 'bb'); line('bm', 'bb bb-mid'); line('bl', 'bb'); line('vw', 'vwap');
-  document.getElementById('chart').appendChild(svg);
-  document.getElementById('count').textContent = N + ' candles';
-  const tip = document.getElementById('tip');
-  svg.addEventListener('mousemove', ev => { const r = svg.getBoundingClientRect();
-    const tm = t0 + ((ev.clientX - r.left) * W / r.width - L) / (W - L - R) * (t1 - t0);
-    let k = -1; for (let i = 0; i < N && d.t[i] <= tm; i++) k = i;
-    if (k < 0 || tm >= t1) { tip.style.display = 'none'; return; }
-    tip.textContent = `${new Date(d.t[k]).toISOString()}\nO ${d.o[k]}  H ${d.h[k]}\nL ${d.l[k]}  C ${d.c[k]}\n` +
-      `V ${d.v[k]}  trades ${d.n[k]}` + (d.g[k] ? `\ngap: ${d.g[k]}` : '');
-    tip.style.display = 'block'; tip.style.left = ev.clientX + 12 + 'px'; tip.style.top = ev.clientY + 12 + 'px'; });
-  svg.addEventListener('mouseleave', () => { tip.style.display = 'none'; });
-})();
-"""

@@ -2,24 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Sequence
 
 import duckdb
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import schema
 from ..contract.errors import ConfigError, MdstreamError
+from ..contract.instruments import INSTRUMENT_SCHEMA, Instrument
 from ..contract.timeframes import day_bounds
+from ..inputs.instruments import InstrumentBook
 from ..sinks import sqlfiles
-from ..sinks.duckdb_schema import connect
+from ..sinks.duckdb_schema import connect_waiting
 
 WINDOW_KEY = (c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN)
 SERIES = (c.EXCHANGE, c.SYMBOL, c.TIMEFRAME)
 COMPARED = (
-    c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.VWAP,
+    c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.BASE_VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.VWAP,
     c.FIRST_TRADE_AT, c.LAST_TRADE_AT,
 )
 MISMATCH_SCHEMA = {
@@ -111,29 +114,49 @@ def _epoch_us(moment: datetime | None) -> int | None:
     return None if moment is None else (moment - EPOCH) // timedelta(microseconds=1)
 
 
+def instruments_of(con: duckdb.DuckDBPyConnection, book: InstrumentBook) -> pl.DataFrame:
+    """INSTRUMENT_SCHEMA rows of every (exchange, symbol) in the `ticks` table, resolved by `book` as a run
+    resolves them (overrides, venue list or its cache, built-in table)."""
+    pairs = con.execute("SELECT DISTINCT exchange, symbol FROM ticks ORDER BY ALL").fetchall()
+    return book.frame(pairs)
+
+
 def recompute(con: duckdb.DuckDBPyConnection, *, symbols: Sequence[str] | None = None,
-              start: datetime | None = None, end: datetime | None = None) -> pl.DataFrame:
-    """Candles of every timeframe recomputed by candles_from_ticks.sql from the `ticks` table in [start, end)."""
+              start: datetime | None = None, end: datetime | None = None,
+              instruments: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Candles of every timeframe recomputed by candles_from_ticks.sql from the `ticks` table in [start, end);
+    volumes by `instruments` (INSTRUMENT_SCHEMA; unlisted series are linear, size 1)."""
     params = {"from_us": _epoch_us(start), "to_us": _epoch_us(end), "symbols": list(symbols) if symbols else None}
-    return pl.from_arrow(con.sql(sqlfiles.read("duckdb/candles_from_ticks.sql"), params=params).to_arrow_table())
+    rules = instruments if instruments is not None else pl.DataFrame(schema=INSTRUMENT_SCHEMA)
+    con.register("instruments", rules.select(list(INSTRUMENT_SCHEMA)).to_arrow())
+    try:
+        return schema.from_arrow(con.sql(sqlfiles.read("duckdb/candles_from_ticks.sql"), params=params).to_arrow_table())
+    finally:
+        con.unregister("instruments")
 
 
 def verify_duckdb(db: Path, *, symbols: Sequence[str] | None = None, from_: str | date | None = None,
-                  to: str | date | None = None, rel_tol: float = 1e-9) -> VerifyReport:
+                  to: str | date | None = None, rel_tol: float = 1e-9,
+                  instruments: Iterable[Instrument] = ()) -> VerifyReport:
     """Recompute candles from the stored ticks and diff them against candles_latest over the UTC days
-    [from_, to) (`to` exclusive, as in backfill); floats compared to rel_tol relative."""
+    [from_, to) (`to` exclusive, as in backfill); floats compared to rel_tol relative; `instruments` are the
+    --instrument overrides the writing run was given."""
     db = Path(db)
     if not db.is_file():
         raise ConfigError(f"DuckDB file {db} does not exist")
     start, end = _day(from_, "--from"), _day(to, "--to")
     symbols = [s.strip() for s in symbols if s.strip()] if symbols else None
     try:
-        con = connect(db, read_only=True)
+        # A stream holds the file only while it flushes: wait for it rather than fail.
+        con = connect_waiting(db, read_only=True)
     except duckdb.Error as exc:
-        raise MdstreamError(f"cannot open {db}: {exc}") from exc
+        from ..sinks.failures import describe
+
+        raise MdstreamError(describe(exc, f"opening {db} read-only")) from exc
     try:
-        expected = recompute(con, symbols=symbols, start=start, end=end)
-        stored = pl.from_arrow(con.sql(
+        rules = instruments_of(con, InstrumentBook(instruments))
+        expected = recompute(con, symbols=symbols, start=start, end=end, instruments=rules)
+        stored = schema.from_arrow(con.sql(
             f"SELECT {', '.join(WINDOW_KEY + COMPARED)} FROM candles_latest "
             "WHERE ($symbols IS NULL OR list_contains($symbols, symbol)) "
             "AND ($start IS NULL OR timestamp_in >= $start) AND ($end IS NULL OR timestamp_in < $end)",

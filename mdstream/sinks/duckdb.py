@@ -22,10 +22,16 @@ from ..contract import schema
 from ..contract.errors import ConfigError, SinkError
 from ..contract.timeframes import US_PER_DAY, day_bounds
 from . import base
-from .duckdb_schema import connect, connect_waiting, ensure_schema
-
-_BATCH = "_mdstream_batch"
-
+from .duckdb_schema import (
+    BATCH as _BATCH,
+    LOCK_WAIT_S,
+    STREAM_LOCK_WAIT_S,
+    connect_waiting,
+    ensure_schema,
+    failure,
+)
+from .duckdb_schema import quietly as _quietly
+from .duckdb_schema import quietly_unregister as _quietly_unregister
 
 def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` conformed to the schema of `kind`, deduplicated by its key (the last copy of a key wins)."""
@@ -46,11 +52,13 @@ class DuckDBSink:
 
     capabilities = frozenset({base.WRITE_DAY, base.READ_BACK})
 
-    def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False, background: bool = False):
+    def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False, background: bool = False,
+                 remove_unused: bool = False):
         """Open (creating or migrating) the database at `path`. `shared` holds the file only while writing,
         so `mdstream query` and other readers can open it between flushes of a long-running stream.
         `background` opens it on a thread while the caller goes on (a backfill reads its first input
-        meanwhile); the first operation waits for it and raises the open's SinkError, if any."""
+        meanwhile); the first operation waits for it and raises the open's SinkError, if any. `remove_unused`
+        deletes the file at close if this sink created it and wrote nothing (a command that failed)."""
         self.path = Path(path)
         self.shared = shared
         self.con: duckdb.DuckDBPyConnection | None = None
@@ -58,8 +66,11 @@ class DuckDBSink:
         self._buffer = base.KindBuffer()
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
         self._opening: Future | None = None
+        new_file = not self.path.exists()
+        # A file this sink creates is removed again if nothing was ever written to it (a failed command).
+        self._created = remove_unused and new_file
         # A file this sink creates and holds alone has nothing to read back or replace until it writes.
-        self._untouched = not shared and not self.path.exists()
+        self._untouched = not shared and new_file
         if background:
             pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="duckdb-open")
             self._opening = pool.submit(self._open)
@@ -70,10 +81,10 @@ class DuckDBSink:
     def _open(self) -> None:
         """Connect and create or migrate the schema; a shared sink lets go of the file afterwards."""
         try:
-            con = connect(self.path)
+            con = connect_waiting(self.path, wait_s=STREAM_LOCK_WAIT_S if self.shared else LOCK_WAIT_S)
             self.migrated = ensure_schema(con)
-        except duckdb.Error as exc:
-            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+        except (duckdb.Error, OSError) as exc:
+            raise failure(exc, self.path, "open of") from exc
         if self.shared:
             con.close()
         else:
@@ -97,14 +108,18 @@ class DuckDBSink:
             yield
             return
         try:
-            self.con = connect_waiting(self.path)
-        except duckdb.Error as exc:
-            raise SinkError(f"cannot open DuckDB file {self.path}: {exc}") from exc
+            self.con = connect_waiting(self.path, wait_s=STREAM_LOCK_WAIT_S)
+        except (duckdb.Error, OSError) as exc:
+            raise failure(exc, self.path, "open of") from exc
         try:
             yield
         finally:
             self.con.close()
             self.con = None
+
+    def discard(self) -> None:
+        """Forget what is buffered (its owner keeps it elsewhere)."""
+        self._buffer.clear()
 
     def flush(self) -> None:
         """Upsert everything buffered in one transaction; on failure nothing is applied and the buffer is kept."""
@@ -134,12 +149,14 @@ class DuckDBSink:
         with self._session():
             # A day is written once and read for long: it goes straight into the file at commit, skipping
             # the write-ahead log and the later checkpoint that would copy it again.
-            self.con.execute("SET checkpoint_threshold = '0b'")
             try:
+                self.con.execute("SET checkpoint_threshold = '0b'")
                 self._transaction(replace)
                 self._untouched = False
+            except duckdb.Error as exc:
+                raise failure(exc, self.path, f"write of {exchange} {symbol} {day} to") from exc
             finally:
-                self.con.execute("RESET checkpoint_threshold")
+                _quietly(self.con, "RESET checkpoint_threshold")
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
 
@@ -166,20 +183,37 @@ class DuckDBSink:
         probe = f"SELECT 1 FROM candles WHERE {' AND '.join(where)} LIMIT 1"
         with self._session():
             # A first run finds nothing: a one-row probe is much cheaper than planning the view query.
+            # fetchall: a half-read result would keep the connection busy for the query below.
             if self._untouched or not self.con.execute(probe, params).fetchall():
                 return schema.empty(schema.CANDLE_SCHEMA)
-            frame = pl.from_arrow(self.con.execute(sql, params).to_arrow_table())
+            frame = pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def close(self) -> None:
-        """Flush and close the connection."""
+        """Flush and close the connection; a file this sink created and never wrote to is removed."""
         try:
             self.flush()
             self._ready()
         finally:
+            if self._opening is not None:  # the flush failed before the background open was waited for
+                try:
+                    self._opening.result()
+                except SinkError:
+                    pass
+                self._opening = None
             if self.con is not None:
                 self.con.close()
                 self.con = None
+            self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        """Delete the file (and its write-ahead log) when this sink created it and wrote nothing."""
+        if self._created and not any(self.rows_written.values()):
+            for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+                try:
+                    path.unlink(missing_ok=True)
+                except OSError:
+                    pass  # e.g. a read-only file system: nothing was created there either
 
     def summary(self) -> str:
         """One line: rows written per kind and the file."""
@@ -187,15 +221,18 @@ class DuckDBSink:
         return f"DuckDB {self.path}: {counts or 'nothing'} written"
 
     def _transaction(self, body) -> None:
-        """Run `body` inside BEGIN/COMMIT; roll back and raise SinkError on any failure."""
-        self.con.execute("BEGIN TRANSACTION")
+        """Run `body` inside BEGIN/COMMIT; roll back and raise SinkError (naming the root cause) on any failure;
+        an interrupt inside DuckDB stays an interrupt, not a database error."""
         try:
+            self.con.execute("BEGIN TRANSACTION")
             body()
             self.con.execute("COMMIT")
         except BaseException as exc:
-            self.con.execute("ROLLBACK")
-            if isinstance(exc, duckdb.Error):
-                raise SinkError(f"DuckDB write to {self.path} failed, nothing applied: {exc}") from exc
+            _quietly(self.con, "ROLLBACK")
+            if isinstance(exc, duckdb.InterruptException):
+                raise KeyboardInterrupt from exc
+            if isinstance(exc, (duckdb.Error, OSError)):
+                raise failure(exc, self.path, "write (nothing applied) to") from exc
             raise
 
     def _register(self, frame: pl.DataFrame) -> None:
@@ -210,7 +247,7 @@ class DuckDBSink:
         try:
             self.con.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM {_BATCH}")
         finally:
-            self.con.unregister(_BATCH)
+            _quietly_unregister(self.con)
 
     def _upsert(self, kind: str, frame: pl.DataFrame) -> None:
         """Idempotent insert: candles replace their key, ticks and quarantine rows already stored are skipped."""
@@ -244,7 +281,7 @@ class DuckDBSink:
                     f"WHERE NOT EXISTS (SELECT 1 FROM quarantine AS t WHERE {same})"
                 )
         finally:
-            self.con.unregister(_BATCH)
+            _quietly_unregister(self.con)
 
     def _delete_day(self, exchange, symbol, day, start, end, quarantine: pl.DataFrame | None) -> None:
         """Delete the candles (by timestamp_in), ticks (by timestamp) and quarantine rows of one day."""

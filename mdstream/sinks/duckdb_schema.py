@@ -8,10 +8,13 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..contract.errors import ConfigError
-from . import base, sqlfiles
+from ..contract.errors import ConfigError, SinkError
+from . import base, failures, sqlfiles
 
-LOCK_WAIT_S = 10.0  # how long a shared sink waits for a reader to release the file
+LOCK_WAIT_S = 10.0  # how long a backfill (or a query) waits for another process to release the file
+# A stream does not wait long for a reader to let go of the file: its rows stay buffered and it retries later.
+STREAM_LOCK_WAIT_S = 0.5
+BATCH = "_mdstream_batch"  # the name a frame is registered under for one statement
 
 
 def duckdb_type(dtype: pl.DataType) -> str:
@@ -48,21 +51,44 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> list[str]:
     return added
 
 
-def connect(path: str | Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection whose session time zone is UTC (so ::DATE and date_trunc mean UTC days)."""
-    con = duckdb.connect(str(path), read_only=read_only)
+def connect(path: str | Path, *, read_only: bool = False, config: dict | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection whose session time zone is UTC (so ::DATE and date_trunc mean UTC days); `config`
+    holds settings fixed at open (e.g. no external access)."""
+    con = duckdb.connect(str(path), read_only=read_only, config=config or {})
     con.execute("SET TimeZone = 'UTC'")
     return con
 
 
-def connect_waiting(path: str | Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
+def connect_waiting(path: str | Path, *, read_only: bool = False, wait_s: float = LOCK_WAIT_S,
+                    config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """connect(), waiting up to `wait_s` seconds while another process holds the file's lock: a stream
     holds it only for the few ms of a flush, a query only while it runs."""
     deadline = time.monotonic() + wait_s
     while True:
         try:
-            return connect(path, read_only=read_only)
+            return connect(path, read_only=read_only, config=config)
         except duckdb.Error as exc:
             if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def failure(exc: BaseException, path: Path, what: str) -> SinkError:
+    """A DuckDB or OS error as one line naming the file and the root cause (see failures.sink_error)."""
+    return failures.sink_error(exc, f"DuckDB {what} {path}")
+
+
+def quietly_unregister(con) -> None:
+    """Drop the registered batch; inside an aborted transaction that fails too, and must not hide why."""
+    try:
+        con.unregister(BATCH)
+    except duckdb.Error:
+        pass
+
+
+def quietly(con, sql: str) -> None:
+    """Run a clean-up statement whose own failure must not hide the error being handled."""
+    try:
+        con.execute(sql)
+    except duckdb.Error:
+        pass

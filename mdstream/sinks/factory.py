@@ -15,8 +15,8 @@ class SinkOptions:
     """Where output goes: the DuckDB file (default), a Parquet folder, or BigQuery."""
 
     kind: str = "duckdb"
-    duckdb_path: Path = Path("./mdstream.duckdb")
-    parquet_dir: Path = Path("./parquet")
+    duckdb_path: Path = Path("mdstream.duckdb")
+    parquet_dir: Path = Path("parquet")
     bq_project: str | None = None
     bq_dataset: str | None = None
     bq_location: str | None = None
@@ -38,13 +38,35 @@ class SinkOptions:
 
 
 def open_sink(opts: SinkOptions, *, mode: str):
-    """A Sink (and DaySink) for `opts`; mode is "backfill" or "stream" (BigQuery picks its stream type by it)."""
+    """A Sink (and DaySink) for `opts`; mode is "backfill" or "stream". A stream's sink is wrapped in a
+    ResilientSink: a locked file, a full disk or an unreachable BigQuery make it keep its rows and retry
+    instead of failing (BigQuery writes on a thread, so its set-up never stalls the stream)."""
+    if mode == "stream":
+        from .resilient import ResilientSink
+
+        return ResilientSink(lambda: _open(opts, mode), spool_folder(opts), background=opts.kind == "bigquery")
+    return _open(opts, mode)
+
+
+def spool_folder(opts: SinkOptions) -> Path:
+    """Where a stream keeps the rows its sink could not take yet: beside the DuckDB file, inside the Parquet
+    root (a hidden folder readers skip), or in the BigQuery spool folder."""
+    if opts.kind == "duckdb":
+        return opts.duckdb_path.with_name(opts.duckdb_path.name + ".spool")
+    if opts.kind == "parquet":
+        return opts.parquet_dir / ".spool"
+    return opts.bigquery_config().spool_dir / "waiting"
+
+
+def _open(opts: SinkOptions, mode: str):
+    """The sink itself."""
     if opts.kind == "duckdb":
         from .duckdb import DuckDBSink
 
         # A stream runs for days: it holds the file only while writing, so queries can read in between.
         # A backfill opens the file while it reads its first input.
-        return DuckDBSink(opts.duckdb_path, shared=mode == "stream", background=mode == "backfill")
+        # A command that fails before writing leaves no empty file behind.
+        return DuckDBSink(opts.duckdb_path, shared=mode == "stream", background=mode == "backfill", remove_unused=True)
     if opts.kind == "parquet":
         from .parquet import ParquetSink
 

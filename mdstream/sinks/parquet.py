@@ -5,9 +5,11 @@ Layout under `root`:
     candles/exchange=X/symbol=Y/timeframe=Z/date=YYYY-MM-DD/part-<seq>.parquet   (stream batches)
     ticks/exchange=X/symbol=Y/date=YYYY-MM-DD/part[-<seq>].parquet
     quarantine/date=YYYY-MM-DD/day-<exchange>-<symbol>.parquet | part-<seq>.parquet
-Partition columns live only in the paths. Every file is written under a temporary name (not ending in
-.parquet, so readers skip it) in its final folder and renamed with os.replace, so a reader sees a file
-whole or not at all. Stream batches append files; the same key may then exist in several files (a
+Partition columns live only in the paths. A day (or a stream batch) is all or nothing: every file of it is
+first written under root/.staging/<token>/ (outside the trees readers glob), then a commit journal listing
+the moves is written, then the files are renamed into place and the day's older files removed. A failure
+before the journal (a full disk, say) leaves nothing visible and nothing behind; a crash after it is rolled
+forward by the next ParquetSink opened on the root. Stream batches append files; the same key may then exist in several files (a
 re-sent batch, or a later revision), so readers take the latest revision per key: `read_candles` below,
 or in SQL `QUALIFY row_number() OVER (PARTITION BY exchange, symbol, timeframe, timestamp_in
 ORDER BY revision DESC, timestamp_out DESC) = 1` over read_parquet(..., hive_partitioning = true).
@@ -27,7 +29,8 @@ from ..contract import columns as c
 from ..contract import schema
 from ..contract.errors import ConfigError, SinkError
 from ..contract.timeframes import day_bounds
-from . import base
+from . import base, failures
+from .parquet_commit import Commit, recover, write_file
 
 DATE = "date"
 # Partition columns of each kind, outermost first (DATE is derived from the event time).
@@ -50,14 +53,19 @@ def partition_dir(root: Path, kind: str, values: dict[str, str]) -> Path:
 
 def write_atomic(frame: pl.DataFrame, target: Path) -> None:
     """Write `frame` to `target` through a temporary file in the same folder and an atomic rename."""
-    target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_file(frame, temporary)
         os.replace(temporary, target)
-    except OSError as exc:
+    except (OSError, pl.exceptions.PolarsError) as exc:
         temporary.unlink(missing_ok=True)
-        raise SinkError(f"cannot write {target}: {exc}") from exc
+        raise _failure(exc, f"write of {target}") from exc
+
+
+def _failure(exc: BaseException, what: str) -> SinkError:
+    """An OS or Polars error as one line naming the root cause (see failures.sink_error)."""
+    return failures.sink_error(exc, f"Parquet {what}")
 
 
 def split(kind: str, frame: pl.DataFrame) -> list[tuple[dict[str, str], pl.DataFrame]]:
@@ -86,21 +94,42 @@ class ParquetSink:
         self._seq = 0
         self._buffer = base.KindBuffer()
         self.rows_written: dict[str, int] = {kind: 0 for kind in base.KINDS}
+        recover(self.root)
+
+    def discard(self) -> None:
+        """Forget what is buffered (its owner keeps it elsewhere)."""
+        self._buffer.clear()
+
+    def _commit(self, files: list[tuple[pl.DataFrame, Path]], remove: list[Path], what: str) -> None:
+        """Stage `files`, then move them into place and delete `remove`, all or nothing (see Commit)."""
+        commit = Commit(self.root)
+        try:
+            for frame, target in files:
+                commit.stage(frame, target)
+            commit.apply(remove)
+        except (OSError, pl.exceptions.PolarsError) as exc:
+            commit.abandon()
+            raise _failure(exc, f"{what} (nothing applied) under {self.root}") from exc
+        except BaseException:
+            commit.abandon()
+            raise
 
     def write(self, kind: str, frame: pl.DataFrame) -> None:
         """Buffer `frame` of `kind` until flush()."""
         self._buffer.add(kind, frame)
 
     def flush(self) -> None:
-        """Write one new file per touched partition, named by the batch sequence number."""
+        """Write one new file per touched partition, named by the batch sequence number, all in one commit;
+        on failure nothing is visible and the buffer is kept."""
         batches = self._buffer.pending()
         if not batches:
             return
+        name = f"part-{self.run_id}-{self._seq + 1:06d}.parquet"
+        files = [(rows, partition_dir(self.root, kind, values) / name)
+                 for kind, frame in batches.items() for values, rows in split(kind, frame)]
+        self._commit(files, [], "write of a batch")
         self._seq += 1
-        name = f"part-{self.run_id}-{self._seq:06d}.parquet"
         for kind, frame in batches.items():
-            for values, rows in split(kind, frame):
-                write_atomic(rows, partition_dir(self.root, kind, values) / name)
             self.rows_written[kind] += frame.height
         self._buffer.clear()
 
@@ -108,23 +137,21 @@ class ParquetSink:
         """Replace (exchange, symbol, day): new part.parquet files renamed into place, then older files removed."""
         start, _ = day_bounds(day)
         day_text = start.date().isoformat()
-        written: set[Path] = set()
+        files: list[tuple[pl.DataFrame, Path]] = []
         for kind, frame in frames.items():
             frame = schema.conform(frame, SCHEMAS[kind]) if kind in SCHEMAS else frame
             if kind == base.QUARANTINE:
                 target = partition_dir(self.root, kind, {DATE: day_text}) / f"day-{quote(exchange, safe='-_.')}-{quote(symbol, safe='-_.')}.parquet"
-                write_atomic(frame, target)
-                written.add(target)
-                self.rows_written[kind] += frame.height
+                files.append((frame, target))
                 continue
             for values, rows in split(kind, frame):
                 if (values[c.EXCHANGE], values[c.SYMBOL], values[DATE]) != (exchange, symbol, day_text):
                     raise SinkError(f"{kind} row of {values} does not belong to {exchange} {symbol} {day_text}")
-                target = partition_dir(self.root, kind, values) / "part.parquet"
-                write_atomic(rows, target)
-                written.add(target)
+                files.append((rows, partition_dir(self.root, kind, values) / "part.parquet"))
+        written = {target for _, target in files}
+        self._commit(files, self._stale(exchange, symbol, day_text, written), f"write of {exchange} {symbol} {day_text}")
+        for kind, frame in frames.items():
             self.rows_written[kind] += frame.height
-        self._remove_stale(exchange, symbol, day_text, written)
 
     def close(self) -> None:
         """Flush what is buffered."""
@@ -154,14 +181,12 @@ class ParquetSink:
         counts = ", ".join(f"{n:,} {kind}" for kind, n in self.rows_written.items() if n)
         return f"Parquet {self.root}: {counts or 'nothing'} written"
 
-    def _remove_stale(self, exchange: str, symbol: str, day: str, keep: set[Path]) -> None:
-        """Delete the day's files of this exchange and symbol not written by the current write_day."""
+    def _stale(self, exchange: str, symbol: str, day: str, keep: set[Path]) -> list[Path]:
+        """The day's files of this exchange and symbol that the current write_day does not write."""
         values = {c.EXCHANGE: exchange, c.SYMBOL: symbol, DATE: day}
         candle_days = (partition_dir(self.root, base.CANDLES, {**values, c.TIMEFRAME: tf}) for tf in self._timeframes(values))
-        for folder in [*candle_days, partition_dir(self.root, base.TICKS, values)]:
-            for path in folder.glob("*.parquet"):
-                if path not in keep:
-                    path.unlink(missing_ok=True)
+        return [path for folder in [*candle_days, partition_dir(self.root, base.TICKS, values)]
+                for path in folder.glob("*.parquet") if path not in keep]
 
     def _timeframes(self, values: dict[str, str]) -> list[str]:
         """Timeframes that have a folder for this exchange and symbol."""
@@ -187,10 +212,12 @@ def scan(root: str | Path, kind: str) -> pl.LazyFrame:
 
 
 def read_candles(root: str | Path) -> pl.LazyFrame:
-    """candles_latest semantics over the Parquet tree: one row per window key, the highest revision."""
+    """candles_latest semantics over the Parquet tree: one row per window key, the highest revision; files
+    written before base_volume existed read it as volume, the rule their rows were computed with (as the views)."""
     window = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN]
     return (
         scan(root, base.CANDLES)
+        .with_columns(pl.coalesce(c.BASE_VOLUME, c.VOLUME).alias(c.BASE_VOLUME))
         .sort([c.REVISION, c.TIMESTAMP_OUT], descending=True, nulls_last=True)
         .unique(subset=window, keep="first")
         .sort(window)

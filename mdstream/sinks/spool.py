@@ -86,9 +86,15 @@ class Spool:
             raise SpoolFull(f"spool {self.folder} holds {self.bytes} bytes; {data.size} more exceed its cap "
                             f"of {self.max_bytes} bytes")
         entry = Entry(self._next, kind, self.folder / f"{self._next:012d}.{kind}.arrow", data.size, dict(meta or {}))
-        if entry.meta:
-            _atomic_write(entry.path.with_suffix(".json"), json.dumps(entry.meta).encode())
-        _atomic_write(entry.path, data.to_pybytes())
+        try:
+            if entry.meta:
+                _atomic_write(entry.path.with_suffix(".json"), json.dumps(entry.meta).encode())
+            _atomic_write(entry.path, data.to_pybytes())
+        except OSError as exc:
+            entry.path.with_suffix(".json").unlink(missing_ok=True)
+            from .failures import describe
+
+            raise SinkError(describe(exc, f"spooling a batch to {self.folder}")) from exc
         self._next += 1
         self._entries.append(entry)
         return entry
@@ -115,11 +121,15 @@ class Spool:
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temporary file, fsync and rename, so a crash leaves old or new, never half."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves nothing half-written behind
+        raise
 
 
 # send(kind, table, meta): deliver or raise SinkUnavailable; it may write delivery notes into meta.

@@ -17,23 +17,22 @@ from ..contract.clock import Clock
 from ..contract.errors import ConfigError, SourceError
 from ..contract.feed import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, SourceChunk
 from ..contract.timeframes import epoch_us
-from ..inputs.decode import (
-    TRADE_ID,
-    decode_binance,
-    raw_frame,
-    split_market,
-    strip_trade_id,
-)
+from ..inputs.decode import TRADE_ID, Decoded, decode_binance, raw_frame, strip_trade_id
+from ..inputs.parse import no_quarantine
 from .base import FeedTracker
+from .status import FeedStatus, tally
 
 log = logging.getLogger(__name__)
 
-SPOT_URL = "wss://stream.binance.com:9443"
-FUTURES_URL = "wss://fstream.binance.com"
-SPOT, FUTURES = "binance", "binance-futures"
+SPOT, FUTURES, DELIVERY = "binance", "binance-futures", "binance-delivery"
+# Public market-data hosts: spot, USD-M futures (fstream), COIN-M futures (dstream, Tardis' binance-delivery).
+URLS = {SPOT: "wss://stream.binance.com:9443", FUTURES: "wss://fstream.binance.com", DELIVERY: "wss://dstream.binance.com"}
+SPOT_URL, FUTURES_URL, DELIVERY_URL = URLS[SPOT], URLS[FUTURES], URLS[DELIVERY]
+MARKETS = tuple(URLS)
+MAX_MESSAGE = 16 * 2**20  # bytes; exchange messages are a few hundred
 
-# decode(messages, receive times in us, now) -> (ticks with `_trade_id`, quarantine)
-Decoder = Callable[[list[str], list[int], datetime], tuple[pl.DataFrame, pl.DataFrame]]
+# decode(messages, receive times in us, now) -> decoded ticks, quarantine and non-trade counts
+Decoder = Callable[[list[str], list[int], datetime], Decoded]
 # outage(message) -> a gap reason when the message itself reports an upstream outage, else None
 OutageSignal = Callable[[str], str | None]
 
@@ -47,12 +46,13 @@ def backoff_delays(initial: float, maximum: float, rng: random.Random):
 
 
 class WsFeed:
-    """A reconnecting WebSocket feed that yields decoded, deduplicated chunks and the gaps it observes."""
+    """A reconnecting WebSocket feed that yields decoded, deduplicated chunks and the gaps it observes, and keeps
+    `status` (up/down, reconnects) current for metrics and health."""
 
     def __init__(self, url: str, decode: Decoder, tracker: FeedTracker, *, silence_timeout: float = 10.0,
                  chunk_messages: int = 500, chunk_seconds: float = 0.02, backoff_initial: float = 0.25,
                  backoff_max: float = 30.0, max_retries: int | None = None, seed: int | None = None,
-                 outage: OutageSignal | None = None):
+                 outage: OutageSignal | None = None, status: FeedStatus | None = None):
         if silence_timeout <= 0:
             raise ConfigError("silence_timeout must be positive")
         self.url, self.decode, self.tracker = url, decode, tracker
@@ -60,18 +60,30 @@ class WsFeed:
         self.backoff_initial, self.backoff_max, self.max_retries = backoff_initial, backoff_max, max_retries
         self.rng = random.Random(seed)
         self.outage = outage
-        self.connects = 0  # successful connections so far (observable by tests and metrics)
+        self.status = status if status is not None else FeedStatus(tracker.exchange)
 
-    async def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
-        """Chunks of new ticks until cancelled; raises SourceError after `max_retries` failed connects in a row."""
+    @property
+    def connects(self) -> int:
+        """Successful connections so far."""
+        return self.status.connects
+
+    def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
+        """Chunks of new ticks until cancelled, each recorded in `status`; raises SourceError after
+        `max_retries` failed connects in a row."""
+        return tally(self._chunks(clock), self.status)
+
+    async def _chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
+        """The reconnect loop of `chunks`."""
         delays = backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
         failures = 0
         first = True
         while True:
-            reason = GAP_DISCONNECT
+            reason, since, failed = GAP_DISCONNECT, None, False
             try:
-                async with connect(self.url, open_timeout=max(self.silence_timeout, 5.0), close_timeout=1.0) as ws:
-                    self.connects += 1
+                # messages up to MAX_MESSAGE bytes are taken in (a damaged one is quarantined, not a dropped line)
+                async with connect(self.url, open_timeout=max(self.silence_timeout, 5.0), close_timeout=1.0,
+                                   max_size=MAX_MESSAGE) as ws:
+                    self.status.connected()
                     failures, delays = 0, backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
                     if first:
                         # the window holding the start time is partial: trades before it are unknown
@@ -80,13 +92,17 @@ class WsFeed:
                             yield SourceChunk(gaps=[gap])
                     async for chunk in self._read(ws, clock):
                         yield chunk
-                    reason = GAP_SILENT
+                    # silent: down since the last message, not since the watchdog noticed
+                    reason, since = GAP_SILENT, self._last_message
             except (OSError, ConnectionClosed, InvalidHandshake, asyncio.TimeoutError) as exc:
                 log.warning("feed %s lost: %s", self.url, exc)
                 failures += 1
+                failed = not self.status.up
+                reason = f"{GAP_DISCONNECT}: {exc}" if str(exc) else GAP_DISCONNECT
             except InvalidURI as exc:
                 raise ConfigError(f"invalid feed URL {self.url!r}: {exc}") from exc
-            gap = self.tracker.down(reason, clock.now())
+            self.status.lost(reason, since, failed=failed)
+            gap = self.tracker.down(GAP_SILENT if reason == GAP_SILENT else GAP_DISCONNECT, clock.now())
             if gap is not None:
                 yield SourceChunk(gaps=[gap])
             if self.max_retries is not None and failures > self.max_retries:
@@ -97,13 +113,13 @@ class WsFeed:
         """Chunks from one connection; returns when the feed has been silent for `silence_timeout` seconds."""
         messages: list[str] = []
         received: list[int] = []
-        last_message = chunk_start = time.monotonic()
+        self._last_message = chunk_start = time.monotonic()
         while True:
             now_mono = time.monotonic()
             if messages:
                 timeout = max(0.0, chunk_start + self.chunk_seconds - now_mono)
             else:
-                timeout = max(0.0, last_message + self.silence_timeout - now_mono)
+                timeout = max(0.0, self._last_message + self.silence_timeout - now_mono)
             closed: ConnectionClosed | None = None
             try:
                 message = await asyncio.wait_for(ws.recv(), timeout=timeout)
@@ -121,61 +137,65 @@ class WsFeed:
                 outage = self.outage(text) if self.outage is not None else None
                 if not messages:
                     chunk_start = time.monotonic()
-                last_message = time.monotonic()
+                self._last_message = time.monotonic()
                 if outage is None:
                     messages.append(text)
                     received.append(epoch_us(clock.now()))
             if messages and (message is None or outage is not None or len(messages) >= self.chunk_messages
                              or time.monotonic() - chunk_start >= self.chunk_seconds):
-                chunk = self._chunk(messages, received, clock)
+                yield self._chunk(messages, received, clock)
                 messages, received = [], []
-                if chunk is not None:
-                    yield chunk
             if outage is not None:
                 # trades before the report were flushed above; the ones after it close the gap
                 gap = self.tracker.down(outage, clock.now())
-                if gap is not None:
-                    yield SourceChunk(gaps=[gap])
+                yield SourceChunk(gaps=[gap] if gap is not None else [], received=1, ignored={outage: 1})
             if closed is not None:
                 raise closed
 
-    def _chunk(self, messages: list[str], received: list[int], clock: Clock) -> SourceChunk | None:
-        """Decode, dedupe and gap-check one chunk of messages; None when nothing came of it."""
-        ticks, quarantine = self.decode(messages, received, clock.now())
-        fresh, gaps = self.tracker.accept(ticks, TRADE_ID)
-        fresh, off_book = split_market(fresh, source=self.url, now=clock.now())
-        if off_book.height:
-            quarantine = pl.concat([quarantine, off_book])
-        if fresh.height == 0 and quarantine.height == 0 and not gaps:
-            return None
-        return SourceChunk(ticks=strip_trade_id(fresh), quarantine=quarantine, gaps=gaps)
+    def _chunk(self, messages: list[str], received: list[int], clock: Clock) -> SourceChunk:
+        """Decode, dedupe, gap- and plausibility-check one chunk of messages, with its accounting."""
+        now = clock.now()
+        decoded = self.decode(messages, received, now)
+        kept = self.tracker.accept(decoded.ticks, TRADE_ID, now=now)
+        parts = [q for q in (decoded.quarantine, kept.quarantine) if q.height]
+        quarantine = pl.concat(parts) if len(parts) > 1 else (parts[0] if parts else no_quarantine())
+        return SourceChunk(ticks=strip_trade_id(kept.ticks), quarantine=quarantine, gaps=kept.gaps,
+                           received=len(messages), duplicates=kept.duplicates, ignored=decoded.ignored)
 
 
 class BinanceSource:
-    """Binance spot or USD-M futures `<symbol>@trade` combined streams; one tick per trade message."""
+    """Binance spot, USD-M futures or COIN-M futures `<symbol>@trade` combined streams; one tick per trade
+    message, labelled binance, binance-futures or binance-delivery (Tardis' names); amounts as the venue
+    reports them (COIN-M: contracts)."""
 
-    def __init__(self, symbols: list[str] | tuple[str, ...], *, futures: bool = False, url: str | None = None,
-                 silence_timeout: float = 10.0, flush_interval: float = 0.25, max_rows: int = 50_000,
-                 backoff_initial: float = 0.25, backoff_max: float = 30.0, max_retries: int | None = None,
-                 seed: int | None = None):
+    def __init__(self, symbols: list[str] | tuple[str, ...], *, futures: bool = False, market: str | None = None,
+                 url: str | None = None, silence_timeout: float = 10.0, flush_interval: float = 0.25,
+                 max_rows: int = 50_000, backoff_initial: float = 0.25, backoff_max: float = 30.0,
+                 max_retries: int | None = None, seed: int | None = None):
         if not symbols:
             raise ConfigError("at least one symbol is required")
-        self.exchange = FUTURES if futures else SPOT
+        market = market or (FUTURES if futures else SPOT)
+        if market not in URLS:
+            raise ConfigError(f"unknown Binance market {market!r}: one of {', '.join(MARKETS)}")
+        self.exchange = market
         self.symbols = tuple(s.upper() for s in symbols)
-        self.base_url = (url or (FUTURES_URL if futures else SPOT_URL)).rstrip("/")
+        self.base_url = (url or URLS[market]).rstrip("/")
         self.flush_interval, self.max_rows = flush_interval, max_rows
-        self.tracker = FeedTracker(self.exchange, self.symbols, check_id_jumps=True)
+        self.status = FeedStatus(self.exchange)
+        self.tracker = FeedTracker(self.exchange, self.symbols, check_id_jumps=True, source=self.base_url)
         self.feed = WsFeed(self.stream_url(), self._decode, self.tracker, silence_timeout=silence_timeout,
-                           backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed)
+                           backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed,
+                           status=self.status)
 
     def stream_url(self) -> str:
         """The combined-stream URL: <base>/stream?streams=<sym>@trade/<sym>@trade (symbols lower-case)."""
         streams = "/".join(f"{s.lower()}@trade" for s in self.symbols)
         return f"{self.base_url}/stream?streams={streams}"
 
-    def _decode(self, messages: list[str], received: list[int], now: datetime):
-        """Binance trade messages -> (ticks, quarantine)."""
-        return decode_binance(raw_frame(messages, received), exchange=self.exchange, source=self.base_url, now=now)
+    def _decode(self, messages: list[str], received: list[int], now: datetime) -> Decoded:
+        """Binance messages -> ticks of the subscribed symbols, quarantine, non-trade counts."""
+        return decode_binance(raw_frame(messages, received), exchange=self.exchange, source=self.base_url, now=now,
+                              symbols=self.symbols)
 
     def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
         """Decoded, deduplicated chunks of trades and the gaps seen, timed by `clock`; runs until cancelled."""

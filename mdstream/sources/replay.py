@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gzip
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,56 +13,26 @@ import polars as pl
 from ..contract import columns as c
 from ..contract import schema
 from ..contract.clock import Clock, ManualClock
-from ..contract.errors import ConfigError, InputError
+from ..contract.errors import ConfigError
 from ..contract.feed import SourceChunk
 from ..contract.schema import empty_quarantine
-from ..inputs.decode import (
-    LINE,
-    RAW,
-    RECV,
-    TRADE_ID,
-    decode_binance,
-    split_market,
-    strip_trade_id,
-)
+from ..inputs.decode import TRADE_ID, strip_trade_id
+from ..inputs.recording import read_ws_recording
 from ..inputs.tardis import read_trades
 from ..kernel.gaps import CONSECUTIVE_ID_PREFIXES
 from .base import FeedTracker
+from .status import FeedStatus, tally
 
 _ORDER = "_order"
 FAST_STEP_S = 3600.0  # event seconds per slice of an as-fast-as-possible replay
 FAST_ROWS = 250_000  # trades per slice at most (bounded steps: a signal is served within one)
 
 
-def read_ws_recording(path: Path, *, exchange: str | None = None, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(trade ticks with `_trade_id`, quarantine) of a gzip text file of `<receive ns> <raw JSON>` lines."""
-    exchange = exchange or ("binance-futures" if path.name.startswith("futures") else "binance")
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().split("\n")
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read recording: {exc}", path=str(path)) from exc
-    frame = pl.DataFrame({"_text": pl.Series(lines, dtype=pl.String)}).with_row_index(LINE, offset=1)
-    parts = pl.col("_text").str.splitn(" ", 2)
-    frame = frame.filter(pl.col("_text").str.len_bytes() > 0).select(
-        pl.col(LINE).cast(pl.Int64),
-        # ns -> us; a line without a numeric stamp keeps a null receive time and is judged by its JSON
-        (parts.struct.field("field_0").cast(pl.Int64, strict=False) // 1000).alias(RECV),
-        pl.coalesce(parts.struct.field("field_1"), pl.lit("")).alias(RAW),
-    )
-    return decode_binance(frame, exchange=exchange, source=str(path), now=now)
-
-
-def load(paths: list[Path], *, now: datetime, exchange: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(ticks of every file merged in event-time order with `_trade_id`, quarantine of all files)."""
-    ticks, quarantine, _ = load_counted(paths, now=now, exchange=exchange)
-    return ticks, quarantine
-
-
-def load_counted(paths: list[Path], *, now: datetime, exchange: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """load(), plus the records of the files that are not trades, by message type (a recording's book updates)."""
-    ticks, quarantine, ignored = [], [], {}
+def load(paths: list[Path], *, now: datetime, exchange: str | None = None,
+         ignored: dict[str, int] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(ticks of every file merged in event-time order with `_trade_id`, quarantine of all files); non-trade
+    messages of recordings are counted by type into `ignored`."""
+    ticks, quarantine = [], []
     for index, path in enumerate(paths):
         name = path.name.lower()
         if name.endswith(".csv") or name.endswith(".csv.gz"):
@@ -72,39 +41,17 @@ def load_counted(paths: list[Path], *, now: datetime, exchange: str | None = Non
             ticks.append(frame)
             quarantine.append(read.quarantine)
         else:
-            frame, bad, other = _recording(path, exchange=exchange, now=now)
-            ticks.append(frame)
-            quarantine.append(bad)
-            for kind, n in other.items():
-                ignored[kind] = ignored.get(kind, 0) + n
+            recording = read_ws_recording(path, exchange=exchange, now=now)
+            ticks.append(recording.ticks)
+            quarantine.append(recording.quarantine)
+            for kind, count in recording.ignored.items():
+                if ignored is not None:
+                    ignored[kind] = ignored.get(kind, 0) + count
         ticks[-1] = ticks[-1].with_columns(pl.lit(index).alias("_file")).with_row_index(_ORDER)
     if not ticks:
         raise ConfigError("replay needs at least one input file")
     merged = pl.concat(ticks, how="diagonal_relaxed").sort(c.TIMESTAMP, "_file", _ORDER, maintain_order=True)
-    return merged.drop("_file", _ORDER), pl.concat(quarantine) if quarantine else empty_quarantine(), ignored
-
-
-def _recording(path: Path, *, exchange: str | None, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, int]]:
-    """read_ws_recording, plus the lines that were neither a trade nor quarantined, by stream type."""
-    ticks, bad = read_ws_recording(path, exchange=exchange, now=now)
-    kinds = _message_kinds(path)
-    other = sum(kinds.values()) - ticks.height - bad.height
-    if other <= 0:
-        return ticks, bad, {}
-    kinds.pop("trade", None)
-    total = sum(kinds.values())
-    if total != other:  # the decoder judged some lines differently: keep the count exact, the types indicative
-        kinds = {"other": other} if total == 0 else {**kinds, "other": other - total} if other > total else {"other": other}
-    return ticks, bad, {k: v for k, v in kinds.items() if v > 0}
-
-
-def _message_kinds(path: Path) -> dict[str, int]:
-    """Lines per message type: the stream name after '@' (trade, bookTicker, depth), else 'other'."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
-        text = pl.Series([line for line in handle if line.strip()], dtype=pl.String)
-    kind = text.str.extract(r'"stream"\s*:\s*"[^"@]*@([A-Za-z]+)', 1).fill_null("other")
-    return dict(kind.value_counts().iter_rows())
+    return merged.drop("_file", _ORDER), pl.concat(quarantine) if quarantine else empty_quarantine()
 
 
 class ReplaySource:
@@ -129,13 +76,16 @@ class ReplaySource:
             raise ConfigError("speed must be >= 0 and step > 0")
         self.speed, self.step, self.flush_interval, self.max_rows = speed, step, flush_interval, max_rows
         stamp = now or datetime.now(timezone.utc)
-        self.ticks, self.quarantine, self.ignored = load_counted([Path(p) for p in paths], now=stamp, exchange=exchange)
+        self.ignored: dict[str, int] = {}
+        self.duplicates = 0
+        self.ticks, self.quarantine = load([Path(p) for p in paths], now=stamp, exchange=exchange, ignored=self.ignored)
         exchanges = self.ticks.get_column(c.EXCHANGE).unique().to_list()
         self.exchange = exchanges[0] if len(exchanges) == 1 else (exchange or "replay")
         start = self.ticks.get_column(c.TIMESTAMP).min() if self.ticks.height else stamp
         self.clock = ManualClock(start)
-        self.trackers = {ex: FeedTracker(ex, check_id_jumps=ex.startswith(CONSECUTIVE_ID_PREFIXES)) for ex in exchanges}
-        self.duplicates = 0
+        self.trackers = {ex: FeedTracker(ex, check_id_jumps=ex.startswith(CONSECUTIVE_ID_PREFIXES), source="replay")
+                         for ex in exchanges}
+        self.status = FeedStatus(self.exchange, up=True)
 
     def _slices(self) -> list[tuple[int, int, datetime]]:
         """(offset, length, last event time) of consecutive event-time slices `step` seconds long, each cut into
@@ -154,28 +104,29 @@ class ReplaySource:
 
     def _checked(self) -> tuple[pl.DataFrame, list]:
         """(ticks after per-exchange dedupe, gaps from trade-id jumps), over the whole input in one pass."""
-        kept, gaps = [], []
-        before = self.ticks.height
+        kept, gaps, rejected = [], [], [schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA)]
         for exchange, tracker in self.trackers.items():
-            fresh, found = tracker.accept(self.ticks.filter(pl.col(c.EXCHANGE) == exchange), TRADE_ID)
-            kept.append(fresh)
-            gaps.extend(found)
-        ticks = pl.concat(kept).sort(c.TIMESTAMP, maintain_order=True) if len(kept) > 1 else kept[0]
-        self.duplicates = before - ticks.height
-        ticks, off_book = split_market(ticks, source="replay", now=self.clock.now())
-        if off_book.height:
-            self.quarantine = pl.concat([schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA), off_book])
+            accepted = tracker.accept(self.ticks.filter(pl.col(c.EXCHANGE) == exchange), TRADE_ID, now=self.clock.now())
+            kept.append(accepted.ticks)
+            gaps.extend(accepted.gaps)
+            rejected.append(accepted.quarantine)
+            self.duplicates += accepted.duplicates
+        ticks = pl.concat(kept).sort(c.TIMESTAMP, maintain_order=True) if len(kept) > 1 else (kept[0] if kept else self.ticks)
+        self.quarantine = pl.concat(rejected)
         return strip_trade_id(ticks), sorted(gaps, key=lambda g: g.end)
 
-    async def chunks(self, clock: Clock | None = None) -> AsyncIterator[SourceChunk]:
+    def chunks(self, clock: Clock | None = None) -> AsyncIterator[SourceChunk]:
         """Chunks of one slice each, moving the replay's own clock to each slice's last event time (`clock` is
-        ignored: event time drives a replay); ends with the input. Every record is accounted for: the first chunk
-        carries the quarantine, the duplicates and the non-trade messages, each later one its trades."""
+        ignored: event time drives a replay); ends with the input. Each chunk is recorded in `status`."""
+        return tally(self._chunks(), self.status)
+
+    async def _chunks(self) -> AsyncIterator[SourceChunk]:
+        """The slices of `chunks`; the first chunk carries the rejected rows, repeats and non-trade messages."""
         self.ticks, gaps = self._checked()
-        quarantine = schema.conform(self.quarantine, schema.QUARANTINE_SCHEMA)
-        other = quarantine.height + self.duplicates + sum(self.ignored.values())
-        if other:
-            yield SourceChunk(quarantine=quarantine, received=other, duplicates=self.duplicates, ignored=dict(self.ignored))
+        others = self.quarantine.height + self.duplicates + sum(self.ignored.values())
+        if others:
+            yield SourceChunk(quarantine=self.quarantine, received=others, duplicates=self.duplicates,
+                              ignored=dict(self.ignored))
         origin_event, origin_wall = self.clock.now(), time.monotonic()
         for offset, length, last in self._slices():
             if self.speed > 0:
@@ -187,6 +138,7 @@ class ReplaySource:
             yield SourceChunk(ticks=self.ticks.slice(offset, length), gaps=due, received=length)
             if self.speed == 0:
                 await asyncio.sleep(0)  # as fast as possible, yet fair to the consumer
+
     async def _pace(self, origin_event: datetime, origin_wall: float, until: datetime):
         """Sleep until `until` is due at `speed`, moving the clock along so quiet stretches still close batches."""
         while True:

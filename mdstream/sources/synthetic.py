@@ -16,6 +16,7 @@ from ..contract.errors import ConfigError
 from ..contract.feed import SourceChunk
 from ..contract.schema import empty_ticks
 from ..contract.timeframes import epoch_us
+from .status import FeedStatus, tally
 
 EXCHANGE = "synthetic"
 DEFAULT_SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
@@ -55,6 +56,7 @@ class SyntheticSource:
         self._blocks = 0  # blocks generated so far
         self._pending = empty_ticks()
         self._released_us: int | None = None
+        self.status = FeedStatus(EXCHANGE, up=True)  # a simulation never disconnects
 
     def _block(self, start_us: int) -> list[pl.DataFrame]:
         """One simulated second of trades for every symbol, starting at `start_us`."""
@@ -107,10 +109,14 @@ class SyntheticSource:
         """True once `until` is set and every trade up to it has been released."""
         return self.until is not None and self._released_us is not None and self._released_us >= epoch_us(self.until)
 
-    async def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
+    def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
         """Chunks of the trades that became due as `clock` moved, polled every `poll` seconds; ends at `until`."""
+        return tally(self._chunks(clock), self.status)
+
+    async def _chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
+        """The polling loop of `chunks`: one record per trade, each accepted."""
         while not self.finished():
             ticks = self.advance(clock.now())
             if ticks.height:
-                yield SourceChunk(ticks=ticks)
+                yield SourceChunk(ticks=ticks, received=ticks.height)
             await asyncio.sleep(self.poll)

@@ -8,19 +8,20 @@ from datetime import datetime
 from typing import AsyncIterator
 from urllib.parse import quote
 
-import polars as pl
+import orjson
 
-from ..contract import columns as c
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError
 from ..contract.feed import GAP_DISCONNECT, SourceChunk
-from ..inputs.decode import TARDIS_DISCONNECT_MARK, decode_tardis, raw_frame
+from ..inputs.decode import Decoded, decode_tardis, raw_frame
 from ..kernel.gaps import CONSECUTIVE_ID_PREFIXES
 from .base import FeedTracker
 from .binance import WsFeed
+from .status import FeedStatus
 
 DEFAULT_URL = "ws://localhost:8001"
-_DISCONNECT = re.compile(TARDIS_DISCONNECT_MARK)
+# A cheap pre-filter: only messages that may be a disconnect report are parsed here (the decoder parses the rest).
+_MAYBE_DISCONNECT = re.compile(r'"disconnect"')
 
 
 class TardisMachineSource:
@@ -41,10 +42,12 @@ class TardisMachineSource:
         self.base_url = (url or DEFAULT_URL).rstrip("/")
         self.silence_timeout = silence_timeout
         self.flush_interval, self.max_rows = flush_interval, max_rows
-        self.tracker = FeedTracker(exchange, self.symbols, check_id_jumps=exchange.startswith(CONSECUTIVE_ID_PREFIXES))
+        self.status = FeedStatus(exchange)
+        self.tracker = FeedTracker(exchange, self.symbols, check_id_jumps=exchange.startswith(CONSECUTIVE_ID_PREFIXES),
+                                   source=self.base_url)
         self.feed = WsFeed(self.stream_url(), self._decode, self.tracker, silence_timeout=silence_timeout,
                            backoff_initial=backoff_initial, backoff_max=backoff_max, max_retries=max_retries, seed=seed,
-                           outage=self._outage)
+                           outage=self._outage, status=self.status)
 
     def options(self) -> list[dict]:
         """The stream options: one entry for this exchange, trades only, with disconnect messages."""
@@ -62,15 +65,21 @@ class TardisMachineSource:
         options = json.dumps(self.options(), separators=(",", ":"))
         return f"{self.base_url}/ws-stream-normalized?options={quote(options, safe='')}"
 
-    def _decode(self, messages: list[str], received: list[int], now: datetime):
-        """Normalized messages -> (ticks of this exchange, quarantine)."""
-        ticks, quarantine = decode_tardis(raw_frame(messages, received), source=self.base_url, now=now)
-        return ticks.filter(pl.col(c.EXCHANGE) == self.exchange), quarantine
+    def _decode(self, messages: list[str], received: list[int], now: datetime) -> Decoded:
+        """Normalized messages -> ticks of this exchange and these symbols, quarantine, non-trade counts."""
+        return decode_tardis(raw_frame(messages, received), source=self.base_url, now=now, exchange=self.exchange,
+                             symbols=self.symbols)
 
     @staticmethod
     def _outage(message: str) -> str | None:
-        """"disconnect" when tardis-machine reports that its exchange connection dropped."""
-        return GAP_DISCONNECT if _DISCONNECT.search(message) else None
+        """"disconnect" when the message is tardis-machine's report that its exchange connection dropped."""
+        if not _MAYBE_DISCONNECT.search(message):
+            return None
+        try:
+            parsed = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return None
+        return GAP_DISCONNECT if isinstance(parsed, dict) and parsed.get("type") == "disconnect" else None
 
     def chunks(self, clock: Clock) -> AsyncIterator[SourceChunk]:
         """Decoded, deduplicated chunks of trades and the gaps seen, timed by `clock`; runs until cancelled."""

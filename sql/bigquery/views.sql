@@ -5,8 +5,10 @@
 
 -- One row per (exchange, symbol, timeframe, timestamp_in): the highest revision wins (a late trade
 -- produces revision + 1); equal revisions (the same key written twice) resolve to the latest timestamp_out.
+-- Rows written before base_volume existed were computed with the rule every series then had (base = volume,
+-- vwap = quote_volume / volume): they read with base_volume = volume, true to how they were computed.
 CREATE OR REPLACE VIEW `${project}.${dataset}.candles_latest` AS
-SELECT *
+SELECT * REPLACE (COALESCE(base_volume, volume) AS base_volume)
 FROM `${project}.${dataset}.candles`
 WHERE TRUE
 QUALIFY ROW_NUMBER() OVER (
@@ -14,12 +16,8 @@ QUALIFY ROW_NUMBER() OVER (
     ORDER BY revision DESC, timestamp_out DESC
 ) = 1;
 
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_15s` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '15s';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_1m` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '1m';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_5m` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '5m';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_15m` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '15m';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_4h` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '4h';
-CREATE OR REPLACE VIEW `${project}.${dataset}.candles_1d` AS SELECT * FROM `${project}.${dataset}.candles_latest` WHERE timeframe = '1d';
+-- One view per registered timeframe (contract/timeframes.py), rendered when the SQL is read.
+${timeframe_views}
 
 -- Key columns plus the feature columns, latest revision only.
 CREATE OR REPLACE VIEW `${project}.${dataset}.features` AS
@@ -38,7 +36,7 @@ CREATE OR REPLACE VIEW `${project}.${dataset}.daily_summary` AS
 SELECT
     exchange, symbol,
     DATE(timestamp_in) AS day,
-    open, high, low, close, volume, quote_volume, buy_volume, sell_volume, trades, vwap,
+    open, high, low, close, volume, base_volume, quote_volume, buy_volume, sell_volume, trades, vwap,
     (close / open - 1) AS change,
     (high / low - 1) AS `range`
 FROM `${project}.${dataset}.candles_1d`;
@@ -87,11 +85,16 @@ SELECT l.*, COALESCE(s.revisions, 0) AS revisions
 FROM latest AS l
 LEFT JOIN stored AS s USING (exchange, symbol, timeframe, day);
 
--- Rejected input rows by source, UTC day of quarantine, field and reason.
+-- Rejected input rows by source, UTC day of the data (as in sql/duckdb/views.sql), field and reason.
 CREATE OR REPLACE VIEW `${project}.${dataset}.quarantine_summary` AS
 SELECT
     source,
-    DATE(quarantined_at) AS day,
+    COALESCE(
+        DATE(TIMESTAMP_MICROS(CASE WHEN SAFE_CAST(SPLIT(raw, ',')[SAFE_OFFSET(2)] AS INT64) BETWEEN 0 AND 4102444800000000
+                                   THEN SAFE_CAST(SPLIT(raw, ',')[SAFE_OFFSET(2)] AS INT64) END)),
+        SAFE_CAST(REGEXP_EXTRACT(source, r'(\d{4}-\d{2}-\d{2})') AS DATE),
+        DATE(quarantined_at)
+    ) AS day,
     field,
     reason,
     COUNT(*) AS `rows`,

@@ -8,9 +8,19 @@
 -- all of these keep their arrival order: the rowid of the `ticks` table (which must be a table, not a view).
 -- The dense grid spans the first to the last window with trades of each series; empty windows carry the
 -- previous close, zero volumes and trades, and a NULL vwap.
+-- Volumes follow each series' instrument in the relation `instruments` (exchange, symbol, kind, contract_size;
+-- the caller provides it, possibly empty; a series it does not list is linear with size 1). With s the
+-- contract size, window sums are scaled as the pipeline does:
+--   spot, linear, quanto: base_volume = s * sum(amount),         quote_volume = s * sum(price * amount)
+--   inverse:              base_volume = s * sum(amount / price),  quote_volume = s * sum(amount)
+-- and vwap = quote_volume / base_volume.
 WITH timeframes(timeframe, us) AS (
-    VALUES ('15s', 15000000::BIGINT), ('1m', 60000000::BIGINT), ('5m', 300000000::BIGINT),
-           ('15m', 900000000::BIGINT), ('4h', 14400000000::BIGINT), ('1d', 86400000000::BIGINT)
+    VALUES ${timeframe_widths}  -- every registered timeframe (contract/timeframes.py)
+),
+rules AS (
+    SELECT exchange, symbol, any_value(kind = 'inverse') AS is_inverse, any_value(contract_size) AS size
+    FROM instruments
+    GROUP BY exchange, symbol
 ),
 trades AS (
     SELECT exchange, symbol, timestamp, local_timestamp, id, side, price, amount, epoch_us(timestamp) AS ts_us,
@@ -33,7 +43,8 @@ windows AS (
         min(price) AS low,
         last(price ORDER BY timestamp, local_timestamp NULLS FIRST, length(id) NULLS FIRST, id NULLS FIRST, arrival) AS close,
         sum(amount) AS volume,
-        sum(price * amount) AS quote_volume,
+        sum(price * amount) AS raw_quote,
+        sum(amount / price) AS amount_per_price,
         coalesce(sum(amount) FILTER (WHERE side = 'buy'), 0) AS buy_volume,
         coalesce(sum(amount) FILTER (WHERE side = 'sell'), 0) AS sell_volume,
         count(*) AS trades,
@@ -41,6 +52,15 @@ windows AS (
         max(timestamp) AS last_trade_at
     FROM bucketed
     GROUP BY exchange, symbol, timeframe, us, win_us
+),
+scaled AS (
+    SELECT w.*,
+           CASE WHEN coalesce(r.is_inverse, false) THEN w.amount_per_price ELSE w.volume END
+               * coalesce(r.size, 1.0) AS base_volume,
+           CASE WHEN coalesce(r.is_inverse, false) THEN w.volume ELSE w.raw_quote END
+               * coalesce(r.size, 1.0) AS quote_volume
+    FROM windows AS w
+    LEFT JOIN rules AS r USING (exchange, symbol)
 ),
 grid AS (
     SELECT exchange, symbol, timeframe, unnest(range(min(win_us), max(win_us) + us, us)) AS win_us
@@ -50,13 +70,13 @@ grid AS (
 dense AS (
     SELECT
         g.exchange, g.symbol, g.timeframe, g.win_us, w.open, w.high, w.low, w.close,
-        w.volume, w.quote_volume, w.buy_volume, w.sell_volume, w.trades, w.first_trade_at, w.last_trade_at,
+        w.volume, w.base_volume, w.quote_volume, w.buy_volume, w.sell_volume, w.trades, w.first_trade_at, w.last_trade_at,
         last_value(w.close IGNORE NULLS) OVER (
             PARTITION BY g.exchange, g.symbol, g.timeframe ORDER BY g.win_us
             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
         ) AS carried_close
     FROM grid AS g
-    LEFT JOIN windows AS w USING (exchange, symbol, timeframe, win_us)
+    LEFT JOIN scaled AS w USING (exchange, symbol, timeframe, win_us)
 )
 SELECT
     exchange, symbol, timeframe,
@@ -66,11 +86,12 @@ SELECT
     coalesce(low, carried_close) AS low,
     coalesce(close, carried_close) AS close,
     coalesce(volume, 0) AS volume,
+    coalesce(base_volume, 0) AS base_volume,
     coalesce(quote_volume, 0) AS quote_volume,
     coalesce(buy_volume, 0) AS buy_volume,
     coalesce(sell_volume, 0) AS sell_volume,
     coalesce(trades, 0) AS trades,
-    quote_volume / nullif(volume, 0) AS vwap,
+    quote_volume / nullif(base_volume, 0) AS vwap,
     first_trade_at,
     last_trade_at
 FROM dense

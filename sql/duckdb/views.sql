@@ -4,20 +4,18 @@
 
 -- One row per (exchange, symbol, timeframe, timestamp_in): the highest revision wins (a late trade
 -- produces revision + 1); equal revisions (the same key written twice) resolve to the latest timestamp_out.
+-- Rows written before base_volume existed were computed with the rule every series then had (base = volume,
+-- vwap = quote_volume / volume): they read with base_volume = volume, true to how they were computed.
 CREATE OR REPLACE VIEW candles_latest AS
-SELECT *
+SELECT * REPLACE (coalesce(base_volume, volume) AS base_volume)
 FROM candles
 QUALIFY row_number() OVER (
     PARTITION BY exchange, symbol, timeframe, timestamp_in
     ORDER BY revision DESC, timestamp_out DESC NULLS LAST
 ) = 1;
 
-CREATE OR REPLACE VIEW candles_15s AS SELECT * FROM candles_latest WHERE timeframe = '15s';
-CREATE OR REPLACE VIEW candles_1m AS SELECT * FROM candles_latest WHERE timeframe = '1m';
-CREATE OR REPLACE VIEW candles_5m AS SELECT * FROM candles_latest WHERE timeframe = '5m';
-CREATE OR REPLACE VIEW candles_15m AS SELECT * FROM candles_latest WHERE timeframe = '15m';
-CREATE OR REPLACE VIEW candles_4h AS SELECT * FROM candles_latest WHERE timeframe = '4h';
-CREATE OR REPLACE VIEW candles_1d AS SELECT * FROM candles_latest WHERE timeframe = '1d';
+-- One view per registered timeframe (contract/timeframes.py), rendered when the SQL is read.
+${timeframe_views}
 
 -- Key columns plus the feature columns, latest revision only.
 CREATE OR REPLACE VIEW features AS
@@ -36,7 +34,7 @@ CREATE OR REPLACE VIEW daily_summary AS
 SELECT
     exchange, symbol,
     CAST(timezone('UTC', timestamp_in) AS DATE) AS day,
-    open, high, low, close, volume, quote_volume, buy_volume, sell_volume, trades, vwap,
+    open, high, low, close, volume, base_volume, quote_volume, buy_volume, sell_volume, trades, vwap,
     (close / open - 1) AS change,
     (high / low - 1) AS range
 FROM candles_1d;
@@ -84,11 +82,18 @@ SELECT l.*, coalesce(s.revisions, 0) AS revisions
 FROM latest AS l
 LEFT JOIN stored AS s USING (exchange, symbol, timeframe, day);
 
--- Rejected input rows by source, UTC day of quarantine, field and reason.
+-- Rejected input rows by source, UTC day of the data, field and reason. The data's day is the exchange time
+-- of a Tardis CSV line when it parses, else the day in the source's name (Tardis day files carry it), else
+-- the day the row was quarantined (a live stream's late trade).
 CREATE OR REPLACE VIEW quarantine_summary AS
 SELECT
     source,
-    CAST(timezone('UTC', quarantined_at) AS DATE) AS day,
+    coalesce(
+        CAST(CASE WHEN TRY_CAST(split_part(raw, ',', 3) AS BIGINT) BETWEEN 0 AND 4102444800000000
+             THEN make_timestamp(TRY_CAST(split_part(raw, ',', 3) AS BIGINT)) END AS DATE),
+        TRY_CAST(regexp_extract(source, '(\d{4}-\d{2}-\d{2})', 1) AS DATE),
+        CAST(timezone('UTC', quarantined_at) AS DATE)
+    ) AS day,
     field,
     reason,
     count(*) AS rows,

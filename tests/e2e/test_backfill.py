@@ -12,7 +12,6 @@ from mdstream.contract.schema import CANDLE_SCHEMA, TICK_SCHEMA, conform
 from mdstream.contract.timeframes import ALL_TIMEFRAMES
 from mdstream.inputs.sample import trades_day, write_csv_gz
 from mdstream.jobs.backfill import BackfillOptions, run_backfill
-from mdstream.kernel import gaps as gp
 from mdstream.kernel.candles import candles_from_ticks
 from mdstream.kernel.features import STATE_COLUMNS, add_features
 from mdstream.sinks.duckdb import DuckDBSink
@@ -52,11 +51,8 @@ def test_two_days_are_one_continuous_grid_with_continuous_features(tmp_path):
     sink.close()
     assert [d.day for d in summary.days] == [date(2024, 1, 1), date(2024, 1, 2)]
     got = stored(db).sort(KEY)
-    # The input ends with its last trade: the windows holding that instant are cut short, so feed.
-    end = ticks.select(c.EXCHANGE, c.SYMBOL, pl.col(c.TIMESTAMP).max().alias(gp.GAP_START),
-                       pl.col(c.TIMESTAMP).max().alias(gp.GAP_END), pl.lit("input ends").alias(gp.GAP_REASON))
-    whole = candles_from_ticks(ticks, now=NOW, feed_gaps=end.lazy())
-    whole = add_features(whole).collect(engine="in-memory").drop(STATE_COLUMNS)
+    # Tardis day files cover whole days: the last day runs on to midnight, and nothing in it is missing.
+    whole = add_features(candles_from_ticks(ticks, now=NOW)).collect(engine="in-memory").drop(STATE_COLUMNS)
     whole = conform(whole, CANDLE_SCHEMA).sort(KEY)
     assert got.height == whole.height
     for col in [c.OPEN, c.CLOSE, c.VOLUME, c.TRADES, c.GAP, "ema_20", "macd_signal", "rsi_5", "vwap_day", "volatility_10"]:

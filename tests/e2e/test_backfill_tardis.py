@@ -10,10 +10,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support.tardis_http import TardisServer, tardis_server  # noqa: F401 (fixture)
 
 from mdstream.cli import main
 from mdstream.contract import columns as c
+from support.tardis_http import TardisServer
 
 TRADES = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv"
 US_PER_DAY = 86_400_000_000

@@ -1,13 +1,12 @@
-"""The HTML chart: overlays are right, the page is self-contained and headless Chromium draws every candle."""
+"""`mdstream chart`: one offline HTML file on lightweight-charts, checked in headless Chromium (data in the page,
+pixels on screen: candles, gap shading, legend, switches, links) and in its data (latest revisions, overlays)."""
 
 from __future__ import annotations
 
-import math
 import re
-import shutil
-import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import duckdb
 import numpy as np
@@ -15,154 +14,192 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from mdstream.cli.ops import chart as chart_command
-from mdstream.cli.ops import commands
+from mdstream.cli import main
 from mdstream.contract import columns as c
-from mdstream.contract import schema
-from mdstream.contract.errors import ConfigError, InputError
-from mdstream.ops import chart
-from mdstream.sinks import sqlfiles
+from mdstream.contract import timeframes
+from mdstream.ops import chart, page
+from mdstream.ops.readonly import reading
+from support import chart_db
+from support.browser import browser_page, chart_geometry, screenshot, x_of
+from support.chart_db import ETH_N, FEED, FIVE_MIN_N, N, QUIET, REVISED, T0
 
-T0 = datetime(2024, 1, 1, 23, 0, tzinfo=timezone.utc)  # crosses UTC midnight after 60 minutes
-N = 90
-FEED = {10, 11, 12}
-QUIET = {40, 41}
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-    "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-]
-
-
-def make_candles(symbol: str = "BTCUSDT", exchange: str = "binance-futures", n: int = N) -> pl.DataFrame:
-    rng = np.random.default_rng(7)
-    close = 42000 + np.cumsum(rng.normal(0, 15, n))
-    opens = np.concatenate([[42000.0], close[:-1]])
-    volume = rng.uniform(1, 20, n)
-    for i in (q for q in QUIET if q < n):
-        close[i] = opens[i] = close[i - 1]
-        volume[i] = 0.0
-    high = np.maximum(opens, close) + np.where(volume > 0, 5.0, 0.0)
-    low = np.minimum(opens, close) - np.where(volume > 0, 5.0, 0.0)
-    starts = [T0 + timedelta(minutes=i) for i in range(n)]
-    frame = pl.DataFrame({
-        c.EXCHANGE: exchange, c.SYMBOL: symbol, c.TIMEFRAME: "1m", c.TIMESTAMP_IN: starts,
-        c.TIMESTAMP_OUT: [s + timedelta(minutes=1, milliseconds=200) for s in starts],
-        c.OPEN: opens, c.HIGH: high, c.LOW: low, c.CLOSE: close, c.VOLUME: volume,
-        c.QUOTE_VOLUME: volume * (high + low) / 2, c.TRADES: [0 if v == 0 else 10 for v in volume],
-        c.GAP: [c.GAP_FEED if i in FEED else c.GAP_QUIET if i in QUIET else None for i in range(n)],
-        c.REVISION: 0, c.LATE_TRADES: 0,
-    })
-    return schema.conform(frame, schema.CANDLE_SCHEMA)
+BACKGROUND, GRID = (0x10, 0x14, 0x18), (0x1A, 0x1F, 0x26)
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("chart") / "candles.duckdb"
-    candles = make_candles()
-    revised = candles.slice(5, 1).with_columns(pl.lit(1, dtype=pl.Int64).alias(c.REVISION), (pl.col(c.CLOSE) + 1).alias(c.CLOSE))
-    everything = pl.concat([candles, revised, make_candles("ETHUSDT", n=30)])
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE candles AS SELECT * FROM everything")
-    ticks, quarantine = schema.empty(schema.TICK_SCHEMA), schema.empty(schema.QUARANTINE_SCHEMA)
-    con.execute("CREATE TABLE ticks AS SELECT * FROM ticks")
-    con.execute("CREATE TABLE quarantine AS SELECT * FROM quarantine")
-    con.execute(sqlfiles.read("duckdb/views.sql"))
-    con.close()
-    return path
+    return chart_db.build(tmp_path_factory.mktemp("chart") / "candles.duckdb")
 
 
-def test_load_latest_revision_only(db):
-    frame = chart.load_candles(db, "BTCUSDT", "1m")
-    assert frame.height == N and frame.get_column(c.TIMESTAMP_IN).is_sorted()
-    assert frame.filter(pl.col(c.REVISION) == 1).height == 1
-    window = chart.load_candles(db, "BTCUSDT", "1m", start=T0 + timedelta(minutes=10), end=T0 + timedelta(minutes=20))
+def run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_loads_latest_revision_of_every_series(db):
+    with reading(db) as con:
+        found = chart.list_series(con)
+        assert [(s.symbol, s.timeframe) for s in found] == [("BTCUSDT", "1m"), ("BTCUSDT", "5m"), ("ETHUSDT", "1m")]
+        btc = chart.load_candles(con, found[0])
+        window = chart.load_candles(con, found[0], start=T0 + timedelta(minutes=10), end=T0 + timedelta(minutes=20))
+        newest = chart.load_candles(con, found[0], limit=7)
+    assert btc.height == N and btc.get_column(c.TIMESTAMP_IN).is_sorted()
+    assert btc.filter(pl.col(c.REVISION) == 1).get_column(c.TIMESTAMP_IN).to_list() == [T0 + timedelta(minutes=REVISED)]
     assert window.height == 10 and window.get_column(c.TIMESTAMP_IN)[0] == T0 + timedelta(minutes=10)
-    assert chart.load_candles(db, "BTCUSDT", "1m", limit=7).get_column(c.TIMESTAMP_IN)[-1] == T0 + timedelta(minutes=N - 1)
+    assert newest.height == 7 and newest.get_column(c.TIMESTAMP_IN)[-1] == T0 + timedelta(minutes=N - 1)
 
 
-def test_overlays_match_talib_and_session_vwap():
+def test_bollinger_bands_match_talib():
     talib = pytest.importorskip("talib")
-    frame = chart.overlays(make_candles().lazy()).collect()
+    frame = chart.overlays(chart_db.make_candles().lazy()).collect()
     close = frame.get_column(c.CLOSE).to_numpy()
     upper, middle, lower = talib.BBANDS(close, timeperiod=20, nbdevup=2, nbdevdn=2, matype=0)
     for name, expected in ((chart.BB_UPPER, upper), (chart.BB_MID, middle), (chart.BB_LOWER, lower)):
-        got = frame.get_column(name).to_numpy()
         assert np.isnan(expected[:19]).all() and frame.get_column(name)[:19].is_null().all()
-        np.testing.assert_allclose(got[19:], expected[19:], rtol=1e-9)
-    # Session VWAP restarts at UTC midnight (row 60 is 2024-01-02 00:00).
-    q, v = frame.get_column(c.QUOTE_VOLUME).to_numpy(), frame.get_column(c.VOLUME).to_numpy()
-    vwap = frame.get_column(chart.VWAP_LINE).to_numpy()
-    assert vwap[59] == pytest.approx(q[:60].sum() / v[:60].sum(), rel=1e-12)
-    assert vwap[60] == pytest.approx(q[60] / v[60], rel=1e-12)
+        np.testing.assert_allclose(frame.get_column(name).to_numpy()[19:], expected[19:], rtol=1e-9)
 
 
-def test_render_is_offline_and_escaped():
-    data = chart.chart_data(make_candles(n=25), "binance", "</script><b>", "1m")
-    page = chart.render_html(data)
-    assert "</script><b>" not in page and "&lt;/script&gt;&lt;b&gt;" in page
-    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", page), "page must not load anything remote"
-    assert len(data["t"]) == 25 and data["tf_ms"] == 60_000
+def test_payload_keeps_warm_up_out_but_bands_in():
+    candles = chart_db.make_candles()
+    series = chart.Series("binance-futures", "BTCUSDT", "1m")
+    whole = chart.payload(candles, series)
+    tail = chart.payload(candles, series, keep_from=T0 + timedelta(minutes=30))
+    assert len(tail["t"]) == N - 30 and tail["bu"] == whole["bu"][30:] and tail["bu"][0] is not None
+    assert whole["tf_s"] == 60 and whole["t"][0] == int(T0.timestamp())
 
 
-def test_errors(db, tmp_path):
-    with pytest.raises(InputError, match="no 1m candles for SOLUSDT"):
-        chart.load_candles(db, "SOLUSDT", "1m")
-    with pytest.raises(InputError, match="not found"):
-        chart.load_candles(tmp_path / "missing.duckdb", "BTCUSDT", "1m")
-    with pytest.raises(ConfigError):
-        chart.load_candles(db, "BTCUSDT", "2m")
-    empty_db = tmp_path / "empty.duckdb"
-    duckdb.connect(str(empty_db)).close()
-    with pytest.raises(InputError, match="candles_latest"):
-        chart.load_candles(empty_db, "BTCUSDT", "1m")
+def test_page_inlines_everything_and_escapes(tmp_path):
+    candles = chart_db.make_candles(n=25)
+    data = chart.payload(candles, chart.Series("binance", "</script><b>", "1m"))
+    html = page.render(chart.chart_config([data], initial=data["key"], features=chart.LEGEND_FEATURES),
+                       title="</script><b>")
+    assert "</script><b>" not in html and "&lt;/script&gt;&lt;b&gt;" in html
+    assert f"TradingView Lightweight Charts™ v{page.LWC_VERSION}" in html
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)\s*=\s*["']?(https?:)?//""", html)
+    vendor = Path(page.__file__).parent / "web" / "vendor"
+    assert "Apache License" in (vendor / "LICENSE").read_text() and "TradingView" in (vendor / "NOTICE").read_text()
 
 
-def test_several_exchanges_need_exchange(tmp_path):
-    path = tmp_path / "two.duckdb"
-    two_exchanges = pl.concat([make_candles(n=5), make_candles(exchange="bybit", n=5)])
-    con = duckdb.connect(str(path))
-    con.execute("CREATE TABLE candles AS SELECT * FROM two_exchanges")
-    con.execute("CREATE VIEW candles_latest AS SELECT * FROM candles")
-    con.close()
-    with pytest.raises(ConfigError, match="--exchange"):
-        chart.load_candles(path, "BTCUSDT", "1m")
-    assert chart.load_candles(path, "BTCUSDT", "1m", exchange="bybit").height == 5
-
-
-def test_cli_help_and_failure(db, tmp_path):
-    assert commands == [chart_command]
-    result = CliRunner().invoke(chart_command, ["--help"])
-    assert result.exit_code == 0 and "Example:" in result.output
-    result = CliRunner().invoke(chart_command, ["--symbol", "NOPE", "--duckdb", str(db), "--output", str(tmp_path / "x.html")])
+def test_cli_errors_are_one_line(db, tmp_path):
+    out = str(tmp_path / "x.html")
+    result = run("chart", "--symbol", "NOPE", "--duckdb", str(db), "--output", out)
     assert result.exit_code == 1 and "no 1m candles for NOPE" in result.output
+    result = run("chart", "--duckdb", str(tmp_path / "missing.duckdb"), "--output", out)
+    assert result.exit_code == 1 and "not found" in result.output
+    result = run("chart", "--duckdb", str(db), "--timeframe", "2m", "--output", out)
+    assert result.exit_code == 1 and "unknown timeframe" in result.output
+    result = run("chart", "--duckdb", str(db), "--features", "rsi_5,nope", "--output", out)
+    assert result.exit_code == 1 and "unknown feature(s) nope" in result.output
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    result = run("chart", "--duckdb", str(empty), "--output", out)
+    assert result.exit_code == 1 and "not an mdstream database" in result.output
+    help_text = " ".join(run("chart", "--help").output.split())
+    assert "Example:" in help_text and ", ".join(timeframes.SUPPORTED_TIMEFRAMES) in help_text
+    assert not Path(out).exists()
+
+
+def test_symbol_on_two_exchanges_is_two_series(tmp_path):
+    path = tmp_path / "two.duckdb"
+    from mdstream.sinks.duckdb import DuckDBSink
+    sink = DuckDBSink(path)
+    sink.write("candles", pl.concat([chart_db.make_candles(n=5), chart_db.make_candles(exchange="bybit", n=5)]))
+    sink.close()
+    result = run("chart", "--symbol", "BTCUSDT", "--duckdb", str(path), "--output", str(tmp_path / "two.html"))
+    assert result.exit_code == 0 and "2 series, 10 candles" in result.output
+    result = run("chart", "--exchange", "bybit", "--duckdb", str(path), "--output", str(tmp_path / "one.html"))
+    assert "1 series, 5 candles" in result.output
 
 
 @pytest.fixture(scope="module")
-def rendered_dom(db, tmp_path_factory) -> str:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if browser is None:
-        pytest.skip("chromium not installed (apt-get install -y chromium) - cannot check the chart renders")
-    out = tmp_path_factory.mktemp("html") / "btc.html"
-    result = CliRunner().invoke(chart_command, ["--symbol", "BTCUSDT", "--timeframe", "1m", "--duckdb", str(db), "--output", str(out)])
+def html_file(db, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("html") / "chart.html"
+    result = run("chart", "--duckdb", str(db), "--output", str(out), "--features", "rsi_5,macd_hist,volatility_10")
     assert result.exit_code == 0, result.output
-    assert f"{N} 1m candles" in result.output
-    profile = tmp_path_factory.mktemp("profile")
-    proc = subprocess.run(
-        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom", out.as_uri()],
-        capture_output=True, text=True, timeout=90,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    assert "3 series, 138 candles" in result.output
+    return out
 
 
-def test_chromium_draws_every_candle(rendered_dom):
-    dom = rendered_dom
-    assert 'id="candles-svg"' in dom and f'data-candles="{N}"' in dom
-    assert len(re.findall(r'<g class="candle (?:up|down)"', dom)) == N
-    assert len(re.findall(r'<rect class="vol"', dom)) == N
-    assert len(re.findall(r'class="gap-feed"', dom)) == len(FEED)
-    assert len(re.findall(r'class="gap-quiet"', dom)) == len(QUIET)
-    for line_id in ("line-vw", "line-bu", "line-bm", "line-bl"):
-        assert f'id="{line_id}"' in dom
-    assert f"{N} candles" in dom
-    assert not math.isnan(float(re.search(r'<path class="vwap" d="M([\d.]+),', dom).group(1)))
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("screenshots")
+
+
+def rgb_near(pixel, target, tolerance=12) -> bool:
+    return all(abs(a - b) <= tolerance for a, b in zip(pixel, target))
+
+
+def test_chromium_draws_candles_overlays_gaps_and_markers(html_file, artifacts):
+    with browser_page() as pg:
+        pg.goto(html_file.as_uri())
+        pg.wait_for_function("window.mdstream && window.mdstream.state.data !== null")
+        pg.wait_for_timeout(300)
+        counts = pg.evaluate("""() => { const s = window.mdstream.series; const n = (x) => x.data().length;
+            const valued = (x) => x.data().filter((p) => p.value !== undefined).length;
+            return {candles: n(s.candles), volume: n(s.volume), gaps: valued(s.gaps), bb: valued(s.bbUpper),
+                    vwap: valued(s.vwap), markers: window.mdstream.markers.markers().map((m) => [m.time, m.text]),
+                    gapColors: s.gaps.data().filter((p) => p.value).map((p) => p.color)}; }""")
+        assert counts["candles"] == counts["volume"] == N
+        assert counts["gaps"] == len(FEED) + len(QUIET) and counts["bb"] == N - 19 and counts["vwap"] == N
+        assert counts["markers"] == [[int((T0 + timedelta(minutes=REVISED)).timestamp()), "r1"]]
+        # The page asked for nothing but the file itself: it works offline.
+        assert pg.requests_seen == [html_file.as_uri()] and pg.errors_seen == []
+        pg.evaluate("document.getElementById('legend').style.visibility = 'hidden'")
+        shot = screenshot(pg, artifacts / "chart-file.png")
+        geometry = chart_geometry(pg)
+        y = int(geometry["top"] + geometry["panes"][0] - 4)  # the bottom strip of the price pane: no candle there
+        colour = {i: shot.getpixel((int(x_of(pg, int((T0 + timedelta(minutes=i)).timestamp()))), y)) for i in range(N)}
+    for i in FEED:
+        r, g, b = colour[i]
+        assert r > g + 25 and r > b + 20, f"window {i} is a feed gap but its column is {colour[i]}"
+    for i in QUIET:
+        r, g, b = colour[i]
+        assert min(r, g, b) > max(BACKGROUND) + 10 and max(r, g, b) - min(r, g, b) < 20, f"quiet window {i}: {colour[i]}"
+    plain = [colour[i] for i in (0, 20, 30, 50, 70)]  # complete windows: background, or a grid line
+    assert all(rgb_near(p, BACKGROUND, 4) or rgb_near(p, GRID, 4) for p in plain), plain
+    pixels = np.asarray(shot)
+    up = np.all(np.abs(pixels - np.array([0x26, 0xA6, 0x9A])) < 10, axis=-1).sum()
+    down = np.all(np.abs(pixels - np.array([0xEF, 0x53, 0x50])) < 10, axis=-1).sum()
+    vwap = np.all(np.abs(pixels - np.array([0xF2, 0xC9, 0x4C])) < 10, axis=-1).sum()
+    assert up > 500 and down > 500 and vwap > 300, (up, down, vwap)
+
+
+def test_legend_switches_and_links(html_file, artifacts):
+    revised_t = int((T0 + timedelta(minutes=REVISED)).timestamp())
+    with browser_page() as pg:
+        pg.goto(html_file.as_uri())
+        pg.wait_for_function("window.mdstream && window.mdstream.state.data !== null")
+        geometry = chart_geometry(pg)
+        mid_y = geometry["top"] + geometry["panes"][0] / 2
+        pg.mouse.move(x_of(pg, revised_t), mid_y)
+        legend = pg.inner_text("#legend")
+        data = pg.evaluate("(t) => { const d = window.mdstream.state.data; const i = d.t.indexOf(t); "
+                           "return {c: d.c[i], rsi: d.f.rsi_5[i]}; }", revised_t)
+        assert "revision 1 (2 late trades)" in legend and f"C {data['c']:.2f}" in legend
+        assert "rsi_5" in legend and "macd_hist" in legend and "volatility_10" in legend and "cs_spread" not in legend
+        pg.mouse.move(x_of(pg, int((T0 + timedelta(minutes=FEED[0])).timestamp())), mid_y)
+        assert "gap: feed" in pg.inner_text("#legend")
+        screenshot(pg, artifacts / "chart-legend.png")
+        # Timeframe buttons come from the contract; those without data are disabled.
+        buttons = pg.evaluate("() => [...document.querySelectorAll('#timeframes button')].map((b) => [b.textContent, b.disabled])")
+        assert [b[0] for b in buttons] == list(timeframes.SUPPORTED_TIMEFRAMES)
+        assert [b[0] for b in buttons if not b[1]] == ["1m", "5m"]
+        pg.click("#timeframes button[data-timeframe='5m']")
+        assert pg.evaluate("window.mdstream.series.candles.data().length") == FIVE_MIN_N
+        assert "timeframe=5m" in pg.url
+        pg.select_option("#series-select", "binance-futures|ETHUSDT")
+        assert pg.evaluate("[window.mdstream.state.key, window.mdstream.series.candles.data().length]") == [
+            "binance-futures|ETHUSDT|1m", ETH_N]
+        screenshot(pg, artifacts / "chart-eth.png")
+        # A link opens a series and a window range.
+        start, end = T0 + timedelta(minutes=20), T0 + timedelta(minutes=50)
+        pg.goto(html_file.as_uri() + f"?symbol=BTCUSDT&timeframe=1m&from={start:%Y-%m-%dT%H:%M}&to={end:%Y-%m-%dT%H:%M}")
+        pg.wait_for_function("window.mdstream && window.mdstream.state.data !== null")
+        shown = pg.evaluate("window.mdstream.chart.timeScale().getVisibleRange()")
+        # The whole window is shown (bars are at most 40 px wide, so a short window gets some context around it).
+        assert shown["from"] <= start.timestamp() and shown["to"] >= end.timestamp() - 60
+        assert shown["to"] - shown["from"] <= 1.5 * (end - start).total_seconds()
+        link = parse_qs(urlparse(pg.get_attribute("#permalink", "href")).query)
+        assert link["symbol"] == ["BTCUSDT"] and link["timeframe"] == ["1m"] and link["exchange"] == ["binance-futures"]
+        linked = datetime.fromisoformat(link["from"][0]), datetime.fromisoformat(link["to"][0])
+        assert linked[0] <= start and linked[1] >= end and linked[1] - linked[0] <= 1.5 * (end - start) + timedelta(minutes=1)
+        assert pg.errors_seen == []

@@ -107,6 +107,9 @@ def test_reconnect_after_server_restart_dedupes_overlap_and_loses_nothing(spot_f
 
     expected, ticks, gaps, source, server = asyncio.run(run())
     assert source.feed.connects == 2
+    status = source.status.snapshot()
+    assert status["reconnects"] == 1 and status["duplicates"] == 300 and status["up"]
+    assert status["received"] == status["accepted"] + status["duplicates"]
     assert server.sent == expected.height + 300
     assert ticks.height == expected.height
     assert ticks.get_column(c.ID).n_unique() == ticks.height
@@ -168,3 +171,56 @@ def test_silent_feed_triggers_watchdog_reconnect(spot_files):
     assert ticks.height == 9757
     assert source.feed.connects >= 2
     assert GAP_SILENT in [g.reason for g in gaps]
+
+
+def test_coin_m_source_reads_the_delivery_host_and_labels_its_trades_binance_delivery():
+    from support.ws_faults import FaultServer, generated_messages
+
+    assert BinanceSource(["btcusd_perp", "ethusd_perp"], market="binance-delivery").stream_url() == \
+        "wss://dstream.binance.com/stream?streams=btcusd_perp@trade/ethusd_perp@trade"
+
+    async def run():
+        server = await FaultServer(generated_messages("binance-delivery", ["BTCUSD_PERP", "ETHUSD_PERP"], 400),
+                                   rate=300).start()
+        source = BinanceSource(["BTCUSD_PERP", "ETHUSD_PERP"], market="binance-delivery", url=server.url,
+                               backoff_initial=0.05)
+
+        async def outage(count):
+            if count >= 150 and len(server.paths) == 1:
+                await server.drop(overlap=20)
+
+        try:
+            ticks, gaps = await collect(source, 400, outage)
+        finally:
+            await server.stop()
+        return ticks, gaps, source, server
+
+    ticks, gaps, source, server = asyncio.run(run())
+    assert ticks.height == 400 and ticks[c.ID].n_unique() == 400
+    assert ticks[c.EXCHANGE].unique().to_list() == ["binance-delivery"]
+    assert set(ticks[c.SYMBOL].unique()) == {"BTCUSD_PERP", "ETHUSD_PERP"}
+    assert (ticks[c.AMOUNT] == ticks[c.AMOUNT].round()).all()  # contracts
+    assert source.status.reconnects == 1 and source.status.duplicates >= 1
+    assert GAP_DISCONNECT in [g.reason for g in gaps]
+
+
+def test_a_message_of_megabytes_is_taken_in_not_a_reason_to_drop_the_connection():
+    from support.damage import dumps, trade_message
+    from support.ws_faults import FaultServer, generated_messages
+
+    async def run():
+        server = await FaultServer(generated_messages("binance-futures", ["BTCUSDT"], 20), rate=100).start()
+        big = trade_message("BTCUSDT", 99_999_999, 60_000.0, "0.1", 1_723_161_255_208, futures=True)
+        big["data"]["zz"] = "x" * 3_000_000
+        server.inject([dumps(big), "{" * 3_000_000], "mixed")
+        source = BinanceSource(["BTCUSDT"], market="binance-futures", url=server.url)
+        try:
+            ticks, _ = await collect(source, 21)
+        finally:
+            await server.stop()
+        return ticks, source
+
+    ticks, source = asyncio.run(run())
+    assert "99999999" in ticks[c.ID].to_list()
+    status = source.status.snapshot()
+    assert status["reconnects"] == 0 and status["quarantined"] == {"malformed JSON": 1}

@@ -86,3 +86,61 @@ def test_paced_replay_follows_event_time(real_data, tmp_path):
     batches, wall = asyncio.run(timed())
     assert sum(b.ticks.height for b, _ in batches) == frame.filter(pl.col("timestamp") < start + 3_000_000).height
     assert 0.15 < wall < 1.5
+
+
+async def chunks_of(source: ReplaySource) -> list:
+    """Every chunk the replay makes (before batching), with its accounting."""
+    return [chunk async for chunk in source.chunks()]
+
+
+def test_replay_accounts_for_every_line_of_the_recordings(real_data):
+    paths = [real_data / name for name in WS_FILES]
+    lines = 0
+    for path in paths:
+        with gzip.open(path, "rt") as handle:
+            lines += sum(1 for line in handle if line.strip())
+    source = ReplaySource(paths, speed=0)
+    chunks = asyncio.run(chunks_of(source))
+    for chunk in chunks:
+        assert chunk.received == chunk.rows + (chunk.quarantine.height if chunk.quarantine is not None else 0) \
+            + chunk.duplicates + sum(chunk.ignored.values())
+    assert sum(ch.received for ch in chunks) == lines
+    status = source.status.snapshot()
+    assert status["received"] == lines and status["accepted"] == sum(trade_lines(p) for p in paths)
+    assert set(status["ignored"]) == {"bookTicker", "depthUpdate", "snapshot"} and status["quarantined"] == {}
+
+
+def test_ids_neither_consecutive_nor_ordered_keep_every_trade_in_replay(tmp_path):
+    """A Hyperliquid-like file: large ids in no order; replay keeps every trade, as backfill does."""
+    n = 64
+    ids = pl.int_range(0, n, eager=True).shuffle(seed=5) * 1_000_003 + 10**11
+    start = 1_723_161_600_000_000
+    frame = pl.DataFrame({
+        "exchange": ["hyperliquid"] * n, "symbol": ["BTC"] * n, "timestamp": [start + 250_000 * i for i in range(n)],
+        "local_timestamp": [start + 250_000 * i + 900 for i in range(n)], "id": ids.cast(pl.String),
+        "side": ["buy", "sell"] * (n // 2), "price": [59_000.0 + i for i in range(n)], "amount": [0.01] * n,
+    })
+    path = tmp_path / "hyperliquid_trades_2024-08-09_BTC.csv"
+    frame.write_csv(path)
+    chunks = asyncio.run(chunks_of(ReplaySource([path], speed=0)))
+    ticks = pl.concat([ch.ticks for ch in chunks if ch.ticks is not None])
+    assert ticks.height == n and sorted(ticks[c.ID].to_list()) == sorted(ids.cast(pl.String).to_list())
+    assert not [g for ch in chunks for g in ch.gaps]
+
+
+def test_a_recorded_coin_m_file_replays_as_binance_delivery(tmp_path):
+    import orjson
+    from support.damage import trade_message
+
+    path = tmp_path / "btcusd_perp_20240809.gz"
+    ms = 1_723_161_600_000
+    with gzip.open(path, "wt") as handle:
+        for i in range(50):
+            message = trade_message("BTCUSD_PERP", 900_000 + i, 59_000.0 + i, str(1 + i % 7), ms + 100 * i, futures=True)
+            handle.write(f"{(ms + 100 * i) * 1000 + 700} {orjson.dumps(message).decode()}\n")  # us stamps
+    chunks = asyncio.run(chunks_of(ReplaySource([path], speed=0)))
+    ticks = pl.concat([ch.ticks for ch in chunks if ch.ticks is not None])
+    assert ticks.height == 50 and ticks[c.EXCHANGE].unique().to_list() == ["binance-delivery"]
+    assert ticks[c.AMOUNT].to_list()[:3] == [1.0, 2.0, 3.0]  # contracts, as the venue reports them
+    lag = (ticks[c.LOCAL_TIMESTAMP] - ticks[c.TIMESTAMP]).dt.total_microseconds().unique().to_list()
+    assert lag == [700]  # 16-digit receive stamps read as microseconds

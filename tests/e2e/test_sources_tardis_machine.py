@@ -49,7 +49,8 @@ def test_trades_decode_dedupe_across_reconnect_and_disconnects_open_gaps(real_da
             for i in range(50):
                 await ws.send(trade(i))
             await ws.send('{"type":"book_change","symbol":"XBTUSD"}')
-            await ws.send('{"type":"trade","symbol":"XBTUSD","exchange":"bitmex","price":"oops"}')
+            await ws.send('{"type":"trade","symbol":"XBTUSD","exchange":"bitmex","price":"oops","amount":1,'
+                          '"side":"buy","timestamp":"2024-08-08T23:54:06.000Z"}')
             await ws.close()  # the client reconnects
         else:
             for i in range(40, 60):  # ten already delivered
@@ -90,3 +91,9 @@ def test_trades_decode_dedupe_across_reconnect_and_disconnects_open_gaps(real_da
     assert closed[1].end == T0 + timedelta(milliseconds=100 * 60)
     assert not [g for g in gaps if g.reason.startswith("trade id jump")]
     assert source.feed.connects == 2
+    # every message accounted for: 1 + 50 + 2 on the first connection, 20 + 1 + 10 on the second
+    status = source.status.snapshot()
+    assert status["received"] == 84 and status["accepted"] == 71 and status["duplicates"] == 10
+    assert status["quarantined"] == {"price is not a positive number up to 1e+12": 1}
+    assert status["ignored"] == {"book_change": 1, "disconnect": 1}
+    assert status["reconnects"] == 1

@@ -8,10 +8,10 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
-from support.tardis_http import TardisServer, tardis_server  # noqa: F401 (fixture)
 
 from mdstream.contract.errors import ConfigError, DownloadError
 from mdstream.inputs.tardis import download_trades, read_trades
+from support.tardis_http import TardisServer
 
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
 TRADES = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv"
@@ -103,7 +103,7 @@ def test_persistent_500_is_bounded_by_the_deadline(tardis_server: TardisServer, 
     tardis_server.fail(path, *[500] * 30)
     with pytest.raises(DownloadError) as caught:
         download_trades(EXCHANGE, ["BTCUSDT"], "2020-02-22", "2020-02-23", cache_dir=tmp_path,
-                        api_key=KEY, endpoint=tardis_server.endpoint, deadline_s=1.0)
+                        api_key=KEY, endpoint=tardis_server.endpoint, timeout_s=1.0)
     message = str(caught.value)
     assert "binance-futures_trades_2020-02-22_BTCUSDT.csv.gz" in message and "500" in message
     assert tardis_server.hits(path) == 1
@@ -118,7 +118,7 @@ def test_unreachable_endpoint_is_a_download_error(tmp_path: Path, monkeypatch: p
     # Nothing listens on that port any more: every attempt is refused.
     with pytest.raises(DownloadError, match=r"still missing binance-futures_trades_2020-02-22_BTCUSDT\.csv\.gz"):
         download_trades(EXCHANGE, ["BTCUSDT"], "2020-02-22", "2020-02-23", cache_dir=tmp_path,
-                        api_key=KEY, endpoint=f"http://127.0.0.1:{port}/v1", deadline_s=1.0)
+                        api_key=KEY, endpoint=f"http://127.0.0.1:{port}/v1", timeout_s=1.0)
 
 
 @pytest.mark.parametrize("dates", [("2020-02-23", "2020-02-22"), ("2020-02-22", "2020-02-22"), ("yesterday", "2020-02-22")])

@@ -152,7 +152,8 @@ def candles(symbol: str = "BTCUSDT", start: str = "2020-02-22T00:00:00", count: 
         rows.append({c.EXCHANGE: exchange, c.SYMBOL: symbol, c.TIMEFRAME: timeframe, c.TIMESTAMP_IN: start_i,
                      c.TIMESTAMP_OUT: start_i + step + timedelta(milliseconds=150), c.LATENCY_MS: 150.0,
                      c.OPEN: open_, c.HIGH: max(open_, close) + 1, c.LOW: min(open_, close) - 1, c.CLOSE: close,
-                     c.VOLUME: volume, c.QUOTE_VOLUME: volume * (open_ + close) / 2, c.BUY_VOLUME: volume * 0.6,
+                     c.VOLUME: volume, c.BASE_VOLUME: volume, c.QUOTE_VOLUME: volume * (open_ + close) / 2,
+                     c.BUY_VOLUME: volume * 0.6,
                      c.SELL_VOLUME: volume * 0.4, c.TRADES: 10 + i % 5, c.VWAP: (open_ + close) / 2,
                      c.FIRST_TRADE_AT: start_i + timedelta(milliseconds=5), c.LAST_TRADE_AT: start_i + step / 2,
                      c.GAP: None, c.REVISION: revision, c.LATE_TRADES: revision, "sma_5": close})

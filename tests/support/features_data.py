@@ -55,6 +55,7 @@ def random_candles(
             c.LOW: low,
             c.CLOSE: close,
             c.VOLUME: volume,
+            c.BASE_VOLUME: volume,
             c.QUOTE_VOLUME: volume * vwap,
             c.BUY_VOLUME: buy,
             c.SELL_VOLUME: volume - buy,
@@ -65,19 +66,22 @@ def random_candles(
 
 
 def candles_from_rows(rows: list[dict], *, timeframe: str = "1m", symbol: str = "BTCUSDT") -> pl.DataFrame:
-    """Candles from hand-written rows (timestamp_in, open, high, low, close, volume, quote_volume, buy, sell, trades)."""
+    """Candles from hand-written rows (timestamp_in, open, high, low, close, volume, base_volume, quote_volume, buy,
+    sell, trades); base_volume defaults to volume (a spot instrument)."""
     out = []
     for row in rows:
         volume = row.get("volume", 1.0)
-        quote = row.get("quote_volume", volume * row["close"])
+        base = row.get("base_volume", volume)
+        quote = row.get("quote_volume", base * row["close"])
         out.append(
             {
                 c.EXCHANGE: "binance", c.SYMBOL: symbol, c.TIMEFRAME: timeframe, c.TIMESTAMP_IN: row["timestamp_in"],
                 c.OPEN: row.get("open", row["close"]), c.HIGH: row.get("high", row["close"]),
-                c.LOW: row.get("low", row["close"]), c.CLOSE: row["close"], c.VOLUME: volume, c.QUOTE_VOLUME: quote,
+                c.LOW: row.get("low", row["close"]), c.CLOSE: row["close"], c.VOLUME: volume,
+                c.BASE_VOLUME: base, c.QUOTE_VOLUME: quote,
                 c.BUY_VOLUME: row.get("buy", volume), c.SELL_VOLUME: row.get("sell", 0.0),
                 c.TRADES: row.get("trades", 1 if volume > 0 else 0),
-                c.VWAP: quote / volume if volume > 0 else None,
+                c.VWAP: quote / base if base > 0 else None,
             }
         )
     return pl.DataFrame(out).with_columns(pl.col(c.TIMESTAMP_IN).cast(TS))

@@ -23,7 +23,8 @@ def message(trade_id: int, price: str, kind: str | None) -> str:
 def test_only_order_book_trades_become_ticks_and_the_rest_is_counted():
     raw = raw_frame([message(1, "27785.00", "MARKET"), message(2, "31000.00", "INSURANCE_FUND"),
                      message(3, "27785.10", None)], 0)
-    ticks, quarantine = decode_binance(raw, exchange="binance-futures", source="test", now=NOW)
+    ticks, quarantine, ignored = decode_binance(raw, exchange="binance-futures", source="test", now=NOW)
+    assert ignored == {}
     assert quarantine.height == 0 and ticks[TRADE_ID].to_list() == [1, 2, 3]  # ids seen first: no false gap
     market, off_book = split_market(ticks, source="test", now=NOW)
     assert market[c.ID].to_list() == ["1", "3"]

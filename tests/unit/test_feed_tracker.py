@@ -1,4 +1,4 @@
-"""FeedTracker: trades already seen are dropped, id jumps become gaps with the right times, per symbol."""
+"""FeedTracker: exact dedupe with no ordering assumption, id jumps as gap hints, plausible prices, bounded memory."""
 
 from __future__ import annotations
 
@@ -14,17 +14,17 @@ T0 = datetime(2024, 8, 8, 12, 0, tzinfo=timezone.utc)
 TID = "_trade_id"
 
 
-def chunk(rows: list[tuple[str, str | None, int]]) -> pl.DataFrame:
-    """Decoded ticks from (symbol, id, seconds after T0); the integer id column as a decoder adds it."""
+def chunk(rows: list[tuple], exchange: str = "binance") -> pl.DataFrame:
+    """Decoded ticks from (symbol, id, seconds after T0[, price]); the integer id column as a decoder adds it."""
     frame = pl.DataFrame(
         {
-            c.EXCHANGE: ["binance"] * len(rows),
-            c.SYMBOL: [s for s, _, _ in rows],
-            c.TIMESTAMP: [T0 + timedelta(seconds=t) for _, _, t in rows],
-            c.LOCAL_TIMESTAMP: [T0 + timedelta(seconds=t) for _, _, t in rows],
-            c.ID: [i for _, i, _ in rows],
+            c.EXCHANGE: [exchange] * len(rows),
+            c.SYMBOL: [r[0] for r in rows],
+            c.TIMESTAMP: [T0 + timedelta(seconds=r[2]) for r in rows],
+            c.LOCAL_TIMESTAMP: [T0 + timedelta(seconds=r[2]) for r in rows],
+            c.ID: [r[1] for r in rows],
             c.SIDE: ["buy"] * len(rows),
-            c.PRICE: [100.0] * len(rows),
+            c.PRICE: [r[3] if len(r) > 3 else 100.0 for r in rows],
             c.AMOUNT: [1.0] * len(rows),
         },
         schema=TICK_SCHEMA,
@@ -32,30 +32,118 @@ def chunk(rows: list[tuple[str, str | None, int]]) -> pl.DataFrame:
     return frame.with_columns(pl.col(c.ID).cast(pl.Int64, strict=False).alias(TID))
 
 
+def accept(tracker: FeedTracker, rows: list[tuple]):
+    return tracker.accept(chunk(rows, tracker.exchange), TID, now=T0)
+
+
 def test_id_jumps_within_and_across_chunks_name_the_trades_around_them():
     tracker = FeedTracker("binance", ("BTCUSDT", "ETHUSDT"), check_id_jumps=True)
-    first, gaps = tracker.accept(chunk([("BTCUSDT", "10", 0), ("ETHUSDT", "500", 1), ("BTCUSDT", "11", 2),
-                                        ("BTCUSDT", "14", 3), ("ETHUSDT", "501", 4)]), TID)
-    assert first.height == 5 and TID in first.columns
-    assert [(g.symbols, g.reason, g.start, g.end) for g in gaps] == [
+    first = accept(tracker, [("BTCUSDT", "10", 0), ("ETHUSDT", "500", 1), ("BTCUSDT", "11", 2),
+                             ("BTCUSDT", "14", 3), ("ETHUSDT", "501", 4)])
+    assert first.ticks.height == 5 and TID in first.ticks.columns and first.duplicates == 0
+    assert [(g.symbols, g.reason, g.start, g.end) for g in first.gaps] == [
         (("BTCUSDT",), "trade id jump 11->14", T0 + timedelta(seconds=2), T0 + timedelta(seconds=3)),
     ]
     # across chunks: the previous id and time come from the chunk before; ETH continues without a jump
-    second, gaps = tracker.accept(chunk([("ETHUSDT", "502", 5), ("BTCUSDT", "20", 6)]), TID)
-    assert second.height == 2
-    assert [(g.symbols, g.reason, g.start, g.end) for g in gaps] == [
+    second = accept(tracker, [("ETHUSDT", "502", 5), ("BTCUSDT", "20", 6)])
+    assert second.ticks.height == 2
+    assert [(g.symbols, g.reason, g.start, g.end) for g in second.gaps] == [
         (("BTCUSDT",), "trade id jump 14->20", T0 + timedelta(seconds=3), T0 + timedelta(seconds=6)),
     ]
 
 
-def test_trades_already_seen_are_dropped_in_order_and_text_ids_once():
+def test_trades_reordered_within_a_chunk_raise_no_gap_and_keep_every_trade():
+    tracker = FeedTracker("binance", ("BTCUSDT",), check_id_jumps=True)
+    accept(tracker, [("BTCUSDT", "10", 0)])
+    out = accept(tracker, [("BTCUSDT", "13", 1), ("BTCUSDT", "11", 1), ("BTCUSDT", "12", 1), ("BTCUSDT", "14", 2)])
+    assert out.ticks[c.ID].to_list() == ["13", "11", "12", "14"] and out.gaps == []
+
+
+def test_exact_repeats_are_dropped_and_counted_whatever_the_order():
     tracker = FeedTracker("tardis", ("XBTUSD",))
-    out, _ = tracker.accept(chunk([("XBTUSD", "a-1", 0), ("XBTUSD", "a-2", 1), ("XBTUSD", "a-1", 2)]), TID)
-    assert out[c.ID].to_list() == ["a-1", "a-2"]
-    out, _ = tracker.accept(chunk([("XBTUSD", "a-2", 3), ("XBTUSD", "a-3", 4)]), TID)
-    assert out[c.ID].to_list() == ["a-3"]
+    out = accept(tracker, [("XBTUSD", "a-1", 0), ("XBTUSD", "a-2", 1), ("XBTUSD", "a-1", 2)])
+    assert out.ticks[c.ID].to_list() == ["a-1", "a-2"] and out.duplicates == 1
+    out = accept(tracker, [("XBTUSD", "a-2", 3), ("XBTUSD", "a-3", 4)])
+    assert out.ticks[c.ID].to_list() == ["a-3"] and out.duplicates == 1
     ints = FeedTracker("binance", ("BTCUSDT",))
-    ints.accept(chunk([("BTCUSDT", "5", 0), ("BTCUSDT", "6", 1)]), TID)
-    out, _ = ints.accept(chunk([("BTCUSDT", "6", 2), ("BTCUSDT", "4", 2), ("BTCUSDT", "7", 3), ("BTCUSDT", "7", 3)]), TID)
-    assert out[c.ID].to_list() == ["7"]
-    assert out.columns == [*TICK_SCHEMA, TID]
+    accept(ints, [("BTCUSDT", "5", 0), ("BTCUSDT", "6", 1)])
+    # 4 is older than anything seen but was never seen: it stays; 6 and the second 7 are repeats
+    out = accept(ints, [("BTCUSDT", "6", 2), ("BTCUSDT", "4", 2), ("BTCUSDT", "7", 3), ("BTCUSDT", "7", 3)])
+    assert out.ticks[c.ID].to_list() == ["4", "7"] and out.duplicates == 2
+    assert out.ticks.columns == [*TICK_SCHEMA, TID]
+
+
+def test_one_huge_id_does_not_hide_later_trades_nor_end_gap_detection():
+    tracker = FeedTracker("binance", ("BTCUSDT",), check_id_jumps=True)
+    accept(tracker, [("BTCUSDT", str(i), i) for i in range(100, 110)])
+    out = accept(tracker, [("BTCUSDT", str(2**62), 10)])
+    assert out.ticks.height == 1 and out.gaps == []  # a step no outage explains is no gap hint
+    later = accept(tracker, [("BTCUSDT", str(i), i) for i in range(110, 2000)])
+    assert later.ticks.height == 1890 and later.duplicates == 0 and later.gaps == []
+    jump = accept(tracker, [("BTCUSDT", "2005", 2005)])
+    assert [g.reason for g in jump.gaps] == ["trade id jump 1999->2005"]
+
+
+def test_a_huge_first_id_restarts_the_sequence_when_real_ids_follow():
+    tracker = FeedTracker("binance", ("BTCUSDT",), check_id_jumps=True)
+    accept(tracker, [("BTCUSDT", str(2**62), 0)])
+    out = accept(tracker, [("BTCUSDT", "100", 1), ("BTCUSDT", "101", 2)])
+    assert out.ticks.height == 2 and out.gaps == []
+    assert [g.reason for g in accept(tracker, [("BTCUSDT", "104", 3)]).gaps] == ["trade id jump 101->104"]
+
+
+def test_swapped_and_negative_ids_keep_both_trades():
+    tracker = FeedTracker("binance", ("BTCUSDT",), check_id_jumps=True)
+    assert accept(tracker, [("BTCUSDT", "2", 0), ("BTCUSDT", "1", 0)]).ticks.height == 2
+    out = accept(tracker, [("BTCUSDT", "-5", 1), ("BTCUSDT", "-6", 1), ("BTCUSDT", "3", 2)])
+    assert out.ticks.height == 3 and out.duplicates == 0 and out.gaps == []
+
+
+def test_ids_neither_consecutive_nor_ordered_keep_every_trade():
+    """A Hyperliquid-like feed: large ids in no order, no gap hints (the venue promises no consecutive ids)."""
+    ids = [int(x) for x in pl.int_range(0, 64, eager=True).shuffle(seed=3) * 7_919_993 + 10**11]
+    tracker = FeedTracker("hyperliquid", ("BTC",))
+    kept = [accept(tracker, [("BTC", str(i), n) for n, i in enumerate(ids[k:k + 8])]) for k in range(0, 64, 8)]
+    assert sum(a.ticks.height for a in kept) == 64 and not any(a.gaps for a in kept)
+    # the same ids again, in another order: every one a repeat
+    again = accept(tracker, [("BTC", str(i), 70) for i in reversed(ids)])
+    assert again.ticks.height == 0 and again.duplicates == 64
+
+
+def test_memory_is_bounded_and_old_ids_are_forgotten():
+    tracker = FeedTracker("binance", ("BTCUSDT",), recent_ids=1_000, recent_seconds=60)
+    for start in range(0, 20_000, 500):
+        accept(tracker, [("BTCUSDT", str(i), i / 100) for i in range(start, start + 500)])
+    assert tracker._seen.height <= 8_000  # noqa: SLF001 (the memory itself is what is bounded)
+    # an id from long ago is no longer remembered: it is kept (counted as new), never silently dropped
+    assert accept(tracker, [("BTCUSDT", "3", 200)]).ticks.height == 1
+
+
+def test_prices_far_from_the_series_are_quarantined_with_the_reason():
+    tracker = FeedTracker("binance", ("BTCUSDT", "ETHUSDT"))
+    normal = [("BTCUSDT", str(i), i, 60_000.0 + i) for i in range(10)] + [("ETHUSDT", str(i), i, 3000.0) for i in range(10)]
+    assert accept(tracker, normal).quarantine.height == 0
+    out = accept(tracker, [("BTCUSDT", "20", 20, 60_010.0), ("BTCUSDT", "21", 21, 6e7), ("ETHUSDT", "22", 21, 3000.0),
+                           ("BTCUSDT", "23", 22, 60.0), ("ETHUSDT", "24", 22, 60_000.0)])
+    assert out.ticks[c.ID].to_list() == ["20", "22"]
+    assert out.quarantine[c.Q_FIELD].to_list() == ["price"] * 3
+    assert out.quarantine[c.Q_REASON].unique().to_list() == ["price far from the series' recent prices"]
+    assert "6e+07" in out.quarantine[c.Q_RAW][0] or "60000000" in out.quarantine[c.Q_RAW][0]
+
+
+def test_an_outlier_id_inside_a_chunk_leaves_the_sequence_where_it_was():
+    tracker = FeedTracker("binance", ("BTCUSDT",), check_id_jumps=True)
+    accept(tracker, [("BTCUSDT", "99", 0)])
+    out = accept(tracker, [("BTCUSDT", "100", 1), ("BTCUSDT", "101", 2), ("BTCUSDT", str(2**62), 3), ("BTCUSDT", "102", 4)])
+    assert out.ticks.height == 4 and out.gaps == []
+    assert tracker.last_id["BTCUSDT"] == 102
+    assert [g.reason for g in accept(tracker, [("BTCUSDT", "105", 5)]).gaps] == ["trade id jump 102->105"]
+
+
+def test_an_outage_starts_at_the_last_plausible_event_time():
+    tracker = FeedTracker("binance", ("BTCUSDT",))
+    accept(tracker, [("BTCUSDT", "1", 0)])
+    assert tracker.down("disconnect", T0 + timedelta(seconds=5)).start == T0
+    tracker = FeedTracker("binance", ("BTCUSDT",))
+    accept(tracker, [("BTCUSDT", "1", 0), ("BTCUSDT", "2", 3 * 86_400)])  # one trade stamped days ahead
+    assert tracker.down("disconnect", T0 + timedelta(seconds=5)).start == T0 + timedelta(seconds=5)

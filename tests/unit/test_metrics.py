@@ -15,12 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from mdstream.contract import columns as c
 from mdstream.contract import schema
 from mdstream.contract.clock import ManualClock
+from mdstream.contract.feed import SourceChunk
 from mdstream.observe.metrics import (
     BatchHealth,
     StreamMetrics,
     default_host,
     start_metrics_server,
 )
+from mdstream.sources.status import MAX_LABELS, FeedStatus
 
 T0 = datetime(2024, 8, 9, 0, 0, tzinfo=timezone.utc)
 
@@ -54,6 +56,15 @@ def metrics() -> StreamMetrics:
     return StreamMetrics()
 
 
+def scrape(metrics: StreamMetrics) -> dict[tuple[str, tuple], float]:
+    """The registry as a Prometheus server reads it, over HTTP."""
+    server = start_metrics_server(0, registry=metrics.registry)
+    try:
+        return samples(get(f"{server.url}/metrics")[1].decode())
+    finally:
+        server.stop()
+
+
 def test_own_registry_not_global(metrics):
     other = StreamMetrics()  # a second instance must not collide with the first
     metrics.batch()
@@ -67,10 +78,9 @@ def test_metrics_endpoint_over_http(metrics):
     metrics.batch()
     metrics.rows_written("duckdb", "candles", 12)
     metrics.quarantined(2)
-    metrics.reconnect()
     metrics.gap()
     metrics.late_trades(4)
-    metrics.set_queue_depth(7)
+    metrics.clock = ManualClock(now)
     candles = schema.conform(pl.DataFrame({c.LATENCY_MS: [120.0, 900.0, None]}), schema.CANDLE_SCHEMA)
     metrics.observe_candles(candles)
 
@@ -86,10 +96,8 @@ def test_metrics_endpoint_over_http(metrics):
     assert got[("mdstream_batches_total", ())] == 1
     assert got[("mdstream_rows_written_total", (("kind", "candles"), ("sink", "duckdb")))] == 12
     assert got[("mdstream_quarantined_total", ())] == 2
-    assert got[("mdstream_reconnects_total", ())] == 1
     assert got[("mdstream_gaps_total", ())] == 1
     assert got[("mdstream_late_trades_total", ())] == 4
-    assert got[("mdstream_queue_depth", ())] == 7
     assert got[("mdstream_last_tick_age_seconds", ())] == pytest.approx(2.0)
     assert got[("mdstream_emit_latency_seconds_count", ())] == 2
     assert got[("mdstream_emit_latency_seconds_sum", ())] == pytest.approx(1.02)
@@ -165,3 +173,80 @@ def test_host_from_environment(monkeypatch):
         server.stop()
     monkeypatch.delenv("MDSTREAM_METRICS_HOST")
     assert default_host() == "127.0.0.1"
+
+
+def test_last_tick_age_keeps_growing_while_no_trade_arrives():
+    clock = ManualClock(T0 + timedelta(seconds=1))
+    metrics = StreamMetrics(clock=clock)
+    assert scrape(metrics)[("mdstream_last_tick_age_seconds", ())] == 0.0  # no trade yet
+    metrics.observe_ticks(ticks([("binance", "BTCUSDT", T0)]), clock.now())
+    assert scrape(metrics)[("mdstream_last_tick_age_seconds", ())] == pytest.approx(1.0)
+    clock.advance(41)  # silence: no batch, no call, and still the age moves
+    assert scrape(metrics)[("mdstream_last_tick_age_seconds", ())] == pytest.approx(42.0)
+
+
+def test_feed_state_and_accounting_per_source():
+    metrics = StreamMetrics()
+    feed = FeedStatus("binance-delivery")
+    metrics.watch(feed)
+    got = scrape(metrics)
+    assert got[("mdstream_feed_up", (("source", "binance-delivery"),))] == 0  # not connected yet
+    feed.connected()
+    feed.lost("disconnect: connection reset")
+    feed.connected()
+    feed.lost("disconnect: refused", failed=True)
+    feed.connected()
+    bad = schema.conform(pl.DataFrame({c.Q_REASON: ["symbol not subscribed", "malformed JSON", "malformed JSON"]}),
+                         schema.QUARANTINE_SCHEMA)
+    feed.record(SourceChunk(ticks=ticks([("binance-delivery", "BTCUSD_PERP", T0)] * 4), quarantine=bad, received=10,
+                            duplicates=1, ignored={"aggTrade": 1, "reply": 1}))
+    got = scrape(metrics)
+    source = (("source", "binance-delivery"),)
+    assert got[("mdstream_reconnects_total", source)] == 2
+    assert got[("mdstream_connect_failures_total", source)] == 1
+    assert got[("mdstream_feed_up", source)] == 1 and got[("mdstream_feed_down_seconds", source)] == 0
+    assert got[("mdstream_source_received_total", source)] == 10
+    assert got[("mdstream_source_accepted_total", source)] == 4
+    assert got[("mdstream_source_duplicates_total", source)] == 1
+    assert got[("mdstream_source_quarantined_total", (("reason", "malformed JSON"), *source))] == 2
+    assert got[("mdstream_source_quarantined_total", (("reason", "symbol not subscribed"), *source))] == 1
+    assert got[("mdstream_source_ignored_total", (*source, ("type", "aggTrade")))] == 1
+    # received = accepted + quarantined + duplicates + ignored, from the metrics alone
+    quarantined = sum(v for (name, _), v in got.items() if name == "mdstream_source_quarantined_total")
+    ignored = sum(v for (name, _), v in got.items() if name == "mdstream_source_ignored_total")
+    assert 10 == 4 + quarantined + 1 + ignored
+    feed.lost("silent feed")
+    assert scrape(metrics)[("mdstream_feed_up", source)] == 0
+
+
+def test_labels_from_the_feed_are_capped():
+    feed = FeedStatus("binance")
+    feed.record(SourceChunk(received=100, ignored={f"type-{i}": 1 for i in range(100)}))
+    ignored = feed.snapshot()["ignored"]
+    assert len(ignored) == MAX_LABELS + 1 and ignored["other"] == 100 - MAX_LABELS
+    assert sum(ignored.values()) == 100
+
+
+def test_healthz_503_with_the_reason_while_the_feed_is_down_too_long():
+    clock = ManualClock(T0)
+    mono = [100.0]
+    feed = FeedStatus("binance", monotonic=lambda: mono[0])
+    health = BatchHealth(clock, max_batch_age_s=10, feed=feed, max_feed_down_s=5)
+    server = start_metrics_server(0, host="127.0.0.1", health=health)
+    try:
+        feed.connected()
+        health.mark_batch()
+        feed.lost("disconnect: connection reset")
+        mono[0] = 103.0  # 3 s down: within the limit
+        code, body, _ = get(f"{server.url}/healthz")
+        assert code == 200 and json.loads(body)["feed"]["up"] is False
+        mono[0] = 107.0
+        code, body, _ = get(f"{server.url}/healthz")
+        payload = json.loads(body)
+        assert code == 503 and payload["status"] == "feed down"
+        assert "binance down for 7.0s" in payload["reason"] and "connection reset" in payload["reason"]
+        feed.connected()
+        code, body, _ = get(f"{server.url}/healthz")
+        assert code == 200 and json.loads(body)["status"] == "ok"
+    finally:
+        server.stop()

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from ...contract.errors import ConfigError
 
+NO_CREDENTIALS = ("no Google credentials found: run `gcloud auth application-default login` or set "
+                  "GOOGLE_APPLICATION_CREDENTIALS (an emulator needs --bq-api-endpoint instead)")
+# BigQuery's naming rules, checked before a name reaches SQL or a resource path (quoting alone is not enough):
+# project ids are 6-30 lower-case letters, digits and hyphens, starting with a letter, not ending with a hyphen
+# (optionally domain-scoped, example.com:my-project); datasets are letters, digits and underscores, at most 1024.
+_PROJECT = re.compile(r"(?:[a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z][a-z0-9-]{4,28}[a-z0-9]")
+_DATASET = re.compile(r"[A-Za-z0-9_]{1,1024}")
+_LOCATION = re.compile(r"[A-Za-z][A-Za-z0-9-]{0,62}")
 # The real API accepts AppendRows requests up to 10 MB; keep headroom for the envelope.
 PRODUCTION_REQUEST_LIMIT = 9 * 1024 * 1024
 ENV = {
@@ -19,6 +28,7 @@ ENV = {
     "request_limit_bytes": "MDSTREAM_BQ_REQUEST_LIMIT_BYTES",
     "spool_dir": "MDSTREAM_BQ_SPOOL_DIR",
     "spool_max_bytes": "MDSTREAM_BQ_SPOOL_MAX_BYTES",
+    "setup_seconds": "MDSTREAM_BQ_SETUP_SECONDS",
 }
 
 
@@ -36,9 +46,15 @@ class BigQueryConfig:
     spool_max_bytes: int = 512 * 1024 * 1024
     timeout_seconds: float = 30.0  # per call; an outage is noticed within this time
     spool_block_seconds: float = 60.0  # how long a full spool waits for room before failing
+    setup_seconds: float = 10.0  # deadline of each set-up call (dataset, tables); an unreachable service fails fast
+    close_seconds: float = 10.0  # how long closing a stream waits for the spool to drain; the rest waits on disk
+
+    def __post_init__(self) -> None:
+        """Refuse names BigQuery would not accept before any reaches SQL (ConfigError naming the rule)."""
+        check_names(self.project, self.dataset, self.location)
 
     @classmethod
-    def from_env(cls, **overrides) -> "BigQueryConfig":
+    def from_env(cls, **overrides) -> BigQueryConfig:
         """Config from GOOGLE_CLOUD_PROJECT, MDSTREAM_BQ_* and `overrides` (None values are ignored)."""
         values: dict = {}
         for name, variable in ENV.items():
@@ -57,17 +73,18 @@ class BigQueryConfig:
                     values[name] = int(values[name])
                 except ValueError:
                     raise ConfigError(f"{ENV[name]} must be an integer number of bytes, got {values[name]!r}") from None
+        if "setup_seconds" in values:
+            try:
+                values["setup_seconds"] = float(values["setup_seconds"])
+            except ValueError:
+                raise ConfigError(f"{ENV['setup_seconds']} must be a number of seconds, "
+                                  f"got {values['setup_seconds']!r}") from None
         if "spool_dir" in values:
             values["spool_dir"] = Path(values["spool_dir"])
         config = cls(**values)
         if config.request_limit_bytes < 64 * 1024:
             raise ConfigError(f"request limit {config.request_limit_bytes} bytes is too small (minimum 65536)")
         return config
-
-    @property
-    def emulated(self) -> bool:
-        """True when an endpoint override is set, which switches to anonymous credentials."""
-        return bool(self.api_endpoint or self.write_endpoint)
 
     def table_id(self, table: str) -> str:
         """Fully-qualified `project.dataset.table`."""
@@ -77,9 +94,27 @@ class BigQueryConfig:
         """Resource path of a table as the Storage Write API names it."""
         return f"projects/{self.project}/datasets/{self.dataset}/tables/{table}"
 
-    def with_(self, **changes) -> "BigQueryConfig":
+    def with_(self, **changes) -> BigQueryConfig:
         """A copy with `changes`."""
         return replace(self, **changes)
+
+
+def check_names(project: str, dataset: str, location: str | None = None) -> None:
+    """ConfigError unless project, dataset and location follow BigQuery's naming rules."""
+    if not _PROJECT.fullmatch(project or ""):
+        raise ConfigError(f"invalid BigQuery project {project!r}: 6-30 lower-case letters, digits and hyphens, "
+                          "starting with a letter and not ending with a hyphen")
+    if not _DATASET.fullmatch(dataset or ""):
+        raise ConfigError(f"invalid BigQuery dataset {dataset!r}: letters, digits and underscores only (at most 1024)")
+    if location is not None and not _LOCATION.fullmatch(location):
+        raise ConfigError(f"invalid BigQuery location {location!r}, e.g. US, EU or europe-west1")
+
+
+def _credentials_error(error: BaseException) -> bool:
+    """Whether `error` says Google credentials are missing or unusable."""
+    from google.auth import exceptions
+
+    return isinstance(error, (exceptions.DefaultCredentialsError, exceptions.RefreshError))
 
 
 def rest_client(config: BigQueryConfig):
@@ -92,7 +127,12 @@ def rest_client(config: BigQueryConfig):
         return bigquery.Client(project=config.project, location=config.location,
                                credentials=AnonymousCredentials(),
                                client_options=ClientOptions(api_endpoint=config.api_endpoint))
-    return bigquery.Client(project=config.project, location=config.location)
+    try:
+        return bigquery.Client(project=config.project, location=config.location)
+    except Exception as error:  # noqa: BLE001 - only credential errors are translated
+        if _credentials_error(error):
+            raise ConfigError(NO_CREDENTIALS) from error
+        raise
 
 
 def write_client(config: BigQueryConfig):
@@ -111,4 +151,9 @@ def write_client(config: BigQueryConfig):
                    ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
         channel = grpc.insecure_channel(config.write_endpoint, options=options)
         return BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=channel))
-    return BigQueryWriteClient()
+    try:
+        return BigQueryWriteClient()
+    except Exception as error:  # noqa: BLE001 - only credential errors are translated
+        if _credentials_error(error):
+            raise ConfigError(NO_CREDENTIALS) from error
+        raise

@@ -40,7 +40,7 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
-def _base(dtype: pl.DataType) -> type:
+def _base(dtype: pl.DataType) -> type[pl.DataType]:
     """The Polars dtype class of `dtype` (Datetime('us','UTC') -> pl.Datetime)."""
     return dtype.base_type() if hasattr(dtype, "base_type") else type(dtype)
 

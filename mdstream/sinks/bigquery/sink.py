@@ -15,6 +15,7 @@ day absent (never doubled) until the day is run again; write_day retries transie
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,18 +32,20 @@ from tenacity import (
 
 from ...contract import columns as c
 from ...contract import schema
-from ...contract.errors import ConfigError, SinkError, SinkUnavailable
+from ...contract.errors import ConfigError, SinkUnavailable
 from ...contract.timeframes import day_bounds
 from ..base import CANDLES, KINDS, QUARANTINE, READ_BACK, TICKS, WARM_ROWS, WRITE_DAY, KindBuffer
 from ..spool import Backoff, Spool, SpooledDelivery
 from . import cost
 from .config import BigQueryConfig, rest_client, write_client
-from .schema import ensure_tables, to_arrow
-from .views import create_views, render, run, views_exist
+from .schema import to_arrow
+from .setup import initialize
+from .views import render, run
 from .writer import StreamLost, StreamWriter, translate
 
 _DAY_COLUMN = {CANDLES: c.TIMESTAMP_IN, TICKS: c.TIMESTAMP}
 _FAR_FUTURE = datetime(9999, 12, 31, tzinfo=timezone.utc)
+log = logging.getLogger("mdstream.sink")
 
 
 @dataclass
@@ -93,14 +96,27 @@ class BigQuerySink:
             self.delivery.deliver(kind, to_arrow(kind, frame))
         self.delivery.drain()
 
+    def discard(self) -> None:
+        """Forget what is buffered and not yet handed to delivery."""
+        self._buffer.clear()
+
     def close(self) -> None:
-        """Flush and wait (bounded) for the spool to drain; whatever still waits is delivered on the next start."""
+        """Flush and wait (bounded by close_seconds) for the spool to drain; whatever still waits is delivered
+        on the next start. One immediate try; if BigQuery is still down it does not wait."""
         self.flush()
-        if len(self.delivery.spool):
+        spool = self.delivery.spool
+        # One immediate try, unless the set-up never succeeded and the last attempt failed (still down).
+        if len(spool) and (self._ready or not self.delivery.backoff.failures):
+            self.delivery.backoff.not_before = 0.0
+            self.delivery.drain()
+        if len(spool) and not self.delivery.backoff.failures:
             try:
-                self.delivery.drain_all(self.config.spool_block_seconds)
+                self.delivery.drain_all(self.config.close_seconds)
             except SinkUnavailable:
                 pass  # kept on disk; the next sink on this spool folder sends it first
+        if len(spool):
+            log.warning("BigQuery unreachable: %d batches (%s rows) wait in %s; the next run sends them first",
+                        len(spool), f"{spool.rows:,}", spool.folder)
 
     # -- DaySink ------------------------------------------------------------------------------------------
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
@@ -178,19 +194,7 @@ class BigQuerySink:
         """Create or migrate the dataset, tables and views once per sink (SinkUnavailable while unreachable)."""
         if self._ready:
             return
-        from google.cloud import bigquery
-
-        retry = bigquery.DEFAULT_RETRY.with_deadline(self.config.timeout_seconds)
-        try:
-            changed = ensure_tables(self.rest, self.config, retry=retry, timeout=self.config.timeout_seconds)
-            views_missing = not views_exist(self.rest, self.config, retry=retry)
-        except SinkError:
-            raise
-        except Exception as error:  # noqa: BLE001
-            raise translate(error, "creating the BigQuery tables") from error
-        # A view expands `SELECT *` when created: recreate them after a table gained columns.
-        if views_missing or any(changed.values()):
-            create_views(self.rest, self.config)
+        initialize(self.rest, self.config)
         self._ready = True
 
     def _stream(self, kind: str) -> list:

@@ -13,7 +13,7 @@ from .. import sqlfiles
 from .config import BigQueryConfig, rest_client
 from .writer import translate
 
-VIEW_NAMES = ("candles_latest", "candles_15s", "candles_1m", "candles_5m", "candles_15m", "candles_4h", "candles_1d",
+VIEW_NAMES = ("candles_latest", *sqlfiles.view_names(),
               "features", "daily_summary", "ingest_latency", "data_quality", "quarantine_summary")
 
 

@@ -38,17 +38,31 @@ def translate(error: BaseException, what: str) -> BaseException:
     if isinstance(error, SinkError):
         return error
     import requests
+    from google.auth import exceptions as auth
+
+    if isinstance(error, (auth.DefaultCredentialsError, auth.RefreshError)):
+        from .config import NO_CREDENTIALS
+
+        return SinkError(f"BigQuery refused {what}: {NO_CREDENTIALS} ({_first_line(error)})")
+    if isinstance(error, auth.TransportError):
+        return SinkUnavailable(f"BigQuery unavailable during {what}: {_first_line(error)}")
 
     code = error.code() if isinstance(error, grpc.RpcError) and callable(getattr(error, "code", None)) else None
     if isinstance(error, _TRANSIENT) or code in _TRANSIENT_GRPC or isinstance(error, (requests.ConnectionError,
                                                                                        requests.Timeout,
                                                                                        ConnectionError, TimeoutError)):
-        return SinkUnavailable(f"BigQuery unavailable during {what}: {error}", retry_after=retry_after(error))
-    message = str(error)
+        return SinkUnavailable(f"BigQuery unavailable during {what}: {_first_line(error)}", retry_after=retry_after(error))
+    message = _first_line(error)
     if isinstance(error, gexc.NotFound) or (isinstance(error, gexc.InvalidArgument) and "stream" in message.lower()
                                             and ("invalid stream" in message.lower() or "not found" in message.lower())):
         return StreamLost(f"{what}: {message}")
     return SinkError(f"BigQuery refused {what}: {message}")
+
+
+def _first_line(error: BaseException, limit: int = 400) -> str:
+    """The first line of an error message (Google's carry the whole response), at most `limit` characters."""
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def record_batches(table: pa.Table, limit_bytes: int) -> list[pa.RecordBatch]:
