@@ -195,3 +195,21 @@ def test_rows_a_stream_could_not_write_wait_in_the_spool_for_the_next_run(tmp_pa
     got = mdstream("query", "--duckdb", str(db), "--format", "json", "SELECT count(*) AS n FROM ticks")
     assert json.loads(got.out)[0]["n"] == sum(ticks)  # nothing lost: the spool went in first
     assert not any(db.with_name(db.name + ".spool").iterdir())
+
+
+@pytest.mark.slow
+def test_a_reader_holding_the_file_longer_than_the_sinks_wait_at_start_delays_the_stream(tmp_path):
+    """Longer than the sink's own wait (10 s): the stream waits before reading its feed (nothing taken in, so
+    nothing to lose), says why once, then runs; every trade is written."""
+    db = tmp_path / "m.duckdb"
+    first, second = day_file(tmp_path / "in", D1), day_file(tmp_path / "in", D2, n=1_000, span_s=600)
+    assert mdstream("backfill", "--input", str(first), "--duckdb", str(db), "--quiet").code == 0
+    reader = hold(db, 13)
+    began = time.monotonic()
+    run = mdstream("stream", "--source", "replay", "--input", str(second), "--speed", "0", "--quiet",
+                   "--duckdb", str(db), timeout=120)
+    reader.wait()
+    assert run.code == 0, run.text
+    assert time.monotonic() - began >= 12
+    assert "waiting for the sink" in run.text and "Traceback" not in run.text
+    assert duckdb_days(db) == {"2024-01-01": 5_000, "2024-01-02": 1_000}
