@@ -34,7 +34,7 @@ def run(args: list[str]) -> float:
 def windows(db: Path) -> int:
     """Windows with trades the file holds (latest revisions)."""
     with duckdb.connect(str(db), read_only=True) as con:
-        return con.sql("SELECT count(*) FROM candles_latest WHERE trades > 0").fetchone()[0]
+        return con.sql("SELECT count(*) FROM candles_latest WHERE trades > 0").fetchall()[0][0]
 
 
 def bench(path: Path, folder: Path, repeat: int) -> tuple[float, float, int, int]:
