@@ -8,8 +8,7 @@ import click
 
 from ..ops.formats import FORMATS
 from .edge import guarded
-from .options import (bigquery_config, bigquery_options, duckdb_option, instrument_option, instruments_from,
-                      symbols_callback)
+from .options import bigquery_config, bigquery_options, duckdb_option, instrument_option, instruments_from, symbols_callback
 
 
 @click.command()
@@ -37,7 +36,8 @@ def query(sql: str, duckdb_path: Path, fmt: str, output: Path | None) -> None:
               help="Comma-separated symbols (default: all; required with --bigquery).")
 @click.option("--from", "from_", help="First UTC day, YYYY-MM-DD.")
 @click.option("--to", help="Day after the last one (exclusive, as in backfill), YYYY-MM-DD.")
-@click.option("--bigquery", is_flag=True, help="Verify what BigQuery holds (ticks and candles read back) instead of the DuckDB file.")
+@click.option("--bigquery", is_flag=True,
+              help="Verify what BigQuery holds (ticks and candles read back) instead of the DuckDB file.")
 @instrument_option
 @bigquery_options
 @guarded

@@ -19,12 +19,14 @@ DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT
 @click.option("--symbol", "symbols", default=None,
               help="Symbol(s) to include, comma-separated, e.g. BTCUSDT,ETHUSDT; the first is shown first. Default: all.")
 @click.option("--timeframe", default="1m", show_default=True, help="Timeframe shown first (the page switches between all).")
-@click.option("--timeframes", default=None, help=f"Timeframes to include (default: all of {', '.join(tfm.SUPPORTED_TIMEFRAMES)}).")
+@click.option("--timeframes", default=None,
+              help=f"Timeframes to include (default: all of {', '.join(tfm.SUPPORTED_TIMEFRAMES)}).")
 @click.option("--exchange", default=None, help="Only this exchange (a symbol on several exchanges is a series per exchange).")
 @duckdb_option
 @click.option("--from", "start", type=click.DateTime(DATE_FORMATS), default=None, help="First window start (UTC, inclusive).")
 @click.option("--to", "end", type=click.DateTime(DATE_FORMATS), default=None, help="Last window start bound (UTC, exclusive).")
-@click.option("--limit", default=2000, show_default=True, type=click.IntRange(min=1), help="At most this many (newest) candles per series.")
+@click.option("--limit", default=2000, show_default=True, type=click.IntRange(min=1),
+              help="At most this many (newest) candles per series.")
 @click.option("--features", default=None, help=f"Features in the crosshair legend (default: {','.join(LEGEND_FEATURES)}).")
 @click.option("--output", default="chart.html", show_default=True, type=click.Path(dir_okay=False), help="HTML file to write.")
 def chart(symbols: str | None, timeframe: str, timeframes: str | None, exchange: str | None, duckdb_path: str,
@@ -58,7 +60,8 @@ def chart(symbols: str | None, timeframe: str, timeframes: str | None, exchange:
 @click.option("--port", default=8321, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address (the page has no authentication).")
 @click.option("--metrics-url", default=None, help="A running stream's metrics server, e.g. http://127.0.0.1:9108 (feed status).")
-@click.option("--poll", default=0.25, show_default=True, type=click.FloatRange(min=0.02), help="Seconds between checks for new candles.")
+@click.option("--poll", default=0.25, show_default=True, type=click.FloatRange(min=0.02),
+              help="Seconds between checks for new candles.")
 def serve(duckdb_path: str, host: str, port: int, allow_remote: bool, metrics_url: str | None, poll: float) -> None:
     """Serve a live chart of the DuckDB file (read-only; works while a stream writes it) with a data-quality panel.
 

@@ -17,8 +17,9 @@ symbol no rule knows is UNKNOWN (treated as linear, size 1, and reported).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Iterable
+from typing import Any
 
 import polars as pl
 

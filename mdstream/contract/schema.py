@@ -50,14 +50,14 @@ CANDLE_BASE_SCHEMA: dict[str, pl.DataType] = {
 
 CANDLE_SCHEMA: dict[str, pl.DataType] = {**CANDLE_BASE_SCHEMA, **{name: pl.Float64() for name in c.FEATURE_COLUMNS}}
 
-QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+QUARANTINE_SCHEMA = pl.Schema({
     c.Q_SOURCE: pl.String(),
     c.Q_LINE: pl.Int64(),
     c.Q_FIELD: pl.String(),
     c.Q_REASON: pl.String(),
     c.Q_RAW: pl.String(),
     c.Q_QUARANTINED_AT: TS,
-}
+})
 
 DESCRIPTIONS: dict[str, str] = {
     c.EXCHANGE: "Exchange id as Tardis names it, e.g. binance-futures.",

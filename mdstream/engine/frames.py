@@ -3,7 +3,7 @@ the outage lasts; and which emitted windows a newly learnt gap reaches."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import polars as pl
 

@@ -3,9 +3,9 @@ revision numbers, the watermark). Batch in; closed windows, revisions and quaran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
 
 import polars as pl
 
@@ -19,8 +19,8 @@ from .core import REEMIT, Spec, fold
 from .frames import merge_gaps, reopened
 from .ledger import Ledger
 from .state import NEXT, STARTED, SeriesState, state_from_candles, tail_rows
-from .store import W as STORE_W
 from .store import TickStore
+from .store import W as STORE_W
 from .timing import Timing
 
 GAP_RESTART = "restart"
@@ -74,6 +74,7 @@ class CandleEngine:
         self._pending: list[pl.DataFrame] = []  # accepted ticks not folded in yet
         self._pending_min: int | None = None
         self._changed: pl.DataFrame | None = None  # series whose emitted windows a new gap reaches
+        self._due: int = _NEVER  # the earliest window end due (epoch us), kept by _refresh
         self._resume: pl.DataFrame | None = None  # after a warm start: where the stored windows end, per series
         self._refresh()
 
@@ -180,7 +181,8 @@ class CandleEngine:
     def _fold(self, mark: int | None, now: datetime, final: bool, out: EngineOutput) -> EngineOutput:
         """Run the core on everything queued; number revisions; prune what the horizon no longer needs."""
         pending = pl.concat(self._pending) if self._pending else None
-        windows = self.store.windows(pending, self.spec.base, self.instruments) if pending is not None else self.state.open.clear()
+        windows = (self.store.windows(pending, self.spec.base, self.instruments) if pending is not None
+                   else self.state.open.clear())
         late_ticks = self._late_ticks(pending)
         floor = self._floor()
         keep = None if floor is None else floor // tfm.duration_us(self.timeframes[-1]) * tfm.duration_us(self.timeframes[-1])
@@ -229,7 +231,8 @@ class CandleEngine:
         """After a warm start: per series, where the windows an earlier run wrote end (dropped once passed)."""
         if self._resume is not None and self.timing.max_event is not None:
             floor = self._floor()
-            if floor is not None and self._resume.get_column("_resume").max() < floor:
+            resumed = self._resume.get_column("_resume").max()
+            if floor is not None and isinstance(resumed, int) and resumed < floor:
                 self._resume = None  # the revision floor rejects those ticks on its own now
         return self._resume
 

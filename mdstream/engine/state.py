@@ -4,8 +4,8 @@ candles."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Sequence
 
 import polars as pl
 
@@ -18,9 +18,9 @@ from ..kernel.grid import SPARSE_COLUMNS, window_width_us
 
 NEXT = "next_start"
 STARTED = "started"
-CURSOR_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: pl.String(), NEXT: TS,
-                 c.CLOSE: pl.Float64(), STARTED: pl.Boolean()}
-OPEN_SCHEMA = {name: CANDLE_BASE_SCHEMA[name] for name in SPARSE_COLUMNS}
+CURSOR_SCHEMA = pl.Schema({c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), c.TIMEFRAME: pl.String(), NEXT: TS,
+                           c.CLOSE: pl.Float64(), STARTED: pl.Boolean()})
+OPEN_SCHEMA = pl.Schema({name: CANDLE_BASE_SCHEMA[name] for name in SPARSE_COLUMNS})
 SERIES = [c.EXCHANGE, c.SYMBOL]
 WINDOW = [c.EXCHANGE, c.SYMBOL, c.TIMESTAMP_IN]
 
@@ -43,12 +43,12 @@ class SeriesState:
     gaps: pl.DataFrame
 
     @staticmethod
-    def empty() -> "SeriesState":
+    def empty() -> SeriesState:
         """No series yet."""
         return SeriesState(pl.DataFrame(schema=CURSOR_SCHEMA), None, pl.DataFrame(schema=OPEN_SCHEMA),
                            pl.DataFrame(schema=gp.GAP_SCHEMA))
 
-    def evolve(self, **changes) -> "SeriesState":
+    def evolve(self, **changes) -> SeriesState:
         """A copy with some fields replaced."""
         return replace(self, **changes)
 

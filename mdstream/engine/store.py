@@ -49,7 +49,8 @@ class TickStore:
     def prune(self, floor_us: int) -> None:
         """Forget ticks whose base window lies wholly before `floor_us` (no trade can revise it any more)."""
         mark = floor_us // self.base_us * self.base_us
-        if self.ticks.height and self.ticks.get_column(W).min() < mark:
+        oldest = self.ticks.get_column(W).min() if self.ticks.height else None
+        if isinstance(oldest, int) and oldest < mark:
             self.ticks = self.ticks.filter(pl.col(W) >= mark)
 
     def __len__(self) -> int:

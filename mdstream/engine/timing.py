@@ -37,7 +37,7 @@ class Timing:
             if self.max_event is None:
                 mark = now - self.lateness_us if outage else None
             else:
-                quiet = max(0, now - self.arrival)
+                quiet = max(0, now - (self.arrival if self.arrival is not None else now))
                 if not outage:
                     quiet = min(quiet, self.max_quiet_us)
                 mark = self.max_event + quiet - self.lateness_us
@@ -58,4 +58,4 @@ class Timing:
         ahead = end + self.lateness_us - self.max_event
         if ahead > self.max_quiet_us and not outage:
             return None
-        return self.arrival + max(0, ahead)
+        return (self.arrival if self.arrival is not None else self.max_event) + max(0, ahead)

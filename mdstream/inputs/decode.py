@@ -17,10 +17,10 @@ from ..contract import schema
 from ..contract.schema import empty_ticks
 from .parse import (
     LINE,
-    Check,
     MSG,
     RAW,
     RECV,
+    Check,
     any_failure,
     count_types,
     no_quarantine,

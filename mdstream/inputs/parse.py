@@ -119,7 +119,7 @@ def tick_quarantine(ticks: pl.DataFrame, field: pl.Expr | str, reason: pl.Expr |
         (pl.lit(reason) if isinstance(reason, str) else reason).alias(c.Q_REASON),
         pl.format("{} {} {} {} {}", c.SYMBOL, c.ID, c.TIMESTAMP, c.PRICE, c.AMOUNT).alias(c.Q_RAW),
         pl.lit(now).cast(schema.TS).alias(c.Q_QUARANTINED_AT),
-    ).cast(schema.QUARANTINE_SCHEMA)  # type: ignore[arg-type]  # polars types the mapping invariantly
+    ).cast(schema.QUARANTINE_SCHEMA)
 
 
 Check = tuple[str, pl.Expr, str]  # (field, failed?, reason); a null result counts as a failure

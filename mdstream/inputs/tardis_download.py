@@ -89,7 +89,7 @@ def download_trades(
         raise DownloadError(_http_message(exc, exchange, key)) from exc
     except _Cancelled as exc:
         raise DownloadError(f"{exchange}: download cancelled") from exc
-    except (asyncio.TimeoutError, TimeoutError) as exc:
+    except TimeoutError as exc:
         missing = [p.name for p in paths if not p.exists()]
         raise DownloadError(
             f"{exchange}: no data from {url} for {timeout_s:g}s; still missing {', '.join(missing)}"

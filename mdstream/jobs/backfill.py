@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Callable, Sequence
+from typing import cast
 
 import polars as pl
 
 from ..contract import columns as c
 from ..contract.clock import Clock
 from ..contract.errors import InputError, Interrupted
-from ..contract.schema import QUARANTINE_SCHEMA, TICK_SCHEMA, conform, newest
+from ..contract.schema import QUARANTINE_SCHEMA, TICK_SCHEMA, conform, empty_ticks, newest
 from ..contract.timeframes import day_bounds, epoch_us
 from ..engine.core import REEMIT, Spec, fold
 from ..engine.state import SeriesState, state_from_candles
@@ -70,7 +71,7 @@ def process_day(
     windows = trade_windows(parts, spec.base, instruments=instruments)
     final = None
     if end is None:
-        final = input_end or (ticks.get_column(c.TIMESTAMP).max() if ticks.height else None)
+        final = input_end or newest(ticks.get_column(c.TIMESTAMP))
     candles, state = fold(
         state, windows, spec, now=now, start_us=epoch_us(start),
         until_us=epoch_us(end) if end is not None else None, final_us=epoch_us(final) if final is not None else None,
@@ -114,6 +115,8 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
         if opts.inputs and opts.from_date and opts.to_date:
             # An explicit range is one continuous grid: quiet days after the last trade run to its end.
             for (exchange, symbol), state in carry.items():
+                if state.last_day is None:
+                    continue
                 days = _days_between(state.last_day + timedelta(days=1), opts.to_date)
                 _write_days(exchange, symbol, days, {}, state, opts, sink, clock, summary, guard, committed,
                             ranged=True, complete=True, quarantine=None, sources=(), duplicates=0)
@@ -128,11 +131,6 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
     if not summary.days and units:  # a shard with no task has nothing to do; input without a day is an error
         raise InputError(nothing_written(opts, summary))
     return summary
-
-
-def plan_days(opts: BackfillOptions) -> list[tuple[str, date]]:
-    """(symbol, day) tasks of a Tardis backfill, in order, after sharding."""
-    return [(unit.symbol, unit.day) for unit in tardis_units(opts)]
 
 
 def _days_between(first: date, end: date) -> list[date]:
@@ -199,8 +197,9 @@ def _write_days(exchange: str, symbol: str, days: list[date], by_day: dict[date,
     first day; only the last day can be cut short by a truncated file. Unless `ranged`, the series' last day
     ends where the input does (`input_end`: its windows there are cut short, feed), or at midnight when the
     input runs on past it (another series' trades)."""
+    empty = state.empty if state.empty is not None else empty_ticks()
     for i, day in enumerate(days):
-        day_ticks = by_day.get(day, state.empty)
+        day_ticks = by_day.get(day, empty)
         last = i == len(days) - 1
         midnight = day_bounds(day)[1]
         to_midnight = ranged or not last or input_end is None or input_end >= midnight
@@ -229,7 +228,8 @@ def _warm_state(sink: base.DaySink, exchange: str, symbol: str, day: date,
     if not base.can(sink, base.READ_BACK):
         return None
     start, _ = day_bounds(day)
-    stored = sink.read_candles(exchange=exchange, symbols=[symbol], timeframes=timeframes, before=start)
+    stored = cast(base.CandleReader, sink).read_candles(exchange=exchange, symbols=[symbol], timeframes=timeframes,
+                                                         before=start)
     if stored.height == 0:
         return None
     return state_from_candles(stored, timeframes)

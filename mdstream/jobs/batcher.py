@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import AsyncIterator, Callable
 
 import polars as pl
 
@@ -38,6 +38,10 @@ class _Buffer:
     """Chunks gathered since the last batch."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        """Nothing gathered."""
         self.ticks: list[pl.DataFrame] = []
         self.quarantine: list[pl.DataFrame] = []
         self.gaps: list[FeedGap] = []
@@ -68,7 +72,7 @@ class _Buffer:
         quarantine = pl.concat(self.quarantine, rechunk=False) if self.quarantine else empty_quarantine()
         out = SourceBatch(ticks=ticks, quarantine=quarantine, gaps=self.gaps, received_at=clock.now(),
                           received=self.received, duplicates=self.duplicates, ignored=self.ignored)
-        self.__init__()
+        self.clear()
         return out
 
 
@@ -111,9 +115,8 @@ async def _batches(source_chunks: AsyncIterator[SourceChunk], clock: Clock, step
             early = due() if due is not None else None
             if early is not None and fired is not None and early <= fired:
                 early = None
-            wait = (min(deadline, early) if early is not None else deadline) - clock.now()
-            wait = wait.total_seconds()
-            await asyncio.wait({pending}, timeout=min(max(wait, 0.0), _MAX_WAIT_S))
+            wait_s = ((min(deadline, early) if early is not None else deadline) - clock.now()).total_seconds()
+            await asyncio.wait({pending}, timeout=min(max(wait_s, 0.0), _MAX_WAIT_S))
             if pending.done():
                 try:
                     chunk = pending.result()

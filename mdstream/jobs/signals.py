@@ -48,7 +48,7 @@ class Interrupts:
                 raise Stop(signum)
 
     @contextmanager
-    def installed(self) -> Iterator["Interrupts"]:
+    def installed(self) -> Iterator[Interrupts]:
         """Install the handlers for the duration of the block (only possible on the main thread)."""
         if threading.current_thread() is not threading.main_thread():
             yield self

@@ -63,7 +63,7 @@ class SourceCounts:
         """received - (accepted + quarantined + duplicates + ignored): 0 when every record is accounted for."""
         return self.received - (self.accepted + self.quarantined + self.duplicates + sum(self.ignored.values()))
 
-    def add(self, other: "SourceCounts") -> None:
+    def add(self, other: SourceCounts) -> None:
         """Add `other`'s counts to these."""
         self.received += other.received
         self.accepted += other.accepted
@@ -224,7 +224,7 @@ class StreamRunner:
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=min(1.0, remaining) if remaining else 1.0)
                 return False
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 continue
 
     def _finish(self) -> StreamStats:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..contract.clock import WallClock
 from ..contract.errors import ConfigError
@@ -51,7 +52,7 @@ def build_source(req: StreamRequest):
         symbols = tuple(select_symbols(symbols, *parse_shard(req.shard)))
         if not symbols:
             raise ConfigError(f"shard {req.shard} holds none of the symbols {', '.join(req.symbols)}")
-    batching = {"flush_interval": req.flush_interval, "max_rows": req.max_rows}
+    batching: dict[str, Any] = {"flush_interval": req.flush_interval, "max_rows": req.max_rows}
     if req.source in ("binance", "binance-futures", "binance-delivery"):
         from ..sources.binance import BinanceSource
 

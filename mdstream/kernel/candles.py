@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Sequence
 
 import polars as pl
 
@@ -239,16 +239,17 @@ def candles_from_ticks(
     frame = ticks.collect() if isinstance(ticks, pl.LazyFrame) else ticks
     if feed_gaps is not None:
         # Usually there are none: the joins that mark them then cost a third of the grid's time.
-        feed_gaps = feed_gaps.lazy().collect(engine="in-memory")
-        feed_gaps = feed_gaps.lazy() if feed_gaps.height else None
+        known = feed_gaps.lazy().collect(engine="in-memory")
+        feed_gaps = known.lazy() if known.height else None
     # `frame` may be a list of single-series frames (split_series), to skip a second split.
     sparse = sparse_all(frame, timeframes, instruments)
+    closes = None
     if prior_close is not None:
-        prior_close = prior_close.lazy().filter(pl.col(c.TIMEFRAME).is_in(list(sparse))).select(
+        closes = prior_close.lazy().filter(pl.col(c.TIMEFRAME).is_in(list(sparse))).select(
             c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.CLOSE
         )
     # Every timeframe in one grid pass: a series is (exchange, symbol, timeframe).
-    dense = densify(pl.concat(list(sparse.values())), start=start, end=end, prior_close=prior_close)
+    dense = densify(pl.concat(list(sparse.values())), start=start, end=end, prior_close=closes)
     if feed_gaps is not None:
         dense = mark_feed_gaps(dense, feed_gaps, list(sparse))
     return finalize(dense, now=now)

@@ -14,7 +14,8 @@ from .grid import window_width_us
 GAP_START = "gap_start"
 GAP_END = "gap_end"
 GAP_REASON = "gap_reason"
-GAP_SCHEMA = {c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), GAP_START: TS, GAP_END: TS, GAP_REASON: pl.String()}
+GAP_SCHEMA = pl.Schema({c.EXCHANGE: pl.String(), c.SYMBOL: pl.String(), GAP_START: TS, GAP_END: TS,
+                        GAP_REASON: pl.String()})
 
 # Exchanges whose trade ids are consecutive per symbol, so a jump in ids proves missing trades.
 CONSECUTIVE_ID_PREFIXES = ("binance",)

@@ -96,7 +96,8 @@ class StreamMetrics:
         self.rows_written_total = Counter("rows_written", "Rows handed to a sink.", ["sink", "kind"], namespace=ns, registry=r)
         self.quarantined_total = Counter("quarantined", "Rows rejected into quarantine.", namespace=ns, registry=r)
         self.gaps_total = Counter("gaps", "Feed gaps detected (outages, trade id jumps).", namespace=ns, registry=r)
-        self.late_trades_total = Counter("late_trades", "Trades arriving after their window was emitted.", namespace=ns, registry=r)
+        self.late_trades_total = Counter("late_trades", "Trades arriving after their window was emitted.", namespace=ns,
+                                         registry=r)
         self.emit_latency_seconds = Histogram(
             "emit_latency_seconds", "Seconds from window close to candle emission.",
             namespace=ns, registry=r, buckets=LATENCY_BUCKETS,

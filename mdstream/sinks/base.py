@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import polars as pl
 
 from ..contract import columns as c
 from ..contract import schema
-from ..contract.timeframes import US_PER_DAY
 from ..contract.errors import ConfigError
+from ..contract.timeframes import US_PER_DAY
 
 # What a batch holds; a sink stores each kind in its own table.
 CANDLES = "candles"

@@ -24,6 +24,8 @@ from ..contract.timeframes import US_PER_DAY, day_bounds
 from . import base
 from .duckdb_schema import (
     BATCH as _BATCH,
+)
+from .duckdb_schema import (
     LOCK_WAIT_S,
     STREAM_LOCK_WAIT_S,
     connect_waiting,
@@ -32,6 +34,7 @@ from .duckdb_schema import (
 )
 from .duckdb_schema import quietly as _quietly
 from .duckdb_schema import quietly_unregister as _quietly_unregister
+
 
 def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` conformed to the schema of `kind`, deduplicated by its key (the last copy of a key wins)."""
@@ -100,6 +103,12 @@ class DuckDBSink:
         """Buffer `frame` of `kind`; nothing is visible until flush()."""
         self._buffer.add(kind, frame)
 
+    @property
+    def db(self) -> duckdb.DuckDBPyConnection:
+        """The open connection (only inside a session)."""
+        assert self.con is not None, "the DuckDB connection is used outside a session"
+        return self.con
+
     @contextmanager
     def _session(self):
         """The connection for one operation: the open one, or (shared) one opened now and closed after."""
@@ -128,7 +137,12 @@ class DuckDBSink:
             return
         prepared = {kind: prepare(kind, frame) for kind, frame in batches.items()}
         with self._session():
-            self._transaction(lambda: [self._upsert(kind, frame) for kind, frame in prepared.items()])
+            def upsert_all() -> None:
+                """Every buffered kind, in one transaction."""
+                for kind, frame in prepared.items():
+                    self._upsert(kind, frame)
+
+            self._transaction(upsert_all)
         self._untouched = False
         for kind, frame in prepared.items():
             self.rows_written[kind] += frame.height
@@ -150,7 +164,7 @@ class DuckDBSink:
             # A day is written once and read for long: it goes straight into the file at commit, skipping
             # the write-ahead log and the later checkpoint that would copy it again.
             try:
-                self.con.execute("SET checkpoint_threshold = '0b'")
+                self.db.execute("SET checkpoint_threshold = '0b'")
                 self._transaction(replace)
                 self._untouched = False
             except duckdb.Error as exc:
@@ -164,7 +178,8 @@ class DuckDBSink:
                      before: datetime | None = None) -> pl.DataFrame:
         """CandleReader: per series the newest `rows` windows and every window since the UTC midnight of its
         newest one (latest revisions), of windows starting before `before` when given."""
-        where, params = ["exchange = ?"], [exchange]
+        where: list[str] = ["exchange = ?"]
+        params: list[object] = [exchange]
         if symbols:
             where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")
             params.extend(symbols)
@@ -184,9 +199,9 @@ class DuckDBSink:
         with self._session():
             # A first run finds nothing: a one-row probe is much cheaper than planning the view query.
             # fetchall: a half-read result would keep the connection busy for the query below.
-            if self._untouched or not self.con.execute(probe, params).fetchall():
+            if self._untouched or not self.db.execute(probe, params).fetchall():
                 return schema.empty(schema.CANDLE_SCHEMA)
-            frame = pl.from_arrow(self.con.sql(sql, params=params).to_arrow_table())
+            frame = schema.from_arrow(self.db.sql(sql, params=params).to_arrow_table())
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def close(self) -> None:
@@ -224,9 +239,9 @@ class DuckDBSink:
         """Run `body` inside BEGIN/COMMIT; roll back and raise SinkError (naming the root cause) on any failure;
         an interrupt inside DuckDB stays an interrupt, not a database error."""
         try:
-            self.con.execute("BEGIN TRANSACTION")
+            self.db.execute("BEGIN TRANSACTION")
             body()
-            self.con.execute("COMMIT")
+            self.db.execute("COMMIT")
         except BaseException as exc:
             _quietly(self.con, "ROLLBACK")
             if isinstance(exc, duckdb.InterruptException):
@@ -237,7 +252,7 @@ class DuckDBSink:
 
     def _register(self, frame: pl.DataFrame) -> None:
         """Expose `frame` to SQL as the relation _mdstream_batch (zero-copy Arrow)."""
-        self.con.register(_BATCH, frame.to_arrow())
+        self.db.register(_BATCH, frame.to_arrow())
 
     def _insert(self, kind: str, frame: pl.DataFrame) -> None:
         """Plain insert of an already prepared frame."""
@@ -245,7 +260,7 @@ class DuckDBSink:
             return
         self._register(frame)
         try:
-            self.con.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM {_BATCH}")
+            self.db.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM {_BATCH}")
         finally:
             _quietly_unregister(self.con)
 
@@ -259,15 +274,15 @@ class DuckDBSink:
                 lo, hi = frame[c.TIMESTAMP_IN].min(), frame[c.TIMESTAMP_IN].max()
                 match = " AND ".join(f't."{k}" = b."{k}"' for k in c.CANDLE_KEY)
                 # the constant range lets DuckDB skip row groups by their min/max before the join
-                self.con.execute(
+                self.db.execute(
                     f"DELETE FROM candles AS t USING {_BATCH} AS b WHERE t.timestamp_in BETWEEN $lo AND $hi AND {match}",
                     {"lo": lo, "hi": hi},
                 )
-                self.con.execute(f"INSERT INTO candles BY NAME SELECT * FROM {_BATCH}")
+                self.db.execute(f"INSERT INTO candles BY NAME SELECT * FROM {_BATCH}")
             elif kind == base.TICKS:
                 lo, hi = frame[c.TIMESTAMP].min(), frame[c.TIMESTAMP].max()
                 # a duplicate trade has the same event time, so only that time range needs probing
-                self.con.execute(
+                self.db.execute(
                     f"""INSERT INTO ticks BY NAME SELECT * FROM {_BATCH} AS b
                     WHERE b.id IS NULL OR NOT EXISTS (
                         SELECT 1 FROM ticks AS t WHERE t.timestamp BETWEEN $lo AND $hi
@@ -276,7 +291,7 @@ class DuckDBSink:
                 )
             else:
                 same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM b."{k}"' for k in (c.Q_SOURCE, c.Q_LINE, c.Q_FIELD, c.Q_RAW))
-                self.con.execute(
+                self.db.execute(
                     f"INSERT INTO quarantine BY NAME SELECT * FROM {_BATCH} AS b "
                     f"WHERE NOT EXISTS (SELECT 1 FROM quarantine AS t WHERE {same})"
                 )
@@ -287,7 +302,7 @@ class DuckDBSink:
         """Delete the candles (by timestamp_in), ticks (by timestamp) and quarantine rows of one day."""
         params = {"exchange": exchange, "symbol": symbol, "start": start, "end": end}
         for table, column in ((base.CANDLES, c.TIMESTAMP_IN), (base.TICKS, c.TIMESTAMP)):
-            self.con.execute(
+            self.db.execute(
                 f"DELETE FROM {table} WHERE exchange = $exchange AND symbol = $symbol "
                 f'AND "{column}" >= $start AND "{column}" < $end',
                 params,
@@ -295,7 +310,7 @@ class DuckDBSink:
         # Quarantine rows carry no exchange/symbol: a day owns the rows of the sources it quarantines now,
         # and of earlier sources whose name carries both the symbol and the day (dataset file names do).
         sources = [] if quarantine is None else quarantine[c.Q_SOURCE].drop_nulls().unique().to_list()
-        self.con.execute(
+        self.db.execute(
             "DELETE FROM quarantine WHERE list_contains($sources, source) "
             "OR (contains(lower(source), lower($symbol)) AND contains(source, $day))",
             {"sources": sources, "symbol": symbol, "day": str(day)},

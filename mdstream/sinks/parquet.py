@@ -141,7 +141,8 @@ class ParquetSink:
         for kind, frame in frames.items():
             frame = schema.conform(frame, SCHEMAS[kind]) if kind in SCHEMAS else frame
             if kind == base.QUARANTINE:
-                target = partition_dir(self.root, kind, {DATE: day_text}) / f"day-{quote(exchange, safe='-_.')}-{quote(symbol, safe='-_.')}.parquet"
+                name = f"day-{quote(exchange, safe='-_.')}-{quote(symbol, safe='-_.')}.parquet"
+                target = partition_dir(self.root, kind, {DATE: day_text}) / name
                 files.append((frame, target))
                 continue
             for values, rows in split(kind, frame):

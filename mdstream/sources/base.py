@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any, AsyncIterator, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import polars as pl
 

@@ -6,8 +6,8 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import AsyncIterator, Callable
 
 import polars as pl
 from websockets.asyncio.client import connect
@@ -94,7 +94,7 @@ class WsFeed:
                         yield chunk
                     # silent: down since the last message, not since the watchdog noticed
                     reason, since = GAP_SILENT, self._last_message
-            except (OSError, ConnectionClosed, InvalidHandshake, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError, ConnectionClosed, InvalidHandshake) as exc:
                 log.warning("feed %s lost: %s", self.url, exc)
                 failures += 1
                 failed = not self.status.up
@@ -123,7 +123,7 @@ class WsFeed:
             closed: ConnectionClosed | None = None
             try:
                 message = await asyncio.wait_for(ws.recv(), timeout=timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 if not messages:
                     log.warning("feed %s silent for %.1fs; reconnecting", self.url, self.silence_timeout)
                     return

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import AsyncIterator
 
 import polars as pl
 
@@ -81,8 +81,7 @@ class ReplaySource:
         self.ticks, self.quarantine = load([Path(p) for p in paths], now=stamp, exchange=exchange, ignored=self.ignored)
         exchanges = self.ticks.get_column(c.EXCHANGE).unique().to_list()
         self.exchange = exchanges[0] if len(exchanges) == 1 else (exchange or "replay")
-        start = self.ticks.get_column(c.TIMESTAMP).min() if self.ticks.height else stamp
-        self.clock = ManualClock(start)
+        self.clock = ManualClock(schema.oldest(self.ticks.get_column(c.TIMESTAMP)) or stamp)
         self.trackers = {ex: FeedTracker(ex, check_id_jumps=ex.startswith(CONSECUTIVE_ID_PREFIXES), source="replay")
                          for ex in exchanges}
         self.status = FeedStatus(self.exchange, up=True)

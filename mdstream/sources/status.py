@@ -6,9 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from datetime import datetime
-from typing import AsyncIterator, Callable
 
 from ..contract import columns as c
 from ..contract import schema

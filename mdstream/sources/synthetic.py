@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import AsyncIterator
 
 import numpy as np
 import polars as pl
@@ -87,7 +87,8 @@ class SyntheticSource:
         return frames
 
     def advance(self, now: datetime) -> pl.DataFrame:
-        """Ticks with event time in (previous call's `now`, `now`], in time order; the market opens at `start` or the first call."""
+        """Ticks with event time in (previous call's `now`, `now`], in time order; the market opens at `start` or
+        the first call."""
         now_us = epoch_us(now)
         if self._origin_us is None:
             self._origin_us = now_us

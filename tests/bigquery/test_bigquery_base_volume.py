@@ -8,19 +8,19 @@ from datetime import date, datetime, timezone
 
 import polars as pl
 import pytest
-from support.bq_emulator import candles, config_for
-from support.contracts import as_ticks, contract_trades
 
 from mdstream.contract import columns as c
 from mdstream.contract.clock import ManualClock
 from mdstream.contract.instruments import builtin
-from mdstream.jobs.backfill import BackfillOptions, run_backfill
 from mdstream.inputs.sample import write_csv_gz
+from mdstream.jobs.backfill import BackfillOptions, run_backfill
 from mdstream.ops.verify_bigquery import verify_bigquery
 from mdstream.sinks.base import CANDLES
 from mdstream.sinks.bigquery import BigQuerySink, read_candles
 from mdstream.sinks.bigquery.config import rest_client
 from mdstream.sinks.bigquery.schema import TABLES, schema_fields
+from support.bq_emulator import candles, config_for
+from support.contracts import as_ticks, contract_trades
 
 pytestmark = pytest.mark.bigquery
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support.bq_emulator import PROJECT, config_for, unique_symbol
 
 from mdstream.cli import main
 from mdstream.contract import columns as c
+from support.bq_emulator import PROJECT, config_for, unique_symbol
 
 pytestmark = pytest.mark.bigquery
 TRADES = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv"

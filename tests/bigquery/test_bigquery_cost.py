@@ -5,12 +5,12 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 import pytest
-from support.bq_emulator import candles
 
 from mdstream.contract import schema as s
 from mdstream.sinks.base import CANDLES, TICKS
 from mdstream.sinks.bigquery import cost
 from mdstream.sinks.bigquery.schema import to_arrow
+from support.bq_emulator import candles
 
 
 def test_billed_bytes_follow_the_data_size_rules():

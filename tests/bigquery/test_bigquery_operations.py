@@ -12,13 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from threading import Thread
 
 import pytest
+
+from mdstream.sinks.bigquery.config import rest_client
 from support.blackhole import blackhole
 from support.bq_emulator import PROJECT, config_for, unique_symbol
 from support.cli_run import Run, assert_one_line_error, mdstream, start
 from support.day_files import day_file
 from support.small_disk import fill, small_disk
-
-from mdstream.sinks.bigquery.config import rest_client
 
 pytestmark = pytest.mark.bigquery
 D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)

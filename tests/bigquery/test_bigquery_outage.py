@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from support.bq_emulator import candles, config_for, unique_symbol
 
 from mdstream.sinks.base import CANDLES
 from mdstream.sinks.bigquery import BigQuerySink
 from mdstream.sinks.bigquery.config import rest_client
+from support.bq_emulator import candles, config_for, unique_symbol
 
 pytestmark = pytest.mark.bigquery
 

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 import polars as pl
 import pytest
-from support.bq_emulator import candles, config_for, unique_symbol
 
 from mdstream.contract import columns as c
 from mdstream.contract import schema as s
@@ -21,6 +20,7 @@ from mdstream.sinks.bigquery.schema import (
     to_arrow,
 )
 from mdstream.sinks.bigquery.writer import StreamWriter
+from support.bq_emulator import candles, config_for, unique_symbol
 
 pytestmark = pytest.mark.bigquery
 

@@ -21,7 +21,7 @@ from mdstream.ops import chart, page
 from mdstream.ops.readonly import reading
 from support import chart_db
 from support.browser import browser_page, chart_geometry, screenshot, x_of
-from support.chart_db import ETH_N, FEED, FIVE_MIN_N, N, QUIET, REVISED, T0
+from support.chart_db import ETH_N, FEED, FIVE_MIN_N, QUIET, REVISED, T0, N
 
 BACKGROUND, GRID = (0x10, 0x14, 0x18), (0x1A, 0x1F, 0x26)
 

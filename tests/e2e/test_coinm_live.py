@@ -12,11 +12,11 @@ from datetime import timedelta
 import duckdb
 import polars as pl
 import pytest
+
+from mdstream.contract import columns as c
 from support.contracts import assert_matches_decimal, decimal_candles
 from support.stream_cli import CliStream
 from support.ws_faults import FaultServer, generated_messages
-
-from mdstream.contract import columns as c
 
 SYMBOLS = {"BTCUSD_PERP": 100.0, "ETHUSD_PERP": 10.0}
 COUNT = 5_000

@@ -10,11 +10,11 @@ from datetime import date
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support.day_files import day_file, day_files
 
 from mdstream.cli import main
 from mdstream.contract import columns as c
 from mdstream.sinks.parquet import read_candles, scan
+from support.day_files import day_file, day_files
 
 D1, D2, D3 = date(2024, 1, 1), date(2024, 1, 2), date(2024, 1, 3)
 SINKS = ["duckdb", "parquet"]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from support.cli_check import invoke_check
 
 from mdstream.jobs.shard import parse_shard
+from support.cli_check import invoke_check
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "scripts" / "deploy.sh"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 from packaging.specifiers import SpecifierSet
+
 from support.cli_check import KNOWN_SUBCOMMANDS, invoke_check
 
 REPO = Path(__file__).resolve().parents[2]

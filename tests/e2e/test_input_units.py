@@ -8,10 +8,10 @@ from datetime import date
 
 import duckdb
 import polars as pl
-from support.cli_run import mdstream
-from support.day_files import day_files
 
 from mdstream.contract import columns as c
+from support.cli_run import mdstream
+from support.day_files import day_files
 
 COMPARED = [c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.TRADES, c.GAP, *c.FEATURE_COLUMNS]
 

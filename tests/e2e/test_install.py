@@ -10,6 +10,7 @@ import time
 
 import pytest
 from conftest import REPO
+
 from support.cli_run import MDSTREAM, env
 
 HEAVY = ("polars", "pyarrow", "duckdb", "numpy", "rich", "google", "grpc", "tardis_dev", "aiohttp", "websockets",

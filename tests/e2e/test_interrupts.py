@@ -10,11 +10,11 @@ import time
 from datetime import date
 
 import pytest
+
+from mdstream.sinks.parquet import read_candles
 from support.blackhole import blackhole
 from support.cli_run import Run, mdstream, start
 from support.day_files import day_files
-
-from mdstream.sinks.parquet import read_candles
 
 N = 150_000  # trades per day: enough that a day takes a moment to read and compute
 

@@ -11,10 +11,10 @@ from datetime import date
 
 import pytest
 from click.testing import CliRunner
-from support.day_files import day_file
 
 from mdstream.cli import main
 from mdstream.sinks.duckdb import DuckDBSink
+from support.day_files import day_file
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import duckdb
 import polars as pl
 import pytest
 from click.testing import CliRunner
-from support.recompute import NOW, read_trades
 
 from mdstream.cli.local import commands, query, verify
 from mdstream.contract import columns as c
@@ -20,6 +19,7 @@ from mdstream.ops.query import render, run_query
 from mdstream.ops.verify import verify_duckdb
 from mdstream.sinks import base
 from mdstream.sinks.duckdb import DuckDBSink
+from support.recompute import NOW, read_trades
 
 DAY = datetime(2024, 1, 2, tzinfo=timezone.utc)
 

@@ -26,7 +26,7 @@ from mdstream.ops.readonly import open_readonly
 from mdstream.ops.serve import check_bind, is_loopback
 from mdstream.sinks.duckdb import DuckDBSink
 from support import chart_db
-from support.chart_db import FEED, FIVE_MIN_N, N, QUARANTINE_REASONS, QUIET, T0
+from support.chart_db import FEED, FIVE_MIN_N, QUARANTINE_REASONS, QUIET, T0, N
 from support.serve_proc import event_stream, get, served
 
 BTC = "exchange=binance-futures&symbol=BTCUSDT"

@@ -7,13 +7,13 @@ import asyncio
 import orjson
 import polars as pl
 import pytest
-from support.ws_replay import ReplayServer
 
 from mdstream.contract import columns as c
 from mdstream.contract.clock import WallClock
 from mdstream.contract.feed import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP
 from mdstream.jobs.batcher import source_batches
 from mdstream.sources.binance import BinanceSource
+from support.ws_replay import ReplayServer
 
 
 @pytest.fixture()

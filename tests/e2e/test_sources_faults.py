@@ -9,6 +9,7 @@ import time
 
 import duckdb
 import pytest
+
 from support.damage import KINDS
 from support.stream_cli import CliStream
 from support.ws_faults import FaultServer, generated_messages, recorded_messages

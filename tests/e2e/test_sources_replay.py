@@ -130,6 +130,7 @@ def test_ids_neither_consecutive_nor_ordered_keep_every_trade_in_replay(tmp_path
 
 def test_a_recorded_coin_m_file_replays_as_binance_delivery(tmp_path):
     import orjson
+
     from support.damage import trade_message
 
     path = tmp_path / "btcusd_perp_20240809.gz"

@@ -10,6 +10,9 @@ from datetime import timedelta
 
 import polars as pl
 import pytest
+
+from mdstream.contract import columns as c
+from mdstream.contract import timeframes as tfm
 from support.stream_helpers import (
     KEY,
     StreamJob,
@@ -23,9 +26,6 @@ from support.stream_helpers import (
     write_shifted,
 )
 from support.ws_replay import ReplayServer
-
-from mdstream.contract import columns as c
-from mdstream.contract import timeframes as tfm
 
 LATENESS = 0.2  # seconds; the recordings arrive in event-time order, so no trade is ever late
 VALUES = [c.OPEN, c.HIGH, c.LOW, c.CLOSE, c.VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES, c.VWAP,

@@ -8,13 +8,13 @@ from datetime import date
 import duckdb
 import polars as pl
 import pytest
-from support.cli_run import mdstream
-from support.day_files import day_file
 
 from mdstream.contract import columns as c
 from mdstream.contract import timeframes as tfm
 from mdstream.contract.errors import ConfigError
 from mdstream.sinks import sqlfiles
+from support.cli_run import mdstream
+from support.day_files import day_file
 
 DAY = date(2024, 3, 5)
 SUMS = [c.VOLUME, c.BASE_VOLUME, c.QUOTE_VOLUME, c.BUY_VOLUME, c.SELL_VOLUME, c.TRADES]

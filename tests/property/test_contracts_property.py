@@ -12,14 +12,14 @@ from datetime import date, datetime, timedelta, timezone
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.contracts import as_ticks, assert_matches_decimal, decimal_candles
-from support.recompute import sql_candles
 from ticks_strategies import tick_frames
 
 from mdstream.contract import columns as c
 from mdstream.contract.instruments import Instrument, builtin, to_frame
 from mdstream.engine.incremental import CandleEngine
 from mdstream.kernel.candles import candles_from_ticks
+from support.contracts import as_ticks, assert_matches_decimal, decimal_candles
+from support.recompute import sql_candles
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 REL = 1e-12

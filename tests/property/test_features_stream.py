@@ -9,7 +9,6 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.features_data import START, random_candles
 
 from mdstream.contract import columns as c
 from mdstream.contract.errors import FeatureStateError
@@ -20,6 +19,7 @@ from mdstream.kernel.features import (
     advance_tail,
     tail_state,
 )
+from support.features_data import START, random_candles
 
 ORDER = [*c.SERIES_KEY, c.TIMESTAMP_IN]
 COMPARED = (*c.FEATURE_COLUMNS, *STATE_COLUMNS)

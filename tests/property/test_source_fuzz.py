@@ -12,11 +12,11 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.damage import IGNORED, KINDS, QUARANTINE, TRADE, as_text, dumps, trade_message
 
 from mdstream.contract import columns as c
 from mdstream.contract.clock import ManualClock
 from mdstream.sources.binance import BinanceSource
+from support.damage import IGNORED, KINDS, QUARANTINE, TRADE, as_text, dumps, trade_message
 
 NOW = datetime(2024, 8, 9, 0, 0, tzinfo=timezone.utc)
 NOW_MS = int(NOW.timestamp() * 1000)

@@ -7,12 +7,12 @@ from datetime import datetime, timedelta, timezone
 import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from support.recompute import NOW, read_trades, sql_candles
 
 from mdstream.contract import columns as c
 from mdstream.contract import schema
 from mdstream.kernel.candles import candles_from_ticks
 from mdstream.ops.verify import diff_candles
+from support.recompute import NOW, read_trades, sql_candles
 
 T0 = datetime(2020, 2, 22, tzinfo=timezone.utc)
 

@@ -7,12 +7,12 @@ from datetime import date, timedelta
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from support.engine_frames import KEY, NOW, assert_same, latest, reference
 from ticks_strategies import tick_frames
 
 from mdstream.contract import columns as c
 from mdstream.engine.incremental import CandleEngine
 from mdstream.jobs.backfill import process_day
+from support.engine_frames import KEY, NOW, assert_same, latest, reference
 
 
 @settings(max_examples=40, deadline=None)

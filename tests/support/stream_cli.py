@@ -50,7 +50,7 @@ class CliStream:
         ]
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> "CliStream":
+    async def start(self) -> CliStream:
         """Launch the job; returns once its metrics endpoint answers."""
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with open(self.log, "wb") as out:
@@ -108,10 +108,10 @@ class CliStream:
             self.proc.send_signal(sig)
         try:
             return await asyncio.wait_for(self.proc.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
-            raise AssertionError(f"job did not exit on signal {sig}; output:\n{self.output()[-4000:]}")
+            raise AssertionError(f"job did not exit on signal {sig}; output:\n{self.output()[-4000:]}") from None
 
     async def kill(self) -> None:
         """Make sure the job is gone."""

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import orjson
 import polars as pl
-from support.ws_replay import load_trade_messages
 
 from mdstream.contract import columns as c
 from mdstream.contract.schema import CANDLE_SCHEMA, conform
@@ -30,6 +29,7 @@ from mdstream.kernel.candles import candles_from_ticks
 from mdstream.kernel.features import STATE_COLUMNS, add_features
 from mdstream.sinks.duckdb_schema import connect
 from mdstream.sources.replay import load
+from support.ws_replay import load_trade_messages
 
 DAY_MS = 86_400_000
 KEY = [*c.SERIES_KEY, c.TIMESTAMP_IN]
@@ -110,7 +110,7 @@ class StreamJob:
         ]
         self.proc: asyncio.subprocess.Process | None = None
 
-    async def start(self, url: str) -> "StreamJob":
+    async def start(self, url: str) -> StreamJob:
         """Launch the job against the server at `url` (output to a log file, shown when a check fails)."""
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with open(self.log, "wb") as out:
@@ -147,10 +147,10 @@ class StreamJob:
             self.proc.send_signal(sig)
         try:
             return await asyncio.wait_for(self.proc.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
-            raise AssertionError(f"job did not exit on signal {sig}; output:\n{self.output()}")
+            raise AssertionError(f"job did not exit on signal {sig}; output:\n{self.output()}") from None
 
 
 def one_row_per_key(candles: pl.DataFrame) -> None:

@@ -21,10 +21,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
-from support.damage import KINDS, QUARANTINE, TRADE, Damage, Frame, as_text, dumps, trade_message
-from support.ws_replay import load_trade_messages
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+
+from support.damage import KINDS, QUARANTINE, TRADE, Damage, Frame, as_text, dumps, trade_message
+from support.ws_replay import load_trade_messages
 
 DUPLICATE = "duplicate"
 
@@ -86,7 +87,7 @@ class FaultServer:
         """True once every message was sent."""
         return self.position >= len(self.messages) and self._held is None and not self._unsent
 
-    async def start(self) -> "FaultServer":
+    async def start(self) -> FaultServer:
         """Listen (again) on the same port."""
         self._server = await serve(self._handler, self.host, self.port, ping_interval=None, max_size=2**24)
         self.port = self._server.sockets[0].getsockname()[1]
@@ -163,7 +164,7 @@ class FaultServer:
                     try:  # idle, but leave as soon as the connection closes
                         await asyncio.wait_for(ws.wait_closed(), timeout=min(max(wait, 0.0), 0.05) or 0.05)
                         return
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         continue
                 frames, self._unsent = self._unsent + self._next(), []
                 for i, (frame, outcome, message) in enumerate(frames):

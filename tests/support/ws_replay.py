@@ -100,7 +100,7 @@ class ReplayServer:
                     try:
                         await asyncio.wait_for(ws.wait_closed(), timeout=0.05)
                         return
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         continue
                 stamp, stream, raw = self.messages[self.position]
                 if stream in wanted:
@@ -116,7 +116,7 @@ class ReplayServer:
         except ConnectionClosed:
             pass
 
-    async def __aenter__(self) -> "ReplayServer":
+    async def __aenter__(self) -> ReplayServer:
         await self.start()
         return self
 

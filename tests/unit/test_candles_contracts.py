@@ -6,13 +6,13 @@ from datetime import date, datetime, timezone
 
 import polars as pl
 import pytest
-from support.contracts import as_ticks, assert_matches_decimal, contract_trades, decimal_candles
 
 from mdstream.contract import columns as c
 from mdstream.contract.instruments import Instrument, builtin, to_frame
 from mdstream.inputs.sample import trades_day
 from mdstream.kernel.candles import candles_from_ticks, sparse_many
 from mdstream.kernel.features import add_features
+from support.contracts import as_ticks, assert_matches_decimal, contract_trades, decimal_candles
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 DAY = date(2024, 8, 8)

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import orjson
-from support.damage import trade_message
 
 from mdstream.contract import columns as c
 from mdstream.inputs.decode import decode_binance, raw_frame
+from support.damage import trade_message
 
 NOW = datetime(2024, 8, 9, tzinfo=timezone.utc)
 MS = 1_723_161_255_208

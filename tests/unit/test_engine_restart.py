@@ -7,7 +7,6 @@ from datetime import timedelta
 import numpy as np
 import polars as pl
 import pytest
-from support.engine_frames import VALUES, assert_same, latest, reference, t
 
 from mdstream.contract import columns as c
 from mdstream.contract.schema import TICK_SCHEMA, conform
@@ -15,6 +14,7 @@ from mdstream.engine.incremental import CandleEngine
 from mdstream.sinks import base
 from mdstream.sinks.duckdb import DuckDBSink
 from mdstream.sinks.parquet import ParquetSink
+from support.engine_frames import VALUES, assert_same, latest, reference, t
 
 TIMEFRAMES = ("15s", "1m", "5m", "1d")
 KEY = [*c.SERIES_KEY, c.TIMESTAMP_IN]
@@ -84,7 +84,7 @@ def test_a_restart_late_in_the_day_continues_vwap_day_and_every_feature_exactly(
     expected = reference(ticks, [], timeframes=TIMEFRAMES)
     assert_same(expected.join(got.select(KEY), on=KEY, how="semi"), got.join(expected.select(KEY), on=KEY, how="semi"),
                 [*VALUES, *c.FEATURE_COLUMNS, c.GAP])
-    day = got.filter((pl.col(c.TIMEFRAME) == "1d")).row(0, named=True)
+    day = got.filter(pl.col(c.TIMEFRAME) == "1d").row(0, named=True)
     assert day[c.GAP] == c.GAP_FEED and day[c.TRADES] == ticks.height // 2
 
 

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import polars as pl
 import pytest
-from support.engine_frames import assert_same, latest, reference, t, ticks_of
 
 from mdstream.contract import columns as c
 from mdstream.contract.feed import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, FeedGap
 from mdstream.engine.incremental import CandleEngine
+from support.engine_frames import assert_same, latest, reference, t, ticks_of
 
 LIVE = dict(timeframes=["15s", "1m"], lateness=timedelta(seconds=1))
 

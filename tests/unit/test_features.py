@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 import numpy as np
 import polars as pl
 import talib
-from support.features_data import random_candles
 
 from mdstream.contract import columns as c
 from mdstream.contract.schema import TICK_SCHEMA
 from mdstream.kernel.candles import candles_from_ticks
 from mdstream.kernel.features import STATE_COLUMNS, add_features
+from support.features_data import random_candles
 
 TOLERANCE = 1e-9
 TRADES_CSV = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv"

@@ -6,9 +6,9 @@ import math
 from datetime import datetime, timezone
 
 import pytest
-from support.features_data import candles_from_rows, minutes
 
 from mdstream.kernel.features import add_features, tail_state
+from support.features_data import candles_from_rows, minutes
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import date
 
 import polars as pl
-from support.day_files import day_file
 
 from mdstream.jobs.backfill_inputs import input_units
 from mdstream.jobs.input_footprint import footprint, groups
+from support.day_files import day_file
 
 BTC, ETH = ("binance-futures", "BTCUSDT"), ("binance-futures", "ETHUSDT")
 

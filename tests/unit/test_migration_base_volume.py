@@ -6,7 +6,6 @@ from datetime import date, datetime, timezone
 
 import duckdb
 import polars as pl
-from support.contracts import contract_trades
 
 from mdstream.contract import columns as c
 from mdstream.contract import schema
@@ -17,6 +16,7 @@ from mdstream.ops.verify import verify_duckdb
 from mdstream.sinks import parquet
 from mdstream.sinks.duckdb import DuckDBSink
 from mdstream.sinks.duckdb_schema import create_table_sql
+from support.contracts import contract_trades
 
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)
 OLD_CANDLES = {k: v for k, v in schema.CANDLE_SCHEMA.items() if k != c.BASE_VOLUME}  # the previous contract

@@ -6,10 +6,10 @@ import gzip
 from datetime import datetime, timezone
 
 import orjson
-from support.damage import trade_message
 
 from mdstream.contract import columns as c
 from mdstream.inputs.recording import read_ws_recording
+from support.damage import trade_message
 
 NOW = datetime(2024, 8, 9, tzinfo=timezone.utc)
 MS = 1_723_161_255_208

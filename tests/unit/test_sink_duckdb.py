@@ -8,7 +8,6 @@ from datetime import timedelta
 import duckdb
 import polars as pl
 import pytest
-from support.sink_frames import T0, candles, rows, ticks
 
 from mdstream.contract import columns as c
 from mdstream.contract import schema
@@ -16,6 +15,7 @@ from mdstream.contract.errors import SinkError
 from mdstream.sinks import base
 from mdstream.sinks.duckdb import DuckDBSink
 from mdstream.sinks.duckdb_schema import create_table_sql
+from support.sink_frames import T0, candles, rows, ticks
 
 
 def test_tables_follow_the_schema_and_views_exist(tmp_path):

@@ -7,7 +7,6 @@ from datetime import timedelta
 import duckdb
 import polars as pl
 import pytest
-from support.sink_frames import T0, candles, ticks
 
 from mdstream.contract import columns as c
 from mdstream.contract import schema
@@ -21,6 +20,7 @@ from mdstream.sinks.parquet import (
     split,
     write_atomic,
 )
+from support.sink_frames import T0, candles, ticks
 
 
 def files(root) -> list[str]:

@@ -162,8 +162,8 @@ class BigQuerySink:
         quarantine = tables.get(QUARANTINE)
         if quarantine is not None and quarantine.num_rows:
             sources = sorted({s for s in quarantine.column(c.Q_SOURCE).to_pylist() if s is not None})
-            params = [bigquery.ArrayQueryParameter("sources", "STRING", sources)]
-            run(self.rest, render("replace_quarantine.sql", self.config), self.config, params,
+            sources_param = [bigquery.ArrayQueryParameter("sources", "STRING", sources)]
+            run(self.rest, render("replace_quarantine.sql", self.config), self.config, sources_param,
                 what="replacing quarantined rows")
 
     # -- CandleReader -------------------------------------------------------------------------------------
