@@ -71,6 +71,7 @@ class FeedTracker:
         self._prune_at = 4 * recent_ids
         self._open: FeedGap | None = None  # outage waiting for its first event after resumption
         self._lead = timedelta(0)  # how far the feed's event times typically run ahead of `now` (its clock offset)
+        self._from_event = False  # the open outage starts at an event time (else at the wall clock)
 
     def last_event_time(self) -> datetime | None:
         """The latest event time seen on any symbol."""
@@ -83,7 +84,8 @@ class FeedTracker:
         if self._open is not None:
             return None
         last = self.last_event_time()
-        start = last if last is not None and last <= now + max(self._lead, timedelta(0)) + MAX_SKEW else now
+        self._from_event = last is not None and last <= now + max(self._lead, timedelta(0)) + MAX_SKEW
+        start = last if self._from_event and last is not None else now
         self._open = FeedGap(self.exchange, self._all_symbols(), start, None, reason)
         return self._open
 
@@ -117,13 +119,17 @@ class FeedTracker:
                 self._lead = median - now
         gaps: list[FeedGap] = []
         if self._open is not None and fresh.height:
-            first = schema.oldest(fresh.get_column(c.TIMESTAMP))
-            # same start as the open gap it closes (readers match them on it); a clock ahead of the exchange's
-            # could put that start after the first event, so the end never precedes it
-            start = self._open.start
-            end = start if first is None else max(first, start)
-            gaps.append(FeedGap(self.exchange, self._open.symbols, start, end, self._open.reason))
-            self._open = None
+            # It ends at the first event past its start when it starts at an event: a trade from before the outage
+            # delivered after the reconnect (late, re-sent) says nothing about when the feed came back. Started at
+            # the wall clock (nothing seen yet, e.g. at startup), it ends with the first event, never before it.
+            start = self._open.start  # the same start as the open gap it closes (readers match them on it)
+            stamps = fresh.get_column(c.TIMESTAMP)
+            later = stamps.filter(stamps >= start)
+            first = schema.oldest(later) if self._from_event else schema.oldest(stamps)
+            if first is not None:
+                first = max(first, start)
+                gaps.append(FeedGap(self.exchange, self._open.symbols, start, first, self._open.reason))
+                self._open = None
         if self.check_id_jumps and fresh.height:
             gaps.extend(self._id_jumps(fresh, id_col))
         self._remember(fresh, spans)

@@ -147,3 +147,28 @@ def test_an_outage_starts_at_the_last_plausible_event_time():
     tracker = FeedTracker("binance", ("BTCUSDT",))
     accept(tracker, [("BTCUSDT", "1", 0), ("BTCUSDT", "2", 3 * 86_400)])  # one trade stamped days ahead
     assert tracker.down("disconnect", T0 + timedelta(seconds=5)).start == T0 + timedelta(seconds=5)
+
+
+def test_a_feed_whose_clock_runs_ahead_starts_its_outage_at_its_last_event():
+    tracker = FeedTracker("binance", ("BTCUSDT",))
+    hours = 3 * 3600  # every trade three hours ahead of the receiving clock: the feed's clock, not an outlier
+    tracker.accept(chunk([("BTCUSDT", str(i), hours + i) for i in range(5)]), TID, now=T0 + timedelta(seconds=4))
+    assert tracker.down("disconnect", T0 + timedelta(seconds=5)).start == T0 + timedelta(seconds=hours + 4)
+
+
+def test_an_outage_ends_at_the_first_event_past_its_start_not_at_a_late_trade():
+    tracker = FeedTracker("binance", ("BTCUSDT", "ETHUSDT"))
+    accept(tracker, [("BTCUSDT", "1", 0), ("ETHUSDT", "7", 2), ("BTCUSDT", "2", 10)])
+    tracker.down("disconnect", T0 + timedelta(seconds=11))
+    # a trade from before the outage, delivered after the reconnect, does not say the feed is back
+    assert accept(tracker, [("ETHUSDT", "8", 5)]).gaps == []
+    gaps = accept(tracker, [("BTCUSDT", "3", 40), ("ETHUSDT", "9", 41)]).gaps
+    assert [(g.start, g.end, g.reason) for g in gaps] == [(T0 + timedelta(seconds=10), T0 + timedelta(seconds=40),
+                                                           "disconnect")]
+
+
+def test_a_startup_gap_ends_with_the_first_event_even_an_old_one():
+    tracker = FeedTracker("binance", ("BTCUSDT",))
+    tracker.down("startup", T0 + timedelta(days=400))  # nothing seen yet: it starts at the wall clock
+    gaps = accept(tracker, [("BTCUSDT", "1", 0)]).gaps  # a recording of old trades
+    assert [(g.start, g.end) for g in gaps] == [(T0 + timedelta(days=400), T0 + timedelta(days=400))]
