@@ -72,6 +72,7 @@ class FeedTracker:
         self._open: FeedGap | None = None  # outage waiting for its first event after resumption
         self._lead = timedelta(0)  # how far the feed's event times typically run ahead of `now` (its clock offset)
         self._from_event = False  # the open outage starts at an event time (else at the wall clock)
+        self._back: datetime | None = None  # when the feed reconnected, on the feed's own clock (see `up`)
 
     def last_event_time(self) -> datetime | None:
         """The latest event time seen on any symbol."""
@@ -87,7 +88,15 @@ class FeedTracker:
         self._from_event = last is not None and last <= now + max(self._lead, timedelta(0)) + MAX_SKEW
         start = last if self._from_event and last is not None else now
         self._open = FeedGap(self.exchange, self._all_symbols(), start, None, reason)
+        self._back = None
         return self._open
+
+    def up(self, now: datetime) -> None:
+        """The connection is back at `now`: the open outage ends at the first event stamped at or after that moment
+        on the feed's clock (now + its lead), so a message held from before the outage and sent on reconnect
+        (stamped before `now` by more than the feed's usual lag) does not end it."""
+        if self._open is not None:
+            self._back = now + self._lead
 
     def _all_symbols(self) -> tuple[str, ...]:
         """Subscribed symbols, or every symbol seen when none were named."""
@@ -119,12 +128,13 @@ class FeedTracker:
                 self._lead = median - now
         gaps: list[FeedGap] = []
         if self._open is not None and fresh.height:
-            # It ends at the first event past its start when it starts at an event: a trade from before the outage
-            # delivered after the reconnect (late, re-sent) says nothing about when the feed came back. Started at
+            # It ends at the first event past its start (and past the reconnect, when the source reports it) when it
+            # starts at an event: a trade from before the outage delivered after the reconnect (late, re-sent) says
+            # nothing about when the feed came back, nor that the trades around it all arrived. Started at
             # the wall clock (nothing seen yet, e.g. at startup), it ends with the first event, never before it.
             start = self._open.start  # the same start as the open gap it closes (readers match them on it)
             stamps = fresh.get_column(c.TIMESTAMP)
-            later = stamps.filter(stamps >= start)
+            later = stamps.filter(stamps >= (start if self._back is None else max(start, self._back)))
             first = schema.oldest(later) if self._from_event else schema.oldest(stamps)
             if first is not None:
                 first = max(first, start)

@@ -199,8 +199,6 @@ def test_fifteen_seconds_down_then_back_loses_no_trade_and_is_seen_by_monitoring
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known defect: after the reconnect, a trade from before the outage re-emits the later "
-                          "windows of its symbol as quiet instead of feed", strict=False)
 def test_windows_that_close_while_the_feed_is_down_are_feed_not_quiet(spot_messages, tmp_path):
     """Depends on the engine deciding gaps when a window is emitted: a window that closes during an outage is
     `feed`, whatever trades arrive after the reconnect."""
