@@ -109,11 +109,12 @@ class FeedTracker:
             return Accepted(ticks, [], no_quarantine(), 0)
         # A chunk is a few hundred rows: each Polars call costs more than its work, so the queries are few.
         key = pl.coalesce(pl.col(id_col), pl.col(c.ID).hash().reinterpret(signed=True))
-        fresh_q = ticks.lazy().with_columns(pl.when(pl.col(c.ID).is_not_null()).then(key).alias(KEY)).filter(
-            pl.col(KEY).is_null() | pl.struct(c.SYMBOL, KEY).is_first_distinct())
-        summary_q = fresh_q.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"),
-                                                   *band_stats())
-        fresh, summary = pl.collect_all([fresh_q, summary_q], engine="in-memory")
+        keyed_q = ticks.lazy().with_columns(pl.when(pl.col(c.ID).is_not_null()).then(key).alias(KEY))
+        fresh, summary = pl.collect_all([keyed_q, _summary(keyed_q, rising=True)], engine="in-memory")
+        if not summary.get_column("_rising").all():
+            # Keys that do not rise within a symbol may repeat: drop all but the first of each (exact, any order).
+            fresh = fresh.filter(pl.col(KEY).is_null() | pl.struct(c.SYMBOL, KEY).is_first_distinct())
+            summary = _summary(fresh.lazy()).collect(engine="in-memory")
         spans = summary.select(c.SYMBOL, "_lo", "_hi", "_ts").rows()
         # only keys within a symbol's remembered range can be repeats: a feed of rising ids never looks them up
         suspects = [sym for sym, lo, _, _ in spans if sym in self._ranges and lo is not None
@@ -227,3 +228,12 @@ class FeedTracker:
         spans = self._seen.group_by(c.SYMBOL).agg(pl.col(KEY).min(), pl.col(KEY).max().alias("_hi")).rows()
         self._ranges = {symbol: (lo, hi) for symbol, lo, hi in spans}
         self._prune_at = max(4 * self._recent_cap, 2 * self._seen.height)
+
+
+def _summary(keyed: pl.LazyFrame, *, rising: bool = False) -> pl.LazyFrame:
+    """Per symbol: lowest and highest key, the band's figures and (`rising`) whether its keys rise strictly in
+    arrival order (then the chunk holds no repeat of its own and needs no distinct pass)."""
+    k = pl.col(KEY).drop_nulls()
+    extra = [(k > k.shift(1)).all().alias("_rising")] if rising else []
+    return keyed.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"),
+                                        *band_stats(), *extra)
