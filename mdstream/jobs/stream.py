@@ -158,9 +158,11 @@ class StreamRunner:
         run's totals from the checkpoint."""
         self._totals = read_checkpoint(self.opts.checkpoint, self.label, self.engine.timeframes) if self.opts.checkpoint else {}
         if self.opts.live and not self._started_gap:
-            # The window holding the start instant is partial: what traded before the job listened is unknown.
+            # What traded before the job listened is unknown: the window holding the start instant is partial, and
+            # so is any earlier one a straggler (admitted up to horizon + lateness late) falls in.
             start = self.clock.now()
-            self.engine.add_gaps([FeedGap(self.label, (), start, start, GAP_STARTUP)])
+            since = start - timedelta(seconds=self.opts.horizon + self.opts.lateness)
+            self.engine.add_gaps([FeedGap(self.label, (), since, start, GAP_STARTUP)])
             self._started_gap = True
         if not self.opts.warm_start or self.opts.mode == "ticks" or not base.can(self.sink, base.READ_BACK):
             return

@@ -67,6 +67,7 @@ def stored_trades(job: CliStream, exchange: str) -> set[tuple[str, str]]:
     return {(r[1], r[2]) for r in rows}
 
 
+@pytest.mark.slow
 def test_spot_recording_through_damage_duplicates_reordering_and_a_drop(spot_messages, tmp_path):
     async def scenario():
         server = await FaultServer(spot_messages, rate=800).start()
@@ -99,6 +100,7 @@ def test_spot_recording_through_damage_duplicates_reordering_and_a_drop(spot_mes
     assert stored_trades(job, "binance") == server.expected_trades()
 
 
+@pytest.mark.slow
 def test_usdm_feed_through_a_stall_and_a_lag(tmp_path):
     messages = generated_messages("binance-futures", ["BTCUSDT", "ETHUSDT"], 1600, seed=1)
 
@@ -129,6 +131,7 @@ def test_usdm_feed_through_a_stall_and_a_lag(tmp_path):
     assert stored_trades(job, "binance-futures") == server.expected_trades()
 
 
+@pytest.mark.slow
 def test_coin_m_feed_is_labelled_binance_delivery_through_damage_and_a_drop(tmp_path):
     messages = generated_messages("binance-delivery", ["BTCUSD_PERP", "ETHUSD_PERP"], 1200, seed=2)
 
