@@ -8,49 +8,61 @@ import click
 
 from ..contract import timeframes as tfm
 from ..jobs.requests import STREAM_MODES as MODES
+from ..jobs.requests import StreamRequest, default
 from .edge import guarded
 from .options import instrument_option, instruments_from, parse_symbols, sink_from, sink_options
+
+
+def _default(name: str):
+    """The default of StreamRequest field `name`: the request object holds the only defaults."""
+    return default(StreamRequest, name)
+
 
 SOURCES = ("binance", "binance-futures", "binance-delivery", "tardis-machine", "replay", "synthetic")
 
 
 @click.command()
-@click.option("--source", type=click.Choice(SOURCES), default="synthetic", show_default=True,
+@click.option("--source", type=click.Choice(SOURCES), default=_default("source"), show_default=True,
               help="binance (spot), binance-futures (USD-M), binance-delivery (COIN-M) WebSocket, tardis-machine, "
                    "replay of files, or a simulated market.")
 @click.option("--symbols", help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (live sources, synthetic).")
 @click.option("--exchange", help="Exchange for tardis-machine (e.g. binance-futures), or to label a replay.")
 @click.option("--url", help="WebSocket URL override (e.g. ws://127.0.0.1:9000 for a local server).")
-@click.option("--silence-timeout", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
+@click.option("--silence-timeout", type=click.FloatRange(min=0, min_open=True), default=_default("silence_timeout"),
+              show_default=True,
               help="Live sources: seconds without any message before the feed counts as down and reconnects.")
-@click.option("--max-feed-down", type=click.FloatRange(min=0), default=60.0, show_default=True,
+@click.option("--max-feed-down", type=click.FloatRange(min=0), default=_default("max_feed_down"), show_default=True,
               help="Seconds a live feed may stay down before /healthz answers 503 (with the reason).")
 @click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Replay input: Tardis trades CSV(.gz) or a recorded WebSocket file; repeatable.")
-@click.option("--speed", type=float, default=0.0, show_default=True, help="Replay speed: 0 = as fast as possible, 1 = real time.")
-@click.option("--mode", type=click.Choice(MODES), default="candles", show_default=True, help="Write candles, raw ticks, or both.")
-@click.option("--timeframes", default=",".join(tfm.ALL_TIMEFRAMES), show_default=True,
+@click.option("--speed", type=float, default=_default("speed"), show_default=True,
+              help="Replay speed: 0 = as fast as possible, 1 = real time.")
+@click.option("--mode", type=click.Choice(MODES), default=_default("mode"), show_default=True,
+              help="Write candles, raw ticks, or both.")
+@click.option("--timeframes", default=",".join(_default("timeframes")), show_default=True,
               help=f"Timeframes to build, of {', '.join(tfm.SUPPORTED_TIMEFRAMES)} (1M, a month, is refused).")
-@click.option("--flush-interval", type=float, default=0.25, show_default=True, help="Seconds per micro-batch.")
-@click.option("--max-rows", type=int, default=50_000, show_default=True, help="Row cap of one micro-batch.")
-@click.option("--lateness", type=float, default=1.0, show_default=True,
+@click.option("--flush-interval", type=float, default=_default("flush_interval"), show_default=True,
+              help="Seconds per micro-batch.")
+@click.option("--max-rows", type=int, default=_default("max_rows"), show_default=True,
+              help="Row cap of one micro-batch.")
+@click.option("--lateness", type=float, default=_default("lateness"), show_default=True,
               help="Seconds a window waits for out-of-order trades after it ends.")
-@click.option("--horizon", type=float, default=120.0, show_default=True,
+@click.option("--horizon", type=float, default=_default("horizon"), show_default=True,
               help="Seconds after emission a window still takes revisions; later trades are quarantined.")
-@click.option("--max-skew", type=float, default=5.0, show_default=True,
+@click.option("--max-skew", type=float, default=_default("max_skew"), show_default=True,
               help="Seconds a trade may be stamped ahead of the clock (a live feed's wall clock, a recording's "
                    "receive time); later ones are quarantined and never move the watermark.")
 @click.option("--duration", type=float, help="Stop cleanly after this many seconds.")
 @click.option("--metrics-port", type=int, help="Serve /metrics and /healthz on this port.")
-@click.option("--metrics-host", envvar="MDSTREAM_METRICS_HOST", default="127.0.0.1", show_default=True,
+@click.option("--metrics-host", envvar="MDSTREAM_METRICS_HOST", default=_default("metrics_host"), show_default=True,
               help="Address the metrics server binds to.")
 @click.option("--checkpoint", type=click.Path(path_type=Path),
               help="Progress file (JSON), written after each durable flush: this run's accounting, the totals of "
                    "every run that used it, the watermark; a file of another job is refused.")
 @click.option("--shard", help="INDEX/COUNT: only this shard's symbols (stable hashing).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic market.")
+@click.option("--seed", type=int, default=_default("seed"), show_default=True, help="Seed of the synthetic market.")
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
-@click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=_default("log_format"), show_default=True,
               help="json: one JSON object per line (candles, status, summary) for log collectors.")
 @instrument_option
 @sink_options
@@ -67,7 +79,7 @@ def stream(**kw) -> None:
     """
     import asyncio
 
-    from ..jobs.stream_app import StreamRequest, run_stream
+    from ..jobs.stream_app import run_stream
 
     sink_opts = sink_from(kw)
     request = StreamRequest(

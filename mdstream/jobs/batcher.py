@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 import polars as pl
 
+from ..contract import defaults as d
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError
 from ..contract.feed import FeedGap, SourceChunk
@@ -83,8 +84,8 @@ def micro_batches(
     source_chunks: AsyncIterator[SourceChunk],
     *,
     clock: Clock,
-    flush_interval: float = 0.25,
-    max_rows: int = 50_000,
+    flush_interval: float = d.FLUSH_INTERVAL_S,
+    max_rows: int = d.MAX_ROWS,
     due: Due | None = None,
 ) -> AsyncIterator[SourceBatch]:
     """Batches of the chunks of `source_chunks`: one every `flush_interval` clock seconds, sooner at `max_rows`,

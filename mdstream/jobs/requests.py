@@ -1,4 +1,4 @@
-"""What a backfill was asked to do: one request object whose field defaults are the only defaults (the CLI
+"""What a backfill or a stream was asked to do: request objects whose field defaults are the only defaults (the CLI
 reads its option defaults from here). Light on purpose: the command line imports it before any data library."""
 
 from __future__ import annotations
@@ -7,6 +7,7 @@ from dataclasses import dataclass, fields
 from datetime import date
 from pathlib import Path
 
+from ..contract import defaults as d
 from ..contract.timeframes import ALL_TIMEFRAMES
 
 STREAM_MODES = ("candles", "ticks", "both")  # what `mdstream stream --mode` writes
@@ -28,6 +29,36 @@ class BackfillOptions:
     shard: tuple[int, int] | None = None
     download_timeout: float = 60.0  # seconds without a downloaded byte before a Tardis download is given up
     instruments: tuple = ()  # contract.instruments.Instrument overrides of the instrument metadata (--instrument)
+
+
+@dataclass(frozen=True)
+class StreamRequest:
+    """Everything `mdstream stream` was asked to do."""
+
+    source: str = "synthetic"
+    symbols: tuple[str, ...] = ()
+    exchange: str | None = None
+    url: str | None = None
+    inputs: tuple[Path, ...] = ()
+    speed: float = 0.0
+    mode: str = "candles"
+    timeframes: tuple[str, ...] = ALL_TIMEFRAMES
+    flush_interval: float = d.FLUSH_INTERVAL_S
+    max_rows: int = d.MAX_ROWS
+    lateness: float = d.LATENESS_S
+    horizon: float = d.HORIZON_S
+    max_skew: float = d.MAX_SKEW_S
+    duration: float | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
+    checkpoint: Path | None = None
+    shard: str | None = None
+    seed: int = 0
+    quiet: bool = False
+    log_format: str = "text"
+    silence_timeout: float = d.SILENCE_TIMEOUT_S
+    max_feed_down: float = d.MAX_FEED_DOWN_S
+    instruments: tuple = ()  # contract/instruments.Instrument overrides (--instrument)
 
 
 def default(request: type, name: str):

@@ -14,6 +14,7 @@ from typing import Any
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import defaults as d
 from ..contract import timeframes as tfm
 from ..contract.clock import Clock, WallClock
 from ..contract.errors import ConfigError, SinkUnavailable
@@ -36,8 +37,8 @@ class StreamOptions:
 
     mode: str = "candles"
     timeframes: tuple[str, ...] = tfm.ALL_TIMEFRAMES
-    lateness: float = 1.0  # seconds
-    horizon: float = 120.0  # seconds after emission a window still takes revisions
+    lateness: float = d.LATENESS_S
+    horizon: float = d.HORIZON_S
     duration: float | None = None  # wall seconds, then a clean stop
     commit_interval: float = 1.0  # wall seconds between sink flushes when nothing closed
     status_interval: float = 5.0
@@ -45,8 +46,8 @@ class StreamOptions:
     warm_start: bool = True
     sink_name: str = "duckdb"  # label of the rows_written metric
     live: bool = True  # False: a replay, on event time alone
-    max_skew: float = 5.0  # seconds a trade may be stamped ahead of the clock
-    max_quiet: float = 60.0  # seconds past the last trade the wall clock may close windows on a quiet live feed
+    max_skew: float = d.MAX_SKEW_S
+    max_quiet: float = d.MAX_QUIET_S
 
 
 @dataclass

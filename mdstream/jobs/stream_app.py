@@ -2,45 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..contract.clock import WallClock
 from ..contract.errors import ConfigError
-from ..contract.timeframes import ALL_TIMEFRAMES
 from ..sinks.factory import SinkOptions, open_sink
+from .requests import StreamRequest
 from .stream import StreamOptions, StreamRunner
-
-
-@dataclass(frozen=True)
-class StreamRequest:
-    """Everything `mdstream stream` was asked to do."""
-
-    source: str = "synthetic"
-    symbols: tuple[str, ...] = ()
-    exchange: str | None = None
-    url: str | None = None
-    inputs: tuple[Path, ...] = ()
-    speed: float = 0.0
-    mode: str = "candles"
-    timeframes: tuple[str, ...] = ALL_TIMEFRAMES
-    flush_interval: float = 0.25
-    max_rows: int = 50_000
-    lateness: float = 1.0
-    horizon: float = 120.0
-    max_skew: float = 5.0
-    duration: float | None = None
-    metrics_port: int | None = None
-    metrics_host: str = "127.0.0.1"
-    checkpoint: Path | None = None
-    shard: str | None = None
-    seed: int = 0
-    quiet: bool = False
-    log_format: str = "text"
-    silence_timeout: float = 10.0  # seconds without a message before a live source reconnects
-    max_feed_down: float = 60.0  # seconds a live feed may stay down before /healthz answers 503
-    instruments: tuple = ()  # contract/instruments.Instrument overrides (--instrument)
 
 
 def build_source(req: StreamRequest):

@@ -21,6 +21,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..contract import columns as c
+from ..contract import defaults as d
 from ..contract import schema
 from ..contract.clock import Clock, WallClock
 from ..sources.status import FeedStatus
@@ -31,7 +32,7 @@ LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 HEALTHY = ("ok", "starting")
 HOST_ENV = "MDSTREAM_METRICS_HOST"
 FEED_DOWN = "feed down"
-DEFAULT_MAX_FEED_DOWN_S = 60.0
+DEFAULT_MAX_FEED_DOWN_S = d.MAX_FEED_DOWN_S
 
 
 class FeedCollector:

@@ -13,6 +13,7 @@ import polars as pl
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from ..contract import defaults as d
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError, SourceError
 from ..contract.feed import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP, SourceChunk
@@ -49,9 +50,9 @@ class WsFeed:
     """A reconnecting WebSocket feed that yields decoded, deduplicated chunks and the gaps it observes, and keeps
     `status` (up/down, reconnects) current for metrics and health."""
 
-    def __init__(self, url: str, decode: Decoder, tracker: FeedTracker, *, silence_timeout: float = 10.0,
-                 chunk_messages: int = 500, chunk_seconds: float = 0.02, backoff_initial: float = 0.25,
-                 backoff_max: float = 30.0, max_retries: int | None = None, seed: int | None = None,
+    def __init__(self, url: str, decode: Decoder, tracker: FeedTracker, *, silence_timeout: float = d.SILENCE_TIMEOUT_S,
+                 chunk_messages: int = 500, chunk_seconds: float = 0.02, backoff_initial: float = d.BACKOFF_INITIAL_S,
+                 backoff_max: float = d.BACKOFF_MAX_S, max_retries: int | None = None, seed: int | None = None,
                  outage: OutageSignal | None = None, status: FeedStatus | None = None):
         if silence_timeout <= 0:
             raise ConfigError("silence_timeout must be positive")
@@ -170,8 +171,8 @@ class BinanceSource:
     reports them (COIN-M: contracts)."""
 
     def __init__(self, symbols: list[str] | tuple[str, ...], *, futures: bool = False, market: str | None = None,
-                 url: str | None = None, silence_timeout: float = 10.0, flush_interval: float = 0.25,
-                 max_rows: int = 50_000, backoff_initial: float = 0.25, backoff_max: float = 30.0,
+                 url: str | None = None, silence_timeout: float = d.SILENCE_TIMEOUT_S, flush_interval: float = d.FLUSH_INTERVAL_S,
+                 max_rows: int = d.MAX_ROWS, backoff_initial: float = d.BACKOFF_INITIAL_S, backoff_max: float = d.BACKOFF_MAX_S,
                  max_retries: int | None = None, seed: int | None = None):
         if not symbols:
             raise ConfigError("at least one symbol is required")

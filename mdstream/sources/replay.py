@@ -11,6 +11,7 @@ from pathlib import Path
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import defaults as d
 from ..contract import schema
 from ..contract.clock import Clock, ManualClock
 from ..contract.errors import ConfigError
@@ -64,7 +65,7 @@ class ReplaySource:
     """
 
     def __init__(self, paths: list[str | Path], *, speed: float = 0.0, exchange: str | None = None,
-                 step: float | None = None, flush_interval: float = 0.25, max_rows: int = 50_000,
+                 step: float | None = None, flush_interval: float = d.FLUSH_INTERVAL_S, max_rows: int = d.MAX_ROWS,
                  now: datetime | None = None):
         if speed == 0 and step is None:
             # nobody waits on an as-fast-as-possible replay: big slices, so the consumer's per-batch cost is paid

@@ -10,6 +10,7 @@ import numpy as np
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import defaults as d
 from ..contract import schema
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError
@@ -39,7 +40,7 @@ class SyntheticSource:
     def __init__(self, symbols: list[str] | tuple[str, ...] = DEFAULT_SYMBOLS, *, seed: int = 0, rate: float = 5.0,
                  excitation: float = 0.3, volatility: float = 0.0002, tick: float = 0.01,
                  prices: dict[str, float] | None = None, start: datetime | None = None, until: datetime | None = None,
-                 flush_interval: float = 0.25, max_rows: int = 50_000, poll: float = 0.05):
+                 flush_interval: float = d.FLUSH_INTERVAL_S, max_rows: int = d.MAX_ROWS, poll: float = 0.05):
         if not symbols or rate <= 0 or not 0 <= excitation < 1 or poll <= 0:
             raise ConfigError("synthetic needs symbols, rate > 0, 0 <= excitation < 1 and poll > 0")
         self.exchange = EXCHANGE

@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import orjson
 
+from ..contract import defaults as d
 from ..contract.clock import Clock
 from ..contract.errors import ConfigError
 from ..contract.feed import GAP_DISCONNECT, SourceChunk
@@ -32,9 +33,9 @@ class TardisMachineSource:
     """
 
     def __init__(self, exchange: str, symbols: list[str] | tuple[str, ...], *, url: str | None = None,
-                 silence_timeout: float = 10.0, flush_interval: float = 0.25, max_rows: int = 50_000,
-                 backoff_initial: float = 0.25, backoff_max: float = 30.0, max_retries: int | None = None,
-                 seed: int | None = None):
+                 silence_timeout: float = d.SILENCE_TIMEOUT_S, flush_interval: float = d.FLUSH_INTERVAL_S,
+                 max_rows: int = d.MAX_ROWS, backoff_initial: float = d.BACKOFF_INITIAL_S, backoff_max: float = d.BACKOFF_MAX_S,
+                 max_retries: int | None = None, seed: int | None = None):
         if not exchange or not symbols:
             raise ConfigError("tardis-machine needs an exchange and at least one symbol")
         self.exchange = exchange
