@@ -3,7 +3,6 @@ Only click and light modules are imported here: each command imports what it use
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import click
@@ -12,7 +11,15 @@ from .. import __version__
 from ..contract import timeframes as tfm
 from ..jobs.requests import BackfillOptions, default
 from .edge import Main, guarded
-from .options import exchange_callback, instrument_option, instruments_from, sink_from, sink_options, symbols_callback
+from .options import (
+    day_callback,
+    exchange_callback,
+    instrument_option,
+    instruments_from,
+    sink_from,
+    sink_options,
+    symbols_callback,
+)
 
 
 @click.group(cls=Main)
@@ -21,21 +28,11 @@ def main() -> None:
     """mdstream: trade ticks -> UTC-aligned candles (15s..1d) + features, in DuckDB, Parquet or BigQuery."""
 
 
-def _date(_ctx, param, value):
-    """A YYYY-MM-DD option value as a date (a bad one is a usage error naming the option)."""
-    if not value:
-        return None
-    try:
-        return date.fromisoformat(value)
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r} is not a day YYYY-MM-DD ({exc})", param=param) from exc
-
-
 @main.command()
 @click.option("--exchange", callback=exchange_callback, help="Tardis exchange id, e.g. binance-futures.")
 @click.option("--symbols", callback=symbols_callback, help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (upper-cased).")
-@click.option("--from", "from_date", callback=_date, help="First UTC day, YYYY-MM-DD.")
-@click.option("--to", "to_date", callback=_date, help="Day after the last one (exclusive, as tardis-dev).")
+@click.option("--from", "from_date", callback=day_callback, help="First UTC day, YYYY-MM-DD.")
+@click.option("--to", "to_date", callback=day_callback, help="Day after the last one (exclusive, as tardis-dev).")
 @click.option("--input", "inputs", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Local Tardis trades file (.csv or .csv.gz); repeatable. Skips downloading.")
 @click.option("--timeframes", default=",".join(default(BackfillOptions, "timeframes")), show_default=True,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..contract import names
+from ..contract.dates import parse_day
 from ..contract.errors import ConfigError
 from ..jobs.requests import default
 from ..sinks.factory import SINK_NAMES, SinkOptions
@@ -97,6 +98,16 @@ def symbols_callback(_ctx, param, value):
     """Click callback: --symbols checked and upper-cased; a bad one is a usage error naming the option."""
     try:
         return names.symbols(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param=param) from exc
+
+
+def day_callback(_ctx, param, value):
+    """Click callback: a YYYY-MM-DD option value as a date (a bad one is a usage error naming the option)."""
+    if not value:
+        return None
+    try:
+        return parse_day(value, param.opts[0])
     except ConfigError as exc:
         raise click.BadParameter(str(exc), param=param) from exc
 

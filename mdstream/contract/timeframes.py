@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
+from .dates import parse_day
 from .errors import ConfigError
 
 US_PER_SECOND = 1_000_000
@@ -86,9 +87,6 @@ def epoch_us(when: datetime) -> int:
 
 def day_bounds(day: str | date, name: str = "day") -> tuple[datetime, datetime]:
     """[midnight UTC, next midnight) of `day` ('YYYY-MM-DD' or a date); a bad value is a ConfigError naming `name`."""
-    try:
-        start_date = day if isinstance(day, date) else date.fromisoformat(str(day))
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a date YYYY-MM-DD, got {day!r}") from exc
+    start_date = parse_day(day, name)
     start = datetime(start_date.year, start_date.month, start_date.day, tzinfo=timezone.utc)
     return start, start + timedelta(days=1)

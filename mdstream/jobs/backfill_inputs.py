@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from ..contract.clock import Clock
+from ..contract.dates import parse_day
 from ..contract.errors import ConfigError
 from ..inputs.tardis import TickRead, read_trades
 from .input_footprint import footprint, groups
@@ -42,9 +43,9 @@ def input_units(paths: tuple[Path, ...]) -> list[Unit]:
     for path in paths:
         found = TARDIS_NAME.fullmatch(path.name)
         try:
-            day = date.fromisoformat(found["day"]) if found else None
-        except ValueError:
-            day = None
+            day = parse_day(found["day"], path.name) if found else None
+        except ConfigError:
+            day = None  # named like a day file but no real day: read as a plain file
         if found is None or day is None:
             return _footprint_units(paths)
         named.setdefault((found["exchange"], found["symbol"].upper()), {}).setdefault(day, []).append(path)

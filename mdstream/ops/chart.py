@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
 from ..contract import columns as c
-from ..contract import schema, timeframes
+from ..contract import dates, schema, timeframes
 from ..contract.errors import ConfigError, InputError
 from . import page
 from .legend import LEGEND_FEATURES
@@ -166,4 +166,4 @@ def as_utc(value: datetime | None) -> datetime | None:
     """`value` as an aware UTC datetime (naive values are taken to be UTC)."""
     if value is None:
         return None
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return dates.as_utc(value)

@@ -7,14 +7,14 @@ import ipaddress
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 import orjson
 from aiohttp import web
 
-from ..contract import timeframes
+from ..contract import dates, timeframes
 from ..contract.clock import Clock, WallClock
 from ..contract.errors import ConfigError, InputError, MdstreamError
 from . import chart, page, quality
@@ -58,16 +58,9 @@ def check_bind(host: str, allow_remote: bool) -> None:
                           "pass --allow-remote to serve beyond this machine")
 
 
-def parse_time(text: str | None) -> datetime | None:
+def parse_time(text: str | None, name: str = "time") -> datetime | None:
     """A query parameter as UTC datetime: epoch seconds or ISO 8601 (naive = UTC); ConfigError when neither."""
-    if not text:
-        return None
-    try:
-        if text.isdigit():
-            return datetime.fromtimestamp(int(text), tz=timezone.utc)
-        return chart.as_utc(datetime.fromisoformat(text))
-    except ValueError as exc:
-        raise ConfigError(f"{text!r} is not a time (epoch seconds or ISO 8601)") from exc
+    return dates.parse_time(text, name, epoch_seconds=True) if text else None
 
 
 def _json(body, status: int = 200) -> web.Response:
@@ -156,7 +149,7 @@ class App:
         """Candles of one series in [from, to), the newest `limit`."""
         try:
             series = await self._series_of(request.query)
-            start, end = parse_time(request.query.get("from")), parse_time(request.query.get("to"))
+            start, end = parse_time(request.query.get("from"), "from"), parse_time(request.query.get("to"), "to")
             limit = self._limit(request.query)
             frame = await self._read(lambda con: chart.load_candles(
                 con, series, start=start, end=end, limit=limit, features=self.options.features))
@@ -179,7 +172,7 @@ class App:
         await response.write(b"retry: 1000\n\n")
         try:
             series = await self._series_of(request.query)
-            start, limit = parse_time(request.query.get("from")), self._limit(request.query)
+            start, limit = parse_time(request.query.get("from"), "from"), self._limit(request.query)
         except MdstreamError as exc:
             await self._send(response, "problem", {"error": str(exc)})
             return response

@@ -121,7 +121,8 @@ def test_verify_command_exit_codes(db):
     bad = runner.invoke(verify, ["--duckdb", str(db)])
     assert bad.exit_code == 1
     assert "differs ETHUSDT" not in bad.output and "binance-futures ETHUSDT 4h 2024-01-02 00:00:00 high" in bad.output
-    assert runner.invoke(verify, ["--duckdb", str(db), "--from", "yesterday"]).exit_code == 1
+    bad_day = runner.invoke(verify, ["--duckdb", str(db), "--from", "yesterday"])
+    assert bad_day.exit_code == 1 and "'yesterday' is not a day for --from: expected YYYY-MM-DD" in bad_day.output
     missing = runner.invoke(verify, ["--duckdb", str(db.parent / "nope.duckdb")])
     assert missing.exit_code == 1 and "does not exist" in missing.output
     assert "Example:" in runner.invoke(verify, ["--help"]).output

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 from string import Template
 
 import polars as pl
 
 from ...contract import schema as s
+from ...contract.dates import parse_time
 from .. import sqlfiles
 from .config import BigQueryConfig, rest_client
 from .writer import translate
@@ -62,12 +63,6 @@ def views_exist(client, config: BigQueryConfig, *, retry=None) -> bool:
     return set(VIEW_NAMES) <= {t.table_id for t in tables}
 
 
-def _utc(value: datetime | str) -> datetime:
-    """`value` (datetime or ISO text) as an aware UTC datetime."""
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-
-
 def read_back(config: BigQueryConfig, sql_file: str, table_schema: dict, symbols, from_: datetime | str,
               to: datetime | str, *, client=None) -> pl.DataFrame:
     """Rows of sql/bigquery/`sql_file` for `symbols` and [from_, to), conformed to `table_schema`."""
@@ -76,8 +71,8 @@ def read_back(config: BigQueryConfig, sql_file: str, table_schema: dict, symbols
     what = f"reading {sql_file.removesuffix('.sql').removeprefix('read_')} back"
     client = client or rest_client(config)
     params = [bigquery.ArrayQueryParameter("symbols", "STRING", list(symbols)),
-              bigquery.ScalarQueryParameter("from_ts", "TIMESTAMP", _utc(from_)),
-              bigquery.ScalarQueryParameter("to_ts", "TIMESTAMP", _utc(to))]
+              bigquery.ScalarQueryParameter("from_ts", "TIMESTAMP", parse_time(from_, "from")),
+              bigquery.ScalarQueryParameter("to_ts", "TIMESTAMP", parse_time(to, "to"))]
     job = run(client, render(sql_file, config), config, params, what=what)
     try:
         frame = pl.from_arrow(job.to_arrow(create_bqstorage_client=False))
