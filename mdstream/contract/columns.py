@@ -1,5 +1,7 @@
 """Every column name of the data contract, in one place; code never picks columns by position."""
 
+from .features import NAMES
+
 # Ticks: one row per trade.
 EXCHANGE = "exchange"
 SYMBOL = "symbol"
@@ -51,15 +53,8 @@ CANDLE_BASE_COLUMNS = (
     FIRST_TRADE_AT, LAST_TRADE_AT, GAP, REVISION, LATE_TRADES,
 )
 
-# Features (names are part of the contract).
-FEATURE_COLUMNS = (
-    "sma_5", "sma_10", "sma_20", "ema_5", "ema_10", "ema_20", "wma_5",
-    "momentum_3", "momentum_5", "velocity", "acceleration",
-    "volume_sma_20", "volume_ratio", "vwap_deviation", "vwap_day",
-    "log_return", "volatility_5", "volatility_10", "high_low_ratio",
-    "trade_intensity", "avg_trade_size", "amihud", "kyle_lambda", "roll_spread", "cs_spread",
-    "rsi_5", "bb_pctb_20", "macd", "macd_signal", "macd_hist",
-)
+# Features (names are part of the contract): the registry in contract/features.py, in its order.
+FEATURE_COLUMNS = NAMES
 
 CANDLE_COLUMNS = CANDLE_BASE_COLUMNS + FEATURE_COLUMNS
 

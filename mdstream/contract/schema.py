@@ -9,6 +9,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import columns as c
+from .features import FEATURES
 
 TS = pl.Datetime("us", "UTC")
 
@@ -92,36 +93,7 @@ DESCRIPTIONS: dict[str, str] = {
     c.GAP: "null: complete; quiet: no trades while the feed was up; feed: source down or data missing.",
     c.REVISION: "0 for the first emission; +1 for every correction by late trades. Readers take the highest.",
     c.LATE_TRADES: "Trades that arrived after the window was first emitted.",
-    "sma_5": "Mean close over 5 candles.",
-    "sma_10": "Mean close over 10 candles.",
-    "sma_20": "Mean close over 20 candles.",
-    "ema_5": "EMA of close, alpha 2/6, seeded with the SMA of the first 5.",
-    "ema_10": "EMA of close, alpha 2/11, seeded with the SMA of the first 10.",
-    "ema_20": "EMA of close, alpha 2/21, seeded with the SMA of the first 20.",
-    "wma_5": "Linearly weighted mean close over 5 candles (weights 1..5, newest 5).",
-    "momentum_3": "close / close 3 candles ago - 1.",
-    "momentum_5": "close / close 5 candles ago - 1.",
-    "velocity": "(close - previous close) / timeframe seconds.",
-    "acceleration": "(velocity - previous velocity) / timeframe seconds.",
-    "volume_sma_20": "Mean volume over 20 candles.",
-    "volume_ratio": "volume / volume_sma_20.",
-    "vwap_deviation": "(close - vwap) / vwap.",
-    "vwap_day": "Cumulative quote_volume / cumulative base_volume since UTC midnight.",
-    "log_return": "ln(close / previous close).",
-    "volatility_5": "Population std of log_return over 5 candles.",
-    "volatility_10": "Population std of log_return over 10 candles.",
-    "high_low_ratio": "high / low.",
-    "trade_intensity": "trades / timeframe seconds.",
-    "avg_trade_size": "volume / trades.",
-    "amihud": "|log_return| / quote_volume (Amihud illiquidity).",
-    "kyle_lambda": "cov(log_return, buy_volume - sell_volume) / var(buy_volume - sell_volume), 20 candles.",
-    "roll_spread": "Roll (1984): 2 * sqrt(-cov(dclose, previous dclose)) over 20 changes; null if cov > 0.",
-    "cs_spread": "Corwin-Schultz (2012) two-candle high-low spread estimate, negatives set to 0.",
-    "rsi_5": "Wilder RSI over 5 candles.",
-    "bb_pctb_20": "Bollinger %B: (close - lower) / (upper - lower), 20 candles, 2 population std.",
-    "macd": "EMA12(close) - EMA26(close), TA-Lib seeding.",
-    "macd_signal": "EMA9 of macd.",
-    "macd_hist": "macd - macd_signal.",
+    **{feature.name: feature.description for feature in FEATURES},
     c.Q_SOURCE: "File or stream the rejected row came from.",
     c.Q_LINE: "1-based line number in that file (null for streams).",
     c.Q_FIELD: "The offending field.",

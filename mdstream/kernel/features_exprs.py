@@ -13,6 +13,7 @@ import math
 import polars as pl
 
 from ..contract import columns as c
+from ..contract.features import BY_NAME as FEATURE
 
 # Helper columns of the frame being computed (dropped before returning).
 POS = "_ft_pos"  # position of the row within its series in this frame (0 = first row the frame holds)
@@ -47,7 +48,7 @@ RSI_PERIOD = 5
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 MACD_SEED_ROW = MACD_SLOW - 1  # both MACD EMAs are seeded here (TA-Lib starts the fast EMA at the slow one's row)
 SIGNAL_SEED_ROW = MACD_SEED_ROW + MACD_SIGNAL - 1  # first row of macd, macd_signal and macd_hist
-DEEPEST_LAG = 21  # roll_spread reaches back to close 21 rows earlier
+DEEPEST_LAG = FEATURE["roll_spread"].lags  # roll_spread reaches back to close 21 rows earlier, the deepest window
 CS_K = 3.0 - 2.0 * math.sqrt(2.0)
 
 

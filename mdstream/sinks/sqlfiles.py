@@ -1,19 +1,23 @@
-"""Access to the SQL files under sql/ (shipped as the package mdstream.sql), with the timeframe registry filled in."""
+"""Access to the SQL files under sql/ (shipped as the package mdstream.sql), with the timeframe and feature registries
+filled in."""
 
 from __future__ import annotations
 
 from importlib import resources
 from string import Template
 
+from ..contract import features
 from ..contract.timeframes import REGISTRY
 
 
 def read(relative: str) -> str:
-    """Text of sql/<relative>, e.g. read("duckdb/candles_from_ticks.sql"), with ${timeframe_widths} and
-    ${timeframe_views} rendered from the registry (other $names, such as query parameters, are left alone)."""
+    """Text of sql/<relative>, e.g. read("duckdb/candles_from_ticks.sql"), with ${timeframe_widths},
+    ${timeframe_views} and ${feature_columns} rendered from the registries (other $names, such as query
+    parameters, are left alone)."""
     text = resources.files("mdstream.sql").joinpath(relative).read_text(encoding="utf-8")
     dialect = relative.split("/", 1)[0]
-    return Template(text).safe_substitute(timeframe_widths=timeframe_widths(), timeframe_views=timeframe_views(dialect))
+    return Template(text).safe_substitute(timeframe_widths=timeframe_widths(), timeframe_views=timeframe_views(dialect),
+                                          feature_columns=features.sql_list())
 
 
 def names(folder: str) -> list[str]:

@@ -17,16 +17,12 @@ QUALIFY row_number() OVER (
 -- One view per registered timeframe (contract/timeframes.py), rendered when the SQL is read.
 ${timeframe_views}
 
--- Key columns plus the feature columns, latest revision only.
+-- Key columns plus the feature columns (the registry in contract/features.py, rendered when the SQL is read),
+-- latest revision only.
 CREATE OR REPLACE VIEW features AS
 SELECT
     exchange, symbol, timeframe, timestamp_in, close, gap,
-    sma_5, sma_10, sma_20, ema_5, ema_10, ema_20, wma_5,
-    momentum_3, momentum_5, velocity, acceleration,
-    volume_sma_20, volume_ratio, vwap_deviation, vwap_day,
-    log_return, volatility_5, volatility_10, high_low_ratio,
-    trade_intensity, avg_trade_size, amihud, kyle_lambda, roll_spread, cs_spread,
-    rsi_5, bb_pctb_20, macd, macd_signal, macd_hist
+    ${feature_columns}
 FROM candles_latest;
 
 -- One row per exchange, symbol and UTC day, from the 1d candles.
