@@ -61,6 +61,25 @@ class StreamRequest:
     instruments: tuple = ()  # contract/instruments.Instrument overrides (--instrument)
 
 
+@dataclass(frozen=True)
+class StreamOptions:
+    """How the stream job runs (the engine and runner side of a StreamRequest)."""
+
+    mode: str = "candles"
+    timeframes: tuple[str, ...] = ALL_TIMEFRAMES
+    lateness: float = d.LATENESS_S
+    horizon: float = d.HORIZON_S
+    duration: float | None = None  # wall seconds, then a clean stop
+    commit_interval: float = 1.0  # wall seconds between sink flushes when nothing closed
+    status_interval: float = 5.0
+    checkpoint: Path | None = None
+    warm_start: bool = True
+    sink_name: str = "duckdb"  # label of the rows_written metric
+    live: bool = True  # False: a replay, on event time alone
+    max_skew: float = d.MAX_SKEW_S
+    max_quiet: float = d.MAX_QUIET_S
+
+
 def default(request: type, name: str):
     """The default of field `name` of the dataclass `request` (for CLI option defaults)."""
     for spec in fields(request):

@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from ..contract import columns as c
-from ..contract import defaults as d
-from ..contract import timeframes as tfm
 from ..contract.clock import Clock, WallClock
-from ..contract.errors import ConfigError, SinkUnavailable
+from ..contract.errors import SinkUnavailable
 from ..contract.feed import GAP_STARTUP, FeedGap
 from ..contract.schema import TICK_SCHEMA
 from ..engine.incremental import CandleEngine, EngineOutput
@@ -27,93 +22,10 @@ from ..sinks import base
 from ..sinks.failures import LOCK_HELD, cause
 from .batcher import SourceBatch, source_batches
 from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
+from .requests import StreamOptions
+from .stream_progress import CHECKPOINT_VERSION, SourceCounts, StreamStats, add_totals, read_checkpoint, write_checkpoint
 
-CHECKPOINT_VERSION = 2
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """How the stream job runs."""
-
-    mode: str = "candles"
-    timeframes: tuple[str, ...] = tfm.ALL_TIMEFRAMES
-    lateness: float = d.LATENESS_S
-    horizon: float = d.HORIZON_S
-    duration: float | None = None  # wall seconds, then a clean stop
-    commit_interval: float = 1.0  # wall seconds between sink flushes when nothing closed
-    status_interval: float = 5.0
-    checkpoint: Path | None = None
-    warm_start: bool = True
-    sink_name: str = "duckdb"  # label of the rows_written metric
-    live: bool = True  # False: a replay, on event time alone
-    max_skew: float = d.MAX_SKEW_S
-    max_quiet: float = d.MAX_QUIET_S
-
-
-@dataclass
-class SourceCounts:
-    """Accounting of one source: received = accepted + quarantined + duplicates + sum(ignored)."""
-
-    received: int = 0
-    accepted: int = 0
-    quarantined: int = 0
-    duplicates: int = 0
-    ignored: dict[str, int] = field(default_factory=dict)
-
-    def unaccounted(self) -> int:
-        """received - (accepted + quarantined + duplicates + ignored): 0 when every record is accounted for."""
-        return self.received - (self.accepted + self.quarantined + self.duplicates + sum(self.ignored.values()))
-
-    def add(self, other: SourceCounts) -> None:
-        """Add `other`'s counts to these."""
-        self.received += other.received
-        self.accepted += other.accepted
-        self.quarantined += other.quarantined
-        self.duplicates += other.duplicates
-        for kind, n in other.ignored.items():
-            self.ignored[kind] = self.ignored.get(kind, 0) + n
-
-
-@dataclass
-class StreamStats:
-    """Counters of a run, shown on the status line and in the closing summary (`ticks` = trades accepted)."""
-
-    ticks: int = 0
-    batches: int = 0
-    candles: int = 0
-    revisions: int = 0
-    late_trades: int = 0
-    quarantined: int = 0
-    duplicates: int = 0
-    received: int = 0
-    ignored: int = 0
-    gaps: int = 0
-    rows_written: int = 0
-    sources: dict[str, SourceCounts] = field(default_factory=dict)
-    quarantined_by: dict[str, int] = field(default_factory=dict)
-    started: float = field(default_factory=time.monotonic)
-
-    def count(self, source: str, counts: SourceCounts, reasons: dict[str, int]) -> None:
-        """Add one batch's accounting of `source`."""
-        self.sources.setdefault(source, SourceCounts()).add(counts)
-        self.ticks += counts.accepted
-        self.quarantined += counts.quarantined
-        self.duplicates += counts.duplicates
-        self.received += counts.received
-        self.ignored += sum(counts.ignored.values())
-        for reason, n in reasons.items():
-            self.quarantined_by[reason] = self.quarantined_by.get(reason, 0) + n
-
-    def as_dict(self, sink: Any = None) -> dict[str, Any]:
-        """The counters plus ticks/s, per-source accounting and the sink's own summary line."""
-        elapsed = max(time.monotonic() - self.started, 1e-9)
-        out = {k: v for k, v in self.__dict__.items() if k not in ("started", "sources")}
-        out["sources"] = {name: {**s.__dict__, "unaccounted": s.unaccounted()} for name, s in self.sources.items()}
-        out["ticks_per_s"] = round(self.ticks / elapsed, 1)
-        out["elapsed_s"] = round(elapsed, 1)
-        if sink is not None and hasattr(sink, "summary"):
-            out["sink"] = sink.summary()
-        return out
+__all__ = ["StreamOptions", "StreamRunner", "StreamStats", "SourceCounts", "read_checkpoint", "write_checkpoint"]
 
 
 class StreamRunner:
@@ -318,7 +230,7 @@ class StreamRunner:
         self._last_flush = time.monotonic()
         if self.opts.checkpoint is not None:
             run = self.stats.as_dict()
-            totals = _add_totals(self._totals, run)
+            totals = add_totals(self._totals, run)
             state = {"version": CHECKPOINT_VERSION, "written_at": self.wall.now().isoformat(), "exchange": self.label,
                      "timeframes": list(self.engine.timeframes), "mode": self.opts.mode,
                      "watermark": self.engine.max_event.isoformat() if self.engine.max_event else None,
@@ -356,41 +268,6 @@ class StreamRunner:
                 loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):
                 pass
-
-
-def write_checkpoint(path: Path, state: dict) -> None:
-    """Write `state` as JSON atomically (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(state, default=str, indent=1))
-    tmp.replace(path)
-
-
-def read_checkpoint(path: Path, exchange: str, timeframes: tuple[str, ...]) -> dict[str, Any]:
-    """The totals of the runs before this one, from the checkpoint at `path` ({} when there is none yet); a
-    checkpoint of another exchange or other timeframes is a ConfigError (it belongs to another job)."""
-    if not path.exists():
-        return {}
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"checkpoint {path} is unreadable: {exc}") from exc
-    if state.get("version") != CHECKPOINT_VERSION:
-        return {}  # an older format: totals start again
-    if state.get("exchange") != exchange or tuple(state.get("timeframes", ())) != tuple(timeframes):
-        raise ConfigError(f"checkpoint {path} belongs to another job ({state.get('exchange')} "
-                          f"{','.join(state.get('timeframes', []))}); use another --checkpoint file")
-    return state.get("totals", {})
-
-
-_TOTALS = ("ticks", "received", "quarantined", "duplicates", "ignored", "candles", "revisions", "gaps", "rows_written")
-
-
-def _add_totals(before: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
-    """Totals across every run sharing the checkpoint: earlier runs' plus this run's, and how many runs."""
-    out = {k: int(before.get(k, 0)) + int(run.get(k, 0)) for k in _TOTALS}
-    out["runs"] = int(before.get("runs", 0)) + 1
-    return out
 
 
 async def _aclose(iterator) -> None:

@@ -17,14 +17,10 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from ..contract import columns as c
 from ..contract import schema
-from ..contract.errors import ConfigError, SinkError
-from ..contract.timeframes import US_PER_DAY, day_bounds
+from ..contract.errors import SinkError
+from ..contract.timeframes import day_bounds
 from . import base
-from .duckdb_schema import (
-    BATCH as _BATCH,
-)
 from .duckdb_schema import (
     LOCK_WAIT_S,
     STREAM_LOCK_WAIT_S,
@@ -33,21 +29,7 @@ from .duckdb_schema import (
     failure,
 )
 from .duckdb_schema import quietly as _quietly
-from .duckdb_schema import quietly_unregister as _quietly_unregister
-
-
-def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` conformed to the schema of `kind`, deduplicated by its key (the last copy of a key wins)."""
-    if kind not in base.SCHEMAS:
-        raise ConfigError(f"unknown kind {kind!r}; expected one of {', '.join(base.KINDS)}")
-    frame = schema.conform(frame, base.SCHEMAS[kind])
-    if kind == base.CANDLES:
-        return frame.unique(subset=list(c.CANDLE_KEY), keep="last", maintain_order=True)
-    if kind == base.TICKS:
-        # rows keep their arrival order: it is the last tie-breaker of open/close in candles_from_ticks.sql
-        first = pl.col(c.ID).is_first_distinct().over(c.EXCHANGE, c.SYMBOL)
-        return frame.filter(pl.col(c.ID).is_null() | first)
-    return frame.unique(keep="first", maintain_order=True)
+from .duckdb_writes import delete_day, insert, prepare, upsert, warm_query
 
 
 class DuckDBSink:
@@ -178,24 +160,7 @@ class DuckDBSink:
                      before: datetime | None = None) -> pl.DataFrame:
         """CandleReader: per series the newest `rows` windows and every window since the UTC midnight of its
         newest one (latest revisions), of windows starting before `before` when given."""
-        where: list[str] = ["exchange = ?"]
-        params: list[object] = [exchange]
-        if symbols:
-            where.append(f"symbol IN ({', '.join('?' for _ in symbols)})")
-            params.extend(symbols)
-        if timeframes:
-            where.append(f"timeframe IN ({', '.join('?' for _ in timeframes)})")
-            params.extend(timeframes)
-        if before is not None:
-            where.append("timestamp_in < ?")
-            params.append(before)
-        series = "PARTITION BY exchange, symbol, timeframe"
-        sql = (
-            f"SELECT * FROM candles_latest WHERE {' AND '.join(where)} "
-            f"QUALIFY row_number() OVER ({series} ORDER BY timestamp_in DESC) <= {int(rows)} "
-            f"OR epoch_us(timestamp_in) >= max(epoch_us(timestamp_in)) OVER ({series}) // {US_PER_DAY} * {US_PER_DAY}"
-        )
-        probe = f"SELECT 1 FROM candles WHERE {' AND '.join(where)} LIMIT 1"
+        sql, probe, params = warm_query(exchange, symbols, timeframes, rows, before)
         with self._session():
             # A first run finds nothing: a one-row probe is much cheaper than planning the view query.
             # fetchall: a half-read result would keep the connection busy for the query below.
@@ -250,68 +215,14 @@ class DuckDBSink:
                 raise failure(exc, self.path, "write (nothing applied) to") from exc
             raise
 
-    def _register(self, frame: pl.DataFrame) -> None:
-        """Expose `frame` to SQL as the relation _mdstream_batch (zero-copy Arrow)."""
-        self.db.register(_BATCH, frame.to_arrow())
-
     def _insert(self, kind: str, frame: pl.DataFrame) -> None:
         """Plain insert of an already prepared frame."""
-        if not frame.height:
-            return
-        self._register(frame)
-        try:
-            self.db.execute(f"INSERT INTO {kind} BY NAME SELECT * FROM {_BATCH}")
-        finally:
-            _quietly_unregister(self.con)
+        insert(self.db, kind, frame)
 
     def _upsert(self, kind: str, frame: pl.DataFrame) -> None:
         """Idempotent insert: candles replace their key, ticks and quarantine rows already stored are skipped."""
-        if not frame.height:
-            return
-        self._register(frame)
-        try:
-            if kind == base.CANDLES:
-                lo, hi = frame[c.TIMESTAMP_IN].min(), frame[c.TIMESTAMP_IN].max()
-                match = " AND ".join(f't."{k}" = b."{k}"' for k in c.CANDLE_KEY)
-                # the constant range lets DuckDB skip row groups by their min/max before the join
-                self.db.execute(
-                    f"DELETE FROM candles AS t USING {_BATCH} AS b WHERE t.timestamp_in BETWEEN $lo AND $hi AND {match}",
-                    {"lo": lo, "hi": hi},
-                )
-                self.db.execute(f"INSERT INTO candles BY NAME SELECT * FROM {_BATCH}")
-            elif kind == base.TICKS:
-                lo, hi = frame[c.TIMESTAMP].min(), frame[c.TIMESTAMP].max()
-                # a duplicate trade has the same event time, so only that time range needs probing
-                self.db.execute(
-                    f"""INSERT INTO ticks BY NAME SELECT * FROM {_BATCH} AS b
-                    WHERE b.id IS NULL OR NOT EXISTS (
-                        SELECT 1 FROM ticks AS t WHERE t.timestamp BETWEEN $lo AND $hi
-                        AND t.exchange = b.exchange AND t.symbol = b.symbol AND t.id = b.id)""",
-                    {"lo": lo, "hi": hi},
-                )
-            else:
-                same = " AND ".join(f't."{k}" IS NOT DISTINCT FROM b."{k}"' for k in (c.Q_SOURCE, c.Q_LINE, c.Q_FIELD, c.Q_RAW))
-                self.db.execute(
-                    f"INSERT INTO quarantine BY NAME SELECT * FROM {_BATCH} AS b "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM quarantine AS t WHERE {same})"
-                )
-        finally:
-            _quietly_unregister(self.con)
+        upsert(self.db, kind, frame)
 
     def _delete_day(self, exchange, symbol, day, start, end, quarantine: pl.DataFrame | None) -> None:
         """Delete the candles (by timestamp_in), ticks (by timestamp) and quarantine rows of one day."""
-        params = {"exchange": exchange, "symbol": symbol, "start": start, "end": end}
-        for table, column in ((base.CANDLES, c.TIMESTAMP_IN), (base.TICKS, c.TIMESTAMP)):
-            self.db.execute(
-                f"DELETE FROM {table} WHERE exchange = $exchange AND symbol = $symbol "
-                f'AND "{column}" >= $start AND "{column}" < $end',
-                params,
-            )
-        # Quarantine rows carry no exchange/symbol: a day owns the rows of the sources it quarantines now,
-        # and of earlier sources whose name carries both the symbol and the day (dataset file names do).
-        sources = [] if quarantine is None else quarantine[c.Q_SOURCE].drop_nulls().unique().to_list()
-        self.db.execute(
-            "DELETE FROM quarantine WHERE list_contains($sources, source) "
-            "OR (contains(lower(source), lower($symbol)) AND contains(source, $day))",
-            {"sources": sources, "symbol": symbol, "day": str(day)},
-        )
+        delete_day(self.db, exchange, symbol, day, start, end, quarantine)
