@@ -23,6 +23,9 @@ KEY = "_key"
 MAX_ID_STEP = 10**9
 # How far an exchange's clock may run ahead of ours before its latest event time is no outage start.
 MAX_SKEW = timedelta(minutes=1)
+# How much older than the rest of its chunk a trade delivered after a reconnect may be and still mark the feed's
+# return (trades of one chunk lie within a second of each other on a live feed; a held-back one is an outage older).
+HELD = timedelta(seconds=2)
 
 
 class Source(Protocol):
@@ -72,7 +75,6 @@ class FeedTracker:
         self._open: FeedGap | None = None  # outage waiting for its first event after resumption
         self._lead = timedelta(0)  # how far the feed's event times typically run ahead of `now` (its clock offset)
         self._from_event = False  # the open outage starts at an event time (else at the wall clock)
-        self._back: datetime | None = None  # when the feed reconnected, on the feed's own clock (see `up`)
 
     def last_event_time(self) -> datetime | None:
         """The latest event time seen on any symbol."""
@@ -88,15 +90,7 @@ class FeedTracker:
         self._from_event = last is not None and last <= now + max(self._lead, timedelta(0)) + MAX_SKEW
         start = last if self._from_event and last is not None else now
         self._open = FeedGap(self.exchange, self._all_symbols(), start, None, reason)
-        self._back = None
         return self._open
-
-    def up(self, now: datetime) -> None:
-        """The connection is back at `now`: the open outage ends at the first event stamped at or after that moment
-        on the feed's clock (now + its lead), so a message held from before the outage and sent on reconnect
-        (stamped before `now` by more than the feed's usual lag) does not end it."""
-        if self._open is not None:
-            self._back = now + self._lead
 
     def _all_symbols(self) -> tuple[str, ...]:
         """Subscribed symbols, or every symbol seen when none were named."""
@@ -123,19 +117,18 @@ class FeedTracker:
             fresh = self._drop_seen(fresh, suspects)
             summary = fresh.lazy().group_by(c.SYMBOL).agg(*band_stats()).collect(engine="in-memory")
         duplicates = ticks.height - fresh.height
-        if fresh.height:
-            median = fresh.get_column(c.TIMESTAMP).median()
-            if isinstance(median, datetime):
-                self._lead = median - now
+        median = fresh.get_column(c.TIMESTAMP).median() if fresh.height else None
+        if isinstance(median, datetime):
+            self._lead = median - now
         gaps: list[FeedGap] = []
-        if self._open is not None and fresh.height:
-            # It ends at the first event past its start (and past the reconnect, when the source reports it) when it
-            # starts at an event: a trade from before the outage delivered after the reconnect (late, re-sent) says
-            # nothing about when the feed came back, nor that the trades around it all arrived. Started at
-            # the wall clock (nothing seen yet, e.g. at startup), it ends with the first event, never before it.
+        if self._open is not None and isinstance(median, datetime):
+            # Started at an event, it ends at the first event past its start that belongs to the feed's present
+            # (within HELD of the chunk's median): a trade from before the outage delivered after the reconnect
+            # (held back, late) says nothing about when the feed came back. Started at the wall clock (nothing
+            # seen yet, e.g. at startup), it ends with the first event, never before it.
             start = self._open.start  # the same start as the open gap it closes (readers match them on it)
             stamps = fresh.get_column(c.TIMESTAMP)
-            later = stamps.filter(stamps >= (start if self._back is None else max(start, self._back)))
+            later = stamps.filter(stamps >= max(start, median - HELD))
             first = schema.oldest(later) if self._from_event else schema.oldest(stamps)
             if first is not None:
                 first = max(first, start)

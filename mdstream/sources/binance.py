@@ -85,7 +85,6 @@ class WsFeed:
                 async with connect(self.url, open_timeout=max(self.silence_timeout, 5.0), close_timeout=1.0,
                                    max_size=MAX_MESSAGE) as ws:
                     self.status.connected()
-                    self.tracker.up(clock.now())
                     failures, delays = 0, backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
                     if first:
                         # the window holding the start time is partial: trades before it are unknown
