@@ -9,6 +9,7 @@ import click
 
 from ..contract import timeframes as tfm
 from ..contract.dates import parse_time
+from ..contract.defaults import SERVE_POLL_S
 from ..contract.errors import ConfigError, MdstreamError
 from ..ops.legend import LEGEND_FEATURES
 from .options import csv_list, duckdb_option
@@ -69,7 +70,7 @@ def chart(symbols: str | None, timeframe: str, timeframes: str | None, exchange:
 @click.option("--port", default=8321, show_default=True, type=click.IntRange(0, 65535), help="Port (0: any free port).")
 @click.option("--allow-remote", is_flag=True, help="Allow binding a non-loopback address (the page has no authentication).")
 @click.option("--metrics-url", default=None, help="A running stream's metrics server, e.g. http://127.0.0.1:9108 (feed status).")
-@click.option("--poll", default=0.25, show_default=True, type=click.FloatRange(min=0.02),
+@click.option("--poll", default=SERVE_POLL_S, show_default=True, type=click.FloatRange(min=0.02),
               help="Seconds between checks for new candles.")
 def serve(duckdb_path: str, host: str, port: int, allow_remote: bool, metrics_url: str | None, poll: float) -> None:
     """Serve a live chart of the DuckDB file (read-only; works while a stream writes it) with a data-quality panel.

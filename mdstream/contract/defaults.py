@@ -1,4 +1,5 @@
-"""The stream job's defaults, in one place: the request objects, the CLI, the batcher and the sources refer here."""
+"""The stream job's defaults (and the live chart's poll), in one place: the request objects, the CLI, the batcher
+and the sources refer here."""
 
 from __future__ import annotations
 
@@ -12,3 +13,4 @@ SILENCE_TIMEOUT_S = 10.0  # seconds without any message before a live feed count
 MAX_FEED_DOWN_S = 60.0  # seconds a live feed may stay down before /healthz answers 503
 BACKOFF_INITIAL_S = 0.25  # first reconnect delay of a live source, doubled per failed attempt
 BACKOFF_MAX_S = 30.0  # cap of the reconnect delay
+SERVE_POLL_S = 0.25  # seconds between two looks of `mdstream serve` for new candles

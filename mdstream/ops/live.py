@@ -10,6 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import defaults as d
 from ..contract import schema
 from ..contract.clock import Clock, WallClock
 from ..contract.errors import MdstreamError
@@ -33,7 +34,7 @@ class Look:
 class LiveFeed:
     """One poller per server: every `poll_s` seconds, while anyone listens, one short read-only look at the file."""
 
-    def __init__(self, db_path: str | Path, *, poll_s: float = 0.25, features: tuple[str, ...] = LEGEND_FEATURES,
+    def __init__(self, db_path: str | Path, *, poll_s: float = d.SERVE_POLL_S, features: tuple[str, ...] = LEGEND_FEATURES,
                  clock: Clock | None = None):
         """Follow `db_path`; nothing is read until the first subscriber."""
         self.db_path, self.poll_s, self.features = Path(db_path), poll_s, features

@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from ..contract import dates, timeframes
+from ..contract import dates, defaults, timeframes
 from ..contract.clock import Clock, WallClock
 from ..contract.errors import ConfigError, InputError, MdstreamError
 from . import chart, page, quality
@@ -36,7 +36,7 @@ class ServeOptions:
     port: int = 8321
     allow_remote: bool = False
     metrics_url: str | None = None
-    poll_s: float = 0.25
+    poll_s: float = defaults.SERVE_POLL_S
     features: tuple[str, ...] = chart.LEGEND_FEATURES
 
 

@@ -63,3 +63,13 @@ def test_stream_defaults_have_one_home():
         for name, value in expected.items():
             if name in params:
                 assert params[name].default == value, f"{target.__name__}({name}=...) default drifted"
+
+
+def test_serve_poll_default_has_one_home():
+    """`mdstream serve --poll`, the server's options and the live feed poll at the same default."""
+    from mdstream.ops.live import LiveFeed
+    from mdstream.ops.serve import ServeOptions
+
+    poll = next(p for p in cli.get_command(None, "serve").params if p.name == "poll")
+    assert poll.default == ServeOptions(db_path="x").poll_s == d.SERVE_POLL_S
+    assert inspect.signature(LiveFeed).parameters["poll_s"].default == d.SERVE_POLL_S
