@@ -19,7 +19,8 @@ from ..contract.clock import Clock, WallClock
 from ..contract.errors import ConfigError, SinkUnavailable
 from ..contract.feed import GAP_STARTUP, FeedGap
 from ..contract.schema import TICK_SCHEMA
-from ..engine.incremental import CandleEngine, EngineOutput
+from ..engine.incremental import CandleEngine
+from ..engine.output import EngineOutput
 from ..inputs.instruments import InstrumentBook
 from ..kernel.grid import stamp
 from ..sinks import base
@@ -28,6 +29,8 @@ from .batcher import SourceBatch, source_batches
 from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 2
+# Windows are folded up to this long (at most half the lateness) before they are due, and emitted when they are.
+FOLD_AHEAD_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,8 @@ class StreamRunner:
         self.console, self.metrics, self.health = console, metrics, health
         self.engine = CandleEngine(opts.timeframes, lateness=timedelta(seconds=opts.lateness),
                                    horizon=timedelta(seconds=opts.horizon), live=opts.live,
-                                   max_skew=timedelta(seconds=opts.max_skew), max_quiet=timedelta(seconds=opts.max_quiet))
+                                   max_skew=timedelta(seconds=opts.max_skew), max_quiet=timedelta(seconds=opts.max_quiet),
+                                   ahead=timedelta(seconds=min(opts.lateness / 2, FOLD_AHEAD_S)))
         self.stats = StreamStats()
         self.label = getattr(source, "exchange", "source")
         self._totals: dict[str, Any] = {}
