@@ -8,21 +8,10 @@ from datetime import datetime
 import click
 
 from ..contract import timeframes as tfm
-from ..contract.dates import parse_time
 from ..contract.defaults import SERVE_POLL_S
-from ..contract.errors import ConfigError, MdstreamError
+from ..contract.errors import MdstreamError
 from ..ops.legend import LEGEND_FEATURES
-from .options import csv_list, duckdb_option
-
-
-def _time(_ctx, param, value):
-    """Click callback: a --from/--to value as an aware UTC datetime (a bad one is a usage error naming the option)."""
-    if not value:
-        return None
-    try:
-        return parse_time(value, param.opts[0])
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param=param) from exc
+from .options import csv_list, duckdb_option, time_callback
 
 
 @click.command("chart")
@@ -33,8 +22,8 @@ def _time(_ctx, param, value):
               help=f"Timeframes to include (default: all of {', '.join(tfm.SUPPORTED_TIMEFRAMES)}).")
 @click.option("--exchange", default=None, help="Only this exchange (a symbol on several exchanges is a series per exchange).")
 @duckdb_option
-@click.option("--from", "start", callback=_time, help="First window start, YYYY-MM-DD[THH:MM[:SS]] (UTC, inclusive).")
-@click.option("--to", "end", callback=_time, help="Last window start bound, YYYY-MM-DD[THH:MM[:SS]] (UTC, exclusive).")
+@click.option("--from", "start", callback=time_callback, help="First window start, YYYY-MM-DD[THH:MM[:SS]] (UTC, inclusive).")
+@click.option("--to", "end", callback=time_callback, help="Last window start bound, YYYY-MM-DD[THH:MM[:SS]] (UTC, exclusive).")
 @click.option("--limit", default=2000, show_default=True, type=click.IntRange(min=1),
               help="At most this many (newest) candles per series.")
 @click.option("--features", default=None, help=f"Features in the crosshair legend (default: {','.join(LEGEND_FEATURES)}).")

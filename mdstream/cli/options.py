@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from ..contract import names
-from ..contract.dates import parse_day
+from ..contract.dates import parse_day, parse_time
 from ..contract.errors import ConfigError
 from ..jobs.requests import default
 from ..sinks.factory import SINK_NAMES, SinkOptions
@@ -102,14 +102,20 @@ def symbols_callback(_ctx, param, value):
         raise click.BadParameter(str(exc), param=param) from exc
 
 
-def day_callback(_ctx, param, value):
-    """Click callback: a YYYY-MM-DD option value as a date (a bad one is a usage error naming the option)."""
-    if not value:
-        return None
-    try:
-        return parse_day(value, param.opts[0])
-    except ConfigError as exc:
-        raise click.BadParameter(str(exc), param=param) from exc
+def _parsed_by(parse):
+    """A click callback giving `parse(value, option name)`; a ConfigError becomes a usage error naming the option."""
+    def callback(_ctx, param, value):
+        if not value:
+            return None
+        try:
+            return parse(value, param.opts[0])
+        except ConfigError as exc:
+            raise click.BadParameter(str(exc), param=param) from exc
+    return callback
+
+
+day_callback = _parsed_by(parse_day)  # YYYY-MM-DD -> date
+time_callback = _parsed_by(parse_time)  # ISO 8601 (naive = UTC) -> aware datetime
 
 
 def exchange_callback(_ctx, param, value):

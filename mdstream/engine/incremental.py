@@ -188,8 +188,7 @@ class CandleEngine:
         self._pending.append(fresh)
         self._pending_min = lo if self._pending_min is None else min(self._pending_min, lo)
         self.timing.observe(hi, received, now_us)
-        # A new series' first window may close before any cursor window does.
-        self._due = min(self._due, lo // self.base_us * self.base_us + self.base_us)
+        self._due_by(lo)
 
     def _revising(self) -> bool:
         """Whether queued ticks fall in an emitted window (fold at once: a revision is not held back)."""
@@ -204,9 +203,7 @@ class CandleEngine:
         mark = self.timing.peek(at, outage=self._outage)
         if mark is None or self._due > mark:
             return
-        pending = pl.concat(self._pending) if self._pending else None
-        windows = (self.store.windows(pending, self.spec.base, self.instruments) if pending is not None
-                   else self.state.open.clear())
+        pending, windows = self._queued()
         candles, state = fold(self.state, windows, self.spec, now=dt_of(at), until_us=mark, keep_us=self._keep())
         self._prepared = Prepared(at, mark, len(self._pending), self._epoch, candles, state, self._late_ticks(pending))
 
@@ -223,13 +220,9 @@ class CandleEngine:
         self._prepared, self.state = None, ready.state
         self._pending = self._pending[ready.held:]
         self._pending_min = first_us(self._pending)
-        out.revisions = int(ready.candles.get_column(REEMIT).sum()) if ready.candles.height else 0
-        out.candles = stamp(self.ledger.number(ready.candles, ready.late, self.timeframes), now)
-        out.late_trades = 0 if ready.late is None else ready.late.height
-        self._prune()
-        self._refresh()
-        if self._pending_min is not None:  # a new series' first window may close before any cursor window does
-            self._due = min(self._due, self._pending_min // self.base_us * self.base_us + self.base_us)
+        self._emit(out, stamp(ready.candles, now), ready.late)
+        if self._pending_min is not None:
+            self._due_by(self._pending_min)  # trades queued after the fold ahead: their windows are due too
 
     def _keep(self) -> int | None:
         """From where on open windows and gaps are kept for later revisions (us): the floor, on a whole window of
@@ -248,23 +241,36 @@ class CandleEngine:
     def _fold(self, mark: int | None, now: datetime, final: bool, out: EngineOutput) -> EngineOutput:
         """Run the core on everything queued; number revisions; prune what the horizon no longer needs."""
         self._prepared = None  # a fold now supersedes one done ahead
-        pending = pl.concat(self._pending) if self._pending else None
-        windows = (self.store.windows(pending, self.spec.base, self.instruments) if pending is not None
-                   else self.state.open.clear())
+        pending, windows = self._queued()
         late_ticks = self._late_ticks(pending)
         final_us = self.timing.max_event if final else None
         candles, self.state = fold(self.state, windows, self.spec, now=now, until_us=mark, final_us=final_us,
                                    keep_us=self._keep(), changed=self._changed)
         self._pending, self._pending_min, self._changed = [], None, None
-        numbered = self.ledger.number(candles, late_ticks, self.timeframes)
-        if out.candles.height:  # a fold done ahead was emitted in this step too
-            numbered = pl.concat([out.candles, numbered])
+        self._emit(out, candles, late_ticks)
+        return out
+
+    def _queued(self) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+        """(the queued ticks as one frame or None, the base trade windows they fall in, rebuilt from the store)."""
+        pending = pl.concat(self._pending) if self._pending else None
+        if pending is None:
+            return None, self.state.open.clear()
+        return pending, self.store.windows(pending, self.spec.base, self.instruments)
+
+    def _emit(self, out: EngineOutput, candles: pl.DataFrame, late: pl.DataFrame | None) -> None:
+        """Add a fold's candles (revisions numbered) and counts to `out` (a step may emit a fold done ahead and
+        then fold again); prune what the horizon no longer needs."""
+        numbered = self.ledger.number(candles, late, self.timeframes)
+        out.candles = pl.concat([out.candles, numbered]) if out.candles.height else numbered
         out.revisions += int(candles.get_column(REEMIT).sum()) if candles.height else 0
-        out.candles = numbered
-        out.late_trades += 0 if late_ticks is None else late_ticks.height
+        out.late_trades += 0 if late is None else late.height
         self._prune()
         self._refresh()
-        return out
+
+    def _due_by(self, lo_us: int) -> None:
+        """A queued trade at `lo_us` (us) makes its base window due at its end: a new series' first window may
+        close before any cursor window does."""
+        self._due = min(self._due, lo_us // self.base_us * self.base_us + self.base_us)
 
     def _late_ticks(self, pending: pl.DataFrame | None) -> pl.DataFrame | None:
         """The queued ticks that fell in windows already emitted (before their series' base cursor)."""
