@@ -28,8 +28,10 @@ from .status import FeedStatus, tally
 
 log = logging.getLogger(__name__)
 
-# Trades ccxt keeps per symbol between two reads: a burst larger than this between reads would be lost inside ccxt.
-TRADES_LIMIT = 50_000
+# Trades ccxt keeps per symbol (each a dict with the raw message): a burst larger than this between two reads
+# overflows it, which is reported as a gap (GAP_OVERFLOW), never passed over in silence.
+TRADES_LIMIT = 5_000
+GAP_OVERFLOW = "ccxt trade cache overflow"
 OTHER_SYMBOL = "trade of another symbol"
 
 
@@ -80,6 +82,7 @@ class CcxtSource:
         self.source = self.url or f"ccxt:{self.venue}"
         self.status = FeedStatus(self.exchange)
         self.tracker = FeedTracker(self.exchange, self.symbols, source=self.source)
+        self._last_read: dict[str, tuple[Any, dict]] = {}  # unified symbol -> (ccxt's store, newest trade read)
         self._clients: dict[str, Any] = {}  # WebSocket URL -> ccxt's connection object seen at the last read
 
     def _apply_url(self, ex: Any) -> Any:
@@ -126,20 +129,26 @@ class CcxtSource:
                 done, _ = await asyncio.wait(set(tasks.values()), timeout=self.silence_timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
                 reason: str | None = GAP_SILENT if not done else None
-                trades: list[dict] = []
+                woke = False
                 for key, task in list(tasks.items()):
                     if task in done:
                         del tasks[key]
                         try:
-                            trades.extend(task.result())
+                            woke = woke or task.result() is not None
                         except (ccxt.NetworkError, ccxt.ExchangeNotAvailable, OSError) as exc:
                             reason = f"{GAP_DISCONNECT}: {type(exc).__name__}: {exc}"
                         except ccxt.BaseError as exc:
                             raise SourceError(f"{self.venue} refused the trade subscription: {exc}") from exc
+                # ccxt's answer holds the new trades of one symbol only: every symbol's store is read instead
+                trades, overflow = self._drain(ex) if woke else ([], False)
                 if trades and self._reconnected(ex):
                     # ccxt dialled again by itself (the old connection closed while no watch was pending)
                     self.status.lost(GAP_DISCONNECT)
                     gap = self.tracker.down(GAP_DISCONNECT, clock.now())
+                    if gap is not None:
+                        yield SourceChunk(gaps=[gap])
+                if overflow:
+                    gap = self.tracker.down(GAP_OVERFLOW, clock.now())
                     if gap is not None:
                         yield SourceChunk(gaps=[gap])
                 if trades:
@@ -163,6 +172,31 @@ class CcxtSource:
         finally:
             await self._drop(ex, tasks)
             await ex.close()
+
+    def _drain(self, ex: Any) -> tuple[list[dict], bool]:
+        """(trades appended to ccxt's per-symbol stores since the last read, whether a store overflowed: the last
+        trade read was evicted before it was passed). Read from the newest back to the last trade read."""
+        out: list[dict] = []
+        overflow = False
+        stores = getattr(ex, "trades", None) or {}
+        for symbol in self.unified:
+            store = stores.get(symbol)
+            if not store:
+                continue
+            known, last = self._last_read.get(symbol, (None, None))
+            new: list[dict] = []
+            for i in range(len(store) - 1, -1, -1):
+                item = store[i]
+                if item is last:
+                    break
+                new.append(item)
+            else:
+                overflow = overflow or (last is not None and store is known)  # evicted unread (a new store: all new)
+            if new:
+                new.reverse()
+                self._last_read[symbol] = (store, new[-1])
+                out.extend(new)
+        return out, overflow
 
     def _reconnected(self, ex: Any) -> bool:
         """True when a WebSocket connection seen before was replaced by a new one since the last read."""

@@ -210,3 +210,24 @@ def test_stream_cli_candles_equal_decimal_of_the_venue_trades(venue, tmp_path, m
         assert len(closed) == len(expected) >= 2, (symbol, sorted(expected), last_end)
         checked += assert_matches_decimal(emitted, closed)
     assert checked >= 4
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("venue", list(VENUES))
+def test_a_burst_across_symbols_is_read_whole(venue):
+    """Messages of several symbols arriving between two reads: ccxt answers a watch with one symbol's trades, the
+    others wait in its stores; every one is read, none waits for a later message of its symbol."""
+    factory, exchange, given, ids, label, uuids = VENUES[venue]
+    trades = make_trades(ids, 400, uuid_ids=uuids)
+
+    async def scenario():
+        server = await factory(trades, rate=1e6, batch=4).start()
+        try:
+            source = await asyncio.to_thread(CcxtSource, exchange, given, url=server.url, silence_timeout=2)
+            await collect(source, lambda s: s.accepted >= len(trades), timeout=4)
+            return source
+        finally:
+            await server.stop()
+
+    status = asyncio.run(scenario()).status
+    assert (status.received, status.accepted, status.duplicates) == (len(trades), len(trades), 0)
