@@ -43,8 +43,8 @@ def _exchange_class(module: Any, venue: str) -> Any:
     return cls
 
 
-def _config(url: str | None) -> dict:
-    """ccxt constructor options: a larger trade cache; every REST and WebSocket URL on `url`'s host when given."""
+def _config() -> dict:
+    """ccxt constructor options: its rate limiter on, a trade cache of TRADES_LIMIT per symbol."""
     return {"enableRateLimit": True, "options": {"tradesLimit": TRADES_LIMIT}}
 
 
@@ -96,7 +96,7 @@ class CcxtSource:
         """The venue's markets over REST (once, at start); SourceError naming the venue when it cannot be read."""
         import ccxt
 
-        ex = self._apply_url(cls(_config(self.url)))
+        ex = self._apply_url(cls(_config()))
         try:
             return ex.load_markets()
         except ccxt.BaseError as exc:
@@ -111,7 +111,7 @@ class CcxtSource:
         import ccxt
         import ccxt.pro
 
-        ex = self._apply_url(_exchange_class(ccxt.pro, self.venue)(_config(self.url)))
+        ex = self._apply_url(_exchange_class(ccxt.pro, self.venue)(_config()))
         ex.set_markets(self._markets)
         multi = bool(ex.has.get("watchTradesForSymbols"))
         delays = backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
