@@ -16,7 +16,7 @@ from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS,
 from ..kernel import gaps as gp
 from .admission import Band, screen
 from .core import REEMIT, Spec, fold
-from .frames import merge_gaps, reopened
+from .frames import gaps_frame, merge_gaps, reopened
 from .ledger import Ledger
 from .state import NEXT, STARTED, SeriesState, state_from_candles, tail_rows
 from .store import TickStore
@@ -104,6 +104,26 @@ class CandleEngine:
         """Remember intervals of missing data; every window they overlap is emitted (or emitted again) as feed."""
         merged, fresh = merge_gaps(self.state.gaps, gaps)
         self.state = self.state.evolve(gaps=merged)
+        self._reopen(fresh)
+
+    def heal(self, gaps: pl.DataFrame | Sequence[FeedGap]) -> int:
+        """Forget feed gaps a fill proved complete (matched on exchange, symbol, start; give the fill's trades to
+        `step` with or before this): the emitted windows they reached, within the revision horizon, are emitted
+        again without the flag. Returns how many gap rows were forgotten."""
+        healed = gaps_frame(gaps)
+        if healed.height == 0 or self.state.gaps.height == 0:
+            return 0
+        key = [c.EXCHANGE, c.SYMBOL, gp.GAP_START]
+        found = self.state.gaps.join(healed.select(key), on=key, how="semi", nulls_equal=True)
+        if found.height == 0:
+            return 0
+        self.state = self.state.evolve(gaps=self.state.gaps.join(found.select(key), on=key, how="anti", nulls_equal=True))
+        self._reopen(found)
+        self._refresh()
+        return found.height
+
+    def _reopen(self, fresh: pl.DataFrame) -> None:
+        """Queue the series whose emitted windows a new (or healed) gap reaches, to be emitted again from it."""
         changed = reopened(fresh, self.state.cursor, self._floor())
         if changed is not None and changed.height and self._resume is not None:
             # Windows an earlier run wrote are not this run's to revise.

@@ -28,7 +28,12 @@ class TickStore:
         has_id = pl.col(c.ID).is_not_null()
         width = self.base_us
         # One query per batch: a batch is small, and each separate Polars call costs more than its work.
-        keyed = ticks.lazy().filter(has_id).unique(_KEY, keep="first", maintain_order=True)
+        keyed = ticks.lazy().filter(has_id)
+        ids = ticks.get_column(c.ID)
+        if ids.n_unique() < ids.len() - ids.null_count() + (ids.null_count() > 0):
+            # Some id repeats in the batch (in any series): keep each trade's first copy. Ids all distinct need
+            # no per-series pass (a large replay slice is mostly that).
+            keyed = keyed.unique(_KEY, keep="first", maintain_order=True)
         if self.ticks.height:
             keyed = keyed.join(self.ticks.lazy().select(_KEY), on=_KEY, how="anti", maintain_order="left")
         fresh = pl.concat([keyed, ticks.lazy().filter(~has_id)]).with_columns(

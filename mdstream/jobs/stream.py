@@ -123,7 +123,7 @@ class StreamRunner:
        the batcher closes one early when the engine says a window is due (its end + lateness);
     2. give the gaps to the engine, then fold in the ticks: it emits closed windows and revisions;
     3. write candles (mode candles/both), accepted raw ticks (mode ticks/both) and quarantined rows to the sink;
-    4. flush the sink when something closed or commit_interval passed, and only then write the checkpoint;
+    4. flush the sink when something closed (live) or commit_interval passed, and only then write the checkpoint;
     5. update metrics, health and the console.
     Steps 2-5 run on a worker thread, so signals and the feed are served while a batch is computed. At the end of
     a finite input every window up to the last trade is emitted (the one holding it cut short: feed); on
@@ -158,9 +158,11 @@ class StreamRunner:
         run's totals from the checkpoint."""
         self._totals = read_checkpoint(self.opts.checkpoint, self.label, self.engine.timeframes) if self.opts.checkpoint else {}
         if self.opts.live and not self._started_gap:
-            # The window holding the start instant is partial: what traded before the job listened is unknown.
+            # What traded before the job listened is unknown: the window holding the start instant is partial, and
+            # so is any earlier one a straggler (admitted up to horizon + lateness late) falls in.
             start = self.clock.now()
-            self.engine.add_gaps([FeedGap(self.label, (), start, start, GAP_STARTUP)])
+            since = start - timedelta(seconds=self.opts.horizon + self.opts.lateness)
+            self.engine.add_gaps([FeedGap(self.label, (), since, start, GAP_STARTUP)])
             self._started_gap = True
         if not self.opts.warm_start or self.opts.mode == "ticks" or not base.can(self.sink, base.READ_BACK):
             return
@@ -271,7 +273,9 @@ class StreamRunner:
         rejected = [q for q in (batch.quarantine if batch is not None else None, out.late) if q is not None and q.height]
         for q in rejected:
             self._write(base.QUARANTINE, q)
-        self._commit(force=out.candles.height > 0 or final)
+        # Live, closed windows are made visible at once; a replay flushes on the commit interval (each flush of a
+        # file sink costs a connection and a transaction, more than folding an hour of trades).
+        self._commit(force=final or (self.opts.live and out.candles.height > 0))
         self._observe(out, rejected, now)
 
     def _account(self, batch: SourceBatch | None, out: EngineOutput) -> None:
