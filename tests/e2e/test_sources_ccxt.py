@@ -17,7 +17,7 @@ import pytest
 from mdstream.contract import columns as c
 from mdstream.contract.clock import WallClock
 from mdstream.contract.errors import ConfigError
-from mdstream.contract.feed import GAP_DISCONNECT, GAP_STARTUP
+from mdstream.contract.feed import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP
 from mdstream.sources.ccxt_source import CcxtSource
 from support.ccxt_venues import (
     BybitServer,
@@ -231,3 +231,27 @@ def test_a_burst_across_symbols_is_read_whole(venue):
 
     status = asyncio.run(scenario()).status
     assert (status.received, status.accepted, status.duplicates) == (len(trades), len(trades), 0)
+
+
+@pytest.mark.timeout(60)
+def test_a_silent_connection_is_a_gap_and_is_replaced():
+    """The venue keeps the connection open but stops sending: after --silence-timeout the source drops it, reports
+    a `silent feed` gap and reconnects; the trades after it close the gap."""
+    factory, exchange, given, ids, label, uuids = VENUES["okx"]
+    trades = make_trades(ids, 60)
+
+    async def scenario():
+        server = await factory(trades, cut_after=30, stall=True, rate=400).start()
+        try:
+            source = await asyncio.to_thread(CcxtSource, exchange, given, url=server.url, silence_timeout=1,
+                                             backoff_initial=0.05)
+            chunks = await collect(source, lambda s: s.accepted >= len(trades))
+            return source, chunks, server
+        finally:
+            await server.stop()
+
+    source, chunks, server = asyncio.run(scenario())
+    assert source.status.accepted == len(trades) and source.status.reconnects == 1 and server.connections == 2
+    closed = [g for ch in chunks for g in ch.gaps if g.end is not None]
+    assert [g.reason for g in closed] == [GAP_STARTUP, GAP_SILENT]
+    assert (closed[1].end - closed[1].start).total_seconds() >= 1.0

@@ -1,7 +1,8 @@
 """Local stand-ins for venues reached through ccxt: one aiohttp server on 127.0.0.1 answering the venue's public
 markets endpoint (REST) and speaking its public trades WebSocket protocol (subscribe reply, pings, trade pushes),
 shapes as the venues document them (OKX v5, Bybit v5). Trades are stamped with the wall clock when first sent;
-`cut_after` closes the connection mid-feed and `overlap` re-sends trades after the reconnect."""
+`cut_after` closes the connection mid-feed (or, with `stall`, leaves it open and silent) and `overlap` re-sends
+trades after the reconnect."""
 
 from __future__ import annotations
 
@@ -91,9 +92,9 @@ class VenueServer:
     venue = ""
 
     def __init__(self, trades: list[Trade], *, rate: float = 200.0, batch: int = 3, cut_after: int | None = None,
-                 overlap: int = 0):
+                 overlap: int = 0, stall: bool = False):
         self.trades, self.rate, self.batch = list(trades), rate, batch
-        self.cut_after, self.overlap = cut_after, overlap
+        self.cut_after, self.overlap, self.stall = cut_after, overlap, stall
         self.pos = 0
         self.sent: dict[int, Trade] = {}  # index -> the trade as first sent (stamped)
         self.pushed = 0  # trade records pushed, re-sends included
@@ -190,6 +191,8 @@ class VenueServer:
             if self.cut_after is not None and self.pos >= self.cut_after:
                 self.cut_after = None
                 self.pos -= self.overlap  # these are sent again after the reconnect
+                if self.stall:  # a connection that stays open and says nothing more
+                    await asyncio.sleep(3600)
                 await ws.close()
                 return
             await asyncio.sleep(len(group) / self.rate)
