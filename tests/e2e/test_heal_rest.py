@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -105,3 +106,32 @@ def test_a_venue_that_keeps_refusing_is_a_clear_error():
     server = HistoryServer(history(10), throttle=100, retry_after=0.01)
     with pytest.raises(SourceError, match="refused after 3 attempts"):
         run(server, 5_000, 5_005, attempts=3)
+
+
+def test_okx_gap_filled_through_ccxt_history_by_trade_id():
+    """OKX's history-trades through ccxt, paged back by trade id from the first id after the gap."""
+    from mdstream.sources.heal import fill_okx_gap
+    from support.ccxt_venues import OkxServer, make_trades, okx_swap
+
+    trades = [replace(t, ts=T0 + i) for i, t in enumerate(make_trades(["BTC-USDT-SWAP"], 400))]
+    ids = [int(t.id) for t in trades]
+
+    async def scenario(hole: set[int]):
+        server = await OkxServer([], [okx_swap("BTC-USDT-SWAP", "0.01")]).start()
+        server.history = [t for t in trades if int(t.id) not in hole]
+        try:
+            return await fill_okx_gap("okex-swap", "BTC-USDT-SWAP", ids[50], ids[300], now=datetime.now(UTC),
+                                      base_url=server.url)
+        finally:
+            await server.stop()
+
+    fill = asyncio.run(scenario(set()))
+    assert fill.complete and fill.ticks.height == 249 and fill.requests >= 3
+    want = trades[51:300]
+    assert fill.ticks[c.ID].to_list() == [t.id for t in want]
+    assert fill.ticks[c.PRICE].to_list() == [float(t.price) for t in want]
+    assert fill.ticks[c.AMOUNT].to_list() == [float(t.amount) for t in want]
+    assert fill.ticks[c.SIDE].to_list() == [t.side for t in want]
+    assert fill.ticks[c.TIMESTAMP].dt.epoch("ms").to_list() == [t.ts for t in want]
+    holed = asyncio.run(scenario({ids[120]}))
+    assert not holed.complete and holed.reason == "1 of 249 trade ids missing from the history"

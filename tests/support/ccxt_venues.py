@@ -206,9 +206,18 @@ class OkxServer(VenueServer):
     def __init__(self, trades: list[Trade], instruments: list[dict], **kw):
         super().__init__(trades, **kw)
         self.instruments = instruments
+        self.history: list[Trade] = []  # trades /api/v5/market/history-trades holds (stamped)
 
     def rest(self, path: str, query: dict) -> dict | None:
-        """Instruments of the asked instType (empty lists for the others); the public time."""
+        """Instruments of the asked instType (empty lists for the others); the public time; the trade history
+        (type=1: paged by trade id, the `limit` newest trades with ids below `after`, newest first)."""
+        if path == "/api/v5/market/history-trades":
+            after, limit = int(query.get("after") or 10**18), min(int(query.get("limit") or 100), 100)
+            older = sorted((t for t in self.history if t.symbol == query.get("instId") and int(t.id) < after),
+                           key=lambda t: -int(t.id))[:limit]
+            return {"code": "0", "msg": "", "data": [{"instId": t.symbol, "side": t.side, "sz": t.amount,
+                                                       "px": t.price, "source": "0", "tradeId": t.id,
+                                                       "ts": str(t.ts)} for t in older]}
         if path == OKX_INSTRUMENTS:
             data = [i for i in self.instruments if i["instType"] == query.get("instType")]
             return {"code": "0", "msg": "", "data": data}
