@@ -48,7 +48,10 @@ class TickStore:
         """Trade windows of `base` that `fresh` (just added) falls in, recomputed from every retained tick of them,
         volumes by each series' instrument (contract/instruments.INSTRUMENT_SCHEMA; unlisted: linear, size 1)."""
         keys = fresh.select(*_SERIES, W).unique()
-        mine = self.ticks.join(keys, on=[*_SERIES, W], how="semi")
+        # Only ticks at or after the earliest touched window can share one (most of the store is older).
+        oldest = keys.get_column(W).min()
+        held = self.ticks.filter(pl.col(W) >= oldest) if isinstance(oldest, int) else self.ticks
+        mine = held.join(keys, on=[*_SERIES, W], how="semi")
         return sparse_many(mine, base, instruments).select(SPARSE_COLUMNS)
 
     def prune(self, floor_us: int) -> None:

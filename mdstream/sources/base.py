@@ -23,9 +23,9 @@ KEY = "_key"
 MAX_ID_STEP = 10**9
 # How far an exchange's clock may run ahead of ours before its latest event time is no outage start.
 MAX_SKEW = timedelta(minutes=1)
-# How much older than the rest of its chunk a trade delivered after a reconnect may be and still mark the feed's
-# return (trades of one chunk lie within a second of each other on a live feed; a held-back one is an outage older).
-HELD = timedelta(seconds=2)
+# A jump this long between the event times of one chunk delivered after a reconnect separates trades held back from
+# before the outage (an outage older) from the feed's present (a live chunk spans well under a second).
+HELD = timedelta(seconds=5)
 
 
 class Source(Protocol):
@@ -122,14 +122,13 @@ class FeedTracker:
             self._lead = median - now
         gaps: list[FeedGap] = []
         if self._open is not None and isinstance(median, datetime):
-            # Started at an event, it ends at the first event past its start that belongs to the feed's present
-            # (within HELD of the chunk's median): a trade from before the outage delivered after the reconnect
-            # (held back, late) says nothing about when the feed came back. Started at the wall clock (nothing
-            # seen yet, e.g. at startup), it ends with the first event, never before it.
+            # Started at an event, it ends at the first event past its start that belongs to the feed's present:
+            # after the last jump of more than HELD between the chunk's event times. A trade from before the
+            # outage delivered after the reconnect (held back, late) says nothing about when the feed came back.
+            # Started at the wall clock (nothing seen yet, e.g. at startup), it ends with the first event.
             start = self._open.start  # the same start as the open gap it closes (readers match them on it)
             stamps = fresh.get_column(c.TIMESTAMP)
-            later = stamps.filter(stamps >= max(start, median - HELD))
-            first = schema.oldest(later) if self._from_event else schema.oldest(stamps)
+            first = schema.oldest(present(stamps.filter(stamps >= start))) if self._from_event else schema.oldest(stamps)
             if first is not None:
                 first = max(first, start)
                 gaps.append(FeedGap(self.exchange, self._open.symbols, start, first, self._open.reason))
@@ -188,7 +187,7 @@ class FeedTracker:
                     hi, hi_ts = prev, prev_ts
                 elif prev is not None and trade_id > prev + 1:
                     gaps.append(FeedGap(self.exchange, (symbol,), prev_ts, max(ts, prev_ts),
-                                        id_jump_reason(prev, trade_id)))
+                                        id_jump_reason(prev, trade_id), ids=(prev, trade_id)))
                 if not broken:
                     hi, hi_ts = trade_id, ts
             if is_last and hi is not None:
@@ -230,3 +229,12 @@ def _summary(keyed: pl.LazyFrame, *, rising: bool = False) -> pl.LazyFrame:
     extra = [(k > k.shift(1)).all().alias("_rising")] if rising else []
     return keyed.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"),
                                         *band_stats(), *extra)
+
+
+def present(stamps: pl.Series) -> pl.Series:
+    """The event times after the last jump of more than HELD between consecutive (sorted) ones: the feed's present."""
+    ordered = stamps.sort()
+    if ordered.len() < 2:
+        return ordered
+    jumps = (ordered.diff() > HELD).fill_null(False).arg_true()
+    return ordered if jumps.len() == 0 else ordered.slice(int(jumps[-1]))

@@ -35,9 +35,9 @@ DELAYS_MS = st.one_of(st.integers(0, 900), st.integers(0, 900), st.integers(1_00
                       st.integers(40_000, 90_000), st.integers(-20_000, -8_000))
 
 
-def _engine() -> CandleEngine:
+def _engine(ahead: timedelta) -> CandleEngine:
     """The engine as the stream job builds it (shortened horizon, so that pruning and quarantine happen)."""
-    return CandleEngine(TIMEFRAMES, lateness=LATENESS, horizon=HORIZON, max_quiet=timedelta(seconds=20))
+    return CandleEngine(TIMEFRAMES, lateness=LATENESS, horizon=HORIZON, max_quiet=timedelta(seconds=20), ahead=ahead)
 
 
 def _reference(ticks: pl.DataFrame, gaps: list[dict], end: datetime) -> pl.DataFrame:
@@ -50,10 +50,12 @@ def _reference(ticks: pl.DataFrame, gaps: list[dict], end: datetime) -> pl.DataF
 class EngineMachine(RuleBasedStateMachine):
     """The model: the wall clock, the ticks the engine accepted (minus those a restart lost), the gaps injected."""
 
+    ahead = timedelta(0)  # windows folded ahead of their closing time (none here; see the subclass)
+
     def __init__(self) -> None:
         super().__init__()
         self.now = T0 + timedelta(hours=1)
-        self.engine = _engine()
+        self.engine = _engine(self.ahead)
         self.kept: list[pl.DataFrame] = []
         self.emitted: list[pl.DataFrame] = []
         self.gaps: list[dict] = []
@@ -147,7 +149,7 @@ class EngineMachine(RuleBasedStateMachine):
     def restart(self):
         """The job restarts warm from what it wrote; what it held but had not written is lost (marked feed)."""
         stored = latest(pl.concat(self.emitted)) if self.emitted else pl.DataFrame(schema=CANDLE_SCHEMA)
-        self.engine = _engine()
+        self.engine = _engine(self.ahead)
         self.engine.warm(stored, restarted_at=self.now)
         resume = self.engine._resume
         resumed: dict[str, datetime] = {}
@@ -198,6 +200,15 @@ class EngineMachine(RuleBasedStateMachine):
         assert_same(expected, stream)
 
 
-EngineMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=20, deadline=None,
-                                           suppress_health_check=[HealthCheck.too_slow])
+class FoldAheadMachine(EngineMachine):
+    """The same, with windows folded up to 0.4 s before they are due and emitted when they are: the clock steps
+    land in that span often, and trades arriving meanwhile must void the fold when they reach its windows."""
+
+    ahead = timedelta(milliseconds=400)
+
+
+for machine in (EngineMachine, FoldAheadMachine):
+    machine.TestCase.settings = settings(max_examples=30, stateful_step_count=20, deadline=None,
+                                         suppress_health_check=[HealthCheck.too_slow])
 TestEngineMachine = EngineMachine.TestCase
+TestFoldAheadMachine = FoldAheadMachine.TestCase
