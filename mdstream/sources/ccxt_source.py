@@ -48,6 +48,19 @@ def _config() -> dict:
     return {"enableRateLimit": True, "options": {"tradesLimit": TRADES_LIMIT}}
 
 
+def _after(store: Any, last: dict | None) -> tuple[list[dict], bool]:
+    """(the items of a ccxt cache after `last`, oldest first; whether `last` was found), scanned from the newest."""
+    new: list[dict] = []
+    for i in range(len(store) - 1, -1, -1):
+        item = store[i]
+        if item is last:
+            new.reverse()
+            return new, True
+        new.append(item)
+    new.reverse()
+    return new, False
+
+
 class CcxtSource:
     """Trades of one venue's symbols through ccxt.pro (`watch_trades_for_symbols`, else one `watch_trades` per
     symbol). Markets load once at start (REST): symbols in the venue's form or ccxt's unified form, labels as Tardis
@@ -129,18 +142,17 @@ class CcxtSource:
                 done, _ = await asyncio.wait(set(tasks.values()), timeout=self.silence_timeout,
                                              return_when=asyncio.FIRST_COMPLETED)
                 reason: str | None = GAP_SILENT if not done else None
-                woke = False
                 for key, task in list(tasks.items()):
                     if task in done:
                         del tasks[key]
                         try:
-                            woke = woke or task.result() is not None
+                            task.result()  # only a wake-up: the stores are read below
                         except (ccxt.NetworkError, ccxt.ExchangeNotAvailable, OSError) as exc:
                             reason = f"{GAP_DISCONNECT}: {type(exc).__name__}: {exc}"
                         except ccxt.BaseError as exc:
                             raise SourceError(f"{self.venue} refused the trade subscription: {exc}") from exc
                 # ccxt's answer holds the new trades of one symbol only: every symbol's store is read instead
-                trades, overflow = self._drain(ex) if woke else ([], False)
+                trades, overflow = self._drain(ex)  # after a failed or silent watch too: what came before it counts
                 if trades and self._reconnected(ex):
                     # ccxt dialled again by itself (the old connection closed while no watch was pending)
                     self.status.lost(GAP_DISCONNECT)
@@ -175,27 +187,27 @@ class CcxtSource:
 
     def _drain(self, ex: Any) -> tuple[list[dict], bool]:
         """(trades appended to ccxt's per-symbol stores since the last read, whether a store overflowed: the last
-        trade read was evicted before it was passed). Read from the newest back to the last trade read."""
+        trade read was evicted before it was passed). When ccxt replaced a store, the unread rest of the old one
+        comes first, then the whole new one."""
         out: list[dict] = []
         overflow = False
         stores = getattr(ex, "trades", None) or {}
         for symbol in self.unified:
             store = stores.get(symbol)
-            if not store:
-                continue
             known, last = self._last_read.get(symbol, (None, None))
             new: list[dict] = []
-            for i in range(len(store) - 1, -1, -1):
-                item = store[i]
-                if item is last:
-                    break
-                new.append(item)
-            else:
-                overflow = overflow or (last is not None and store is known)  # evicted unread (a new store: all new)
-            if new:
-                new.reverse()
-                self._last_read[symbol] = (store, new[-1])
-                out.extend(new)
+            if known is not None and store is not known:
+                new, _ = _after(known, last)  # what the replaced store still held unread
+                last = None
+            if store:
+                fresh, found = _after(store, last)
+                overflow = overflow or (last is not None and not found)
+                new.extend(fresh)
+                if new:
+                    self._last_read[symbol] = (store, new[-1])
+            elif new:
+                self._last_read[symbol] = (known, new[-1])
+            out.extend(new)
         return out, overflow
 
     def _reconnected(self, ex: Any) -> bool:
