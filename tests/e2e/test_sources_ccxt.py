@@ -174,7 +174,8 @@ def test_stream_cli_candles_equal_decimal_of_the_venue_trades(venue, tmp_path, m
     trades = make_trades(ids, count, uuid_ids=uuids)
 
     async def scenario():
-        server = await factory(trades, rate=200, batch=4, cut_after=count // 2, overlap=20).start()
+        server = await factory(trades, rate=200, batch=4, cut_after=count // 2, overlap=20,
+                               resend_on_connect=50).start()
         job = CliStream(tmp_path, "ccxt", ",".join(given), server.url, "--exchange", exchange, "--timeframes", "15s")
         try:
             await job.start()
@@ -190,8 +191,9 @@ def test_stream_cli_candles_equal_decimal_of_the_venue_trades(venue, tmp_path, m
     code, job, accounting, server = asyncio.run(scenario())
     assert code == 0, job.output()[-3000:]
     # the drop was seen and counted; the re-sent trades are duplicates, not volume
-    assert accounting["duplicates"] == 20 and accounting["reconnects"] >= 1, accounting
-    assert accounting["received"] == accounting["accepted"] + accounting["duplicates"] == count + 20
+    assert accounting["duplicates"] >= 20 and accounting["reconnects"] >= 1, accounting
+    assert accounting["received"] == accounting["accepted"] + accounting["duplicates"], accounting
+    assert accounting["accepted"] == count, accounting
 
     ticks = read_db(job.db, "SELECT * FROM ticks ORDER BY symbol, timestamp, id")
     assert ticks.height == count and ticks[c.EXCHANGE].unique().to_list() == [label]

@@ -92,9 +92,12 @@ class VenueServer:
     venue = ""
 
     def __init__(self, trades: list[Trade], *, rate: float = 200.0, batch: int = 3, cut_after: int | None = None,
-                 overlap: int = 0, stall: bool = False):
+                 overlap: int = 0, stall: bool = False, resend_on_connect: int = 0):
         self.trades, self.rate, self.batch = list(trades), rate, batch
         self.cut_after, self.overlap, self.stall = cut_after, overlap, stall
+        # a new connection first gets this many trades again (as venues re-send recent trades): a message lost on
+        # a connection the client dropped (its ping timed out under load) is then re-sent, not lost by the stand-in
+        self.resend_on_connect = resend_on_connect
         self.pos = 0
         self.sent: dict[int, Trade] = {}  # index -> the trade as first sent (stamped)
         self.pushed = 0  # trade records pushed, re-sends included
@@ -165,6 +168,8 @@ class VenueServer:
                     await ws.send_str(json.dumps(reply))
                 symbols.update(names)
                 if names and pusher is None:
+                    if self.connections > 1:
+                        self.pos = max(0, self.pos - self.resend_on_connect)
                     pusher = asyncio.ensure_future(self._push(ws, symbols))
         finally:
             if pusher is not None:
