@@ -18,16 +18,19 @@ def _default(name: str):
     return default(StreamRequest, name)
 
 
-SOURCES = ("binance", "binance-futures", "binance-delivery", "tardis-machine", "replay", "synthetic")
+SOURCES = ("binance", "binance-futures", "binance-delivery", "ccxt", "tardis-machine", "replay", "synthetic")
 
 
 @click.command()
 @click.option("--source", type=click.Choice(SOURCES), default=_default("source"), show_default=True,
-              help="binance (spot), binance-futures (USD-M), binance-delivery (COIN-M) WebSocket, tardis-machine, "
-                   "replay of files, or a simulated market.")
+              help="binance (spot), binance-futures (USD-M), binance-delivery (COIN-M) WebSocket, ccxt (other venues: "
+                   "--exchange okx|bybit|coinbase|kraken|deribit|hyperliquid), tardis-machine, replay of files, or a "
+                   "simulated market.")
 @click.option("--symbols", help="Comma-separated symbols, e.g. BTCUSDT,ETHUSDT (live sources, synthetic).")
-@click.option("--exchange", help="Exchange for tardis-machine (e.g. binance-futures), or to label a replay.")
-@click.option("--url", help="WebSocket URL override (e.g. ws://127.0.0.1:9000 for a local server).")
+@click.option("--exchange", help="Exchange for ccxt (okx, bybit, bybit-spot, okex-swap, ...) or tardis-machine "
+                                 "(e.g. binance-futures), or to label a replay.")
+@click.option("--url", help="WebSocket URL override (e.g. ws://127.0.0.1:9000 for a local server); for ccxt, the "
+                            "host every REST and WebSocket call goes to (e.g. http://127.0.0.1:9000).")
 @click.option("--silence-timeout", type=click.FloatRange(min=0, min_open=True), default=_default("silence_timeout"),
               show_default=True,
               help="Live sources: seconds without any message before the feed counts as down and reconnects.")
@@ -75,6 +78,7 @@ def stream(**kw) -> None:
       mdstream stream --source synthetic --duration 30
       mdstream stream --source binance --symbols BTCUSDT,ETHUSDT --metrics-port 9108
       mdstream stream --source binance-delivery --symbols BTCUSD_PERP,ETHUSD_PERP
+      mdstream stream --source ccxt --exchange okx --symbols BTC-USDT-SWAP,ETH/USDT:USDT
       mdstream stream --source replay --input spot_btcusdt_20240808.gz --speed 0
     """
     import asyncio

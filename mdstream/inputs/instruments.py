@@ -95,12 +95,18 @@ class InstrumentBook:
         self.warnings: list[str] = []
         self._venue: dict[str, dict[str, Instrument]] = {}
         self._resolved: dict[tuple[str, str], Instrument] = {}
+        self._learned: dict[tuple[str, str], Instrument] = {}
+
+    def learn(self, instruments: Iterable[Instrument]) -> None:
+        """Venue records a source read at run time (ccxt's markets): below overrides, above every other record."""
+        self._learned.update(((i.exchange, i.symbol), i) for i in instruments)
 
     def resolve(self, exchange: str, symbol: str) -> Instrument:
-        """The instrument of (exchange, symbol): override, venue list, built-in table, or the fallback."""
+        """The instrument of (exchange, symbol): override, learned, venue list, built-in table, or the fallback."""
         key = (exchange, symbol)
         if key not in self._resolved:
-            found = self.overrides.get(key) or self._venue_list(exchange).get(symbol) or builtin(exchange, symbol)
+            found = (self.overrides.get(key) or self._learned.get(key) or self._venue_list(exchange).get(symbol)
+                     or builtin(exchange, symbol))
             if found is None:
                 found = fallback(exchange, symbol)
                 if found.unknown:

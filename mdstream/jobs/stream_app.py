@@ -28,6 +28,13 @@ def build_source(req: StreamRequest):
             raise ConfigError(f"--source {req.source} needs --symbols")
         return BinanceSource(symbols, market=req.source, url=req.url, silence_timeout=req.silence_timeout,
                              **batching), WallClock()
+    if req.source == "ccxt":
+        from ..sources.ccxt_source import CcxtSource
+
+        if not (req.exchange and symbols):
+            raise ConfigError("--source ccxt needs --exchange (e.g. okx, bybit) and --symbols")
+        return CcxtSource(req.exchange, symbols, url=req.url, silence_timeout=req.silence_timeout,
+                          **batching), WallClock()
     if req.source == "tardis-machine":
         from ..sources.tardis_machine import TardisMachineSource
 
@@ -73,6 +80,7 @@ async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
     from ..inputs.instruments import InstrumentBook
 
     book = InstrumentBook(req.instruments)
+    book.learn(getattr(source, "instruments", ()))  # what a source read from its venue (ccxt's markets)
     try:
         return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health,
                                   instruments=book).run()

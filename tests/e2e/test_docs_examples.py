@@ -23,6 +23,7 @@ NOT_RUN = [
     (r"^scripts/test\.sh", "runs this very suite"),
     (r"^scripts/deploy\.sh", "checked as dry runs by test_deploy"),
     (r"--source binance\b", "needs the live exchange"),
+    (r"--source ccxt\b", "needs the live exchange (test_sources_ccxt runs it against local venue stand-ins)"),
     (r"^(gcloud|bq) |--sink bigquery|bigquery init", "needs Google Cloud (the emulator tests cover these)"),
     (r"^docker", "needs Docker (test_dockerfile covers the image)"),
     (r"^mdstream serve\b", "a web server that runs until stopped (test_serve and test_serve_live cover it)"),
