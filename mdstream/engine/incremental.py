@@ -4,8 +4,7 @@ revision numbers, the watermark). Batch in; closed windows, revisions and quaran
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -14,10 +13,13 @@ from ..contract import timeframes as tfm
 from ..contract.feed import FeedGap
 from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
 from ..kernel import gaps as gp
+from ..kernel.grid import stamp
 from .admission import Band, screen
+from .ahead import Prepared, still_valid
 from .core import REEMIT, Spec, fold
-from .frames import merge_gaps, reopened
+from .frames import gaps_frame, merge_gaps, reopened
 from .ledger import Ledger
+from .output import NEVER, EngineOutput, dt_of, first_us, us_of, width_us
 from .state import NEXT, STARTED, SeriesState, state_from_candles, tail_rows
 from .store import TickStore
 from .store import W as STORE_W
@@ -30,25 +32,6 @@ _TICK_POLARS_SCHEMA = pl.DataFrame(schema=TICK_SCHEMA).schema
 _US = timedelta(microseconds=1)
 
 
-@dataclass
-class EngineOutput:
-    """What one step produced: candle rows (new and revised), quarantined ticks, and counts."""
-
-    candles: pl.DataFrame
-    late: pl.DataFrame  # quarantine rows: implausible times, beyond the revision horizon, written by an earlier run
-    accepted: int = 0
-    duplicates: int = 0  # exact repeats of a retained trade, and (replay) trades an earlier run already folded
-    revisions: int = 0  # rows emitted again (a late trade, a gap found after emission, features that follow)
-    late_trades: int = 0  # accepted trades that fell in an already emitted window
-    quarantined_by: dict[str, int] = field(default_factory=dict)  # quarantine rows of this step by reason
-    ticks: pl.DataFrame | None = None  # the accepted ticks themselves (each trade once, plausible)
-
-
-def _us(when: datetime) -> int:
-    """Epoch microseconds of an aware datetime."""
-    return tfm.epoch_us(when)
-
-
 class CandleEngine:
     """Open windows per (exchange, symbol, timeframe); `step` folds in a batch and emits what the watermark
     closed. live=True: a live feed (the wall clock closes windows on a quiet feed, within bounds; ticks are
@@ -57,7 +40,7 @@ class CandleEngine:
     def __init__(self, timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES, *, lateness: timedelta = timedelta(seconds=1),
                  horizon: timedelta = timedelta(minutes=2), live: bool = True, max_skew: timedelta = timedelta(seconds=5),
                  max_quiet: timedelta = timedelta(seconds=60), max_span: timedelta = timedelta(days=1),
-                 instruments: pl.DataFrame | None = None):
+                 instruments: pl.DataFrame | None = None, ahead: timedelta = timedelta(0)):
         self.lateness_us, self.horizon_us = lateness // _US, horizon // _US
         base = tuple(sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us))
         self.spec = Spec(base, tail_rows(self.horizon_us + self.lateness_us, tfm.duration_us(base[0])), max_span // _US)
@@ -74,15 +57,20 @@ class CandleEngine:
         self._pending: list[pl.DataFrame] = []  # accepted ticks not folded in yet
         self._pending_min: int | None = None
         self._changed: pl.DataFrame | None = None  # series whose emitted windows a new gap reaches
-        self._due: int = _NEVER  # the earliest window end due (epoch us), kept by _refresh
+        self._due: int = NEVER  # the earliest window end due (epoch us), kept by _refresh
         self._resume: pl.DataFrame | None = None  # after a warm start: where the stored windows end, per series
+        # live: fold this long before a window is due and emit the result when it is (engine/ahead.py)
+        self.ahead_us = ahead // _US if live else 0
+        self._prepared: Prepared | None = None
+        self._tried: int | None = None  # the due instant a fold ahead was last attempted for
+        self._epoch = 0  # counts changes of the gaps: a fold ahead is only good for the epoch it saw
         self._refresh()
 
     # -- public -------------------------------------------------------------------------------------------
     @property
     def max_event(self) -> datetime | None:
         """The newest event time admitted."""
-        return None if self.timing.max_event is None else _dt(self.timing.max_event)
+        return None if self.timing.max_event is None else dt_of(self.timing.max_event)
 
     def warm(self, candles: pl.DataFrame, *, restarted_at: datetime | None = None) -> None:
         """Resume from candles read back from the sink: the grid continues after the newest stored window, features
@@ -91,11 +79,12 @@ class CandleEngine:
         state = state_from_candles(candles, self.timeframes, tail_rows=self.spec.tail_rows)
         if state.cursor.height == 0:
             return
+        self._epoch += 1
         ends = state.cursor.group_by(c.EXCHANGE, c.SYMBOL).agg(pl.col(NEXT).max().dt.epoch("us").alias("_resume"))
         self._resume = ends
         self.state = state
         if restarted_at is not None:
-            self.add_gaps(ends.filter(pl.col("_resume") < _us(restarted_at)).select(
+            self.add_gaps(ends.filter(pl.col("_resume") < us_of(restarted_at)).select(
                 c.EXCHANGE, c.SYMBOL, pl.col("_resume").cast(TS).alias(gp.GAP_START),
                 pl.lit(restarted_at).cast(TS).alias(gp.GAP_END), pl.lit(GAP_RESTART).alias(gp.GAP_REASON)))
         self._refresh()
@@ -104,6 +93,28 @@ class CandleEngine:
         """Remember intervals of missing data; every window they overlap is emitted (or emitted again) as feed."""
         merged, fresh = merge_gaps(self.state.gaps, gaps)
         self.state = self.state.evolve(gaps=merged)
+        self._epoch += 1
+        self._reopen(fresh)
+
+    def heal(self, gaps: pl.DataFrame | Sequence[FeedGap]) -> int:
+        """Forget feed gaps a fill proved complete (matched on exchange, symbol, start; give the fill's trades to
+        `step` with or before this): the emitted windows they reached, within the revision horizon, are emitted
+        again without the flag. Returns how many gap rows were forgotten."""
+        healed = gaps_frame(gaps)
+        if healed.height == 0 or self.state.gaps.height == 0:
+            return 0
+        key = [c.EXCHANGE, c.SYMBOL, gp.GAP_START]
+        found = self.state.gaps.join(healed.select(key), on=key, how="semi", nulls_equal=True)
+        if found.height == 0:
+            return 0
+        self.state = self.state.evolve(gaps=self.state.gaps.join(found.select(key), on=key, how="anti", nulls_equal=True))
+        self._epoch += 1
+        self._reopen(found)
+        self._refresh()
+        return found.height
+
+    def _reopen(self, fresh: pl.DataFrame) -> None:
+        """Queue the series whose emitted windows a new (or healed) gap reaches, to be emitted again from it."""
         changed = reopened(fresh, self.state.cursor, self._floor())
         if changed is not None and changed.height and self._resume is not None:
             # Windows an earlier run wrote are not this run's to revise.
@@ -129,8 +140,12 @@ class CandleEngine:
         input, `final`: every window up to the one holding the newest event, that one marked feed), and again
         every emitted window the ticks or new gaps changed."""
         out = self._admit(ticks, now)
-        mark = self.timing.watermark(_us(now), outage=self._outage)
+        if self._prepared is not None:
+            self._settle(now, out)
+        mark = self.timing.watermark(us_of(now), outage=self._outage)
         if not (final or self._changed is not None or self._revising() or (mark is not None and self._due <= mark)):
+            if self.ahead_us and self._prepared is None:
+                self._prepare(us_of(now))
             return out  # nothing closes and nothing was revised: the windows are folded when something does
         return self._fold(mark, now, final, out)
 
@@ -140,7 +155,7 @@ class CandleEngine:
             return EngineOutput(_NO_CANDLES, _NO_LATE, ticks=None)
         if ticks.schema != _TICK_POLARS_SCHEMA:
             ticks = conform(ticks, TICK_SCHEMA)
-        now_us = _us(now)
+        now_us = us_of(now)
         screened = screen(ticks, self.band, now_us=now_us, floor_us=self._floor(), resume=self._resume_frame(), now=now)
         late, dups = screened.quarantine, screened.resumed
         reasons = dict(late.group_by(c.Q_REASON).len().iter_rows()) if late.height else {}
@@ -153,10 +168,12 @@ class CandleEngine:
     def next_close(self) -> datetime | None:
         """When (on the clock `step` takes) the earliest open window closes if nothing more arrives; None if only
         a new trade can close it."""
-        if self._due == _NEVER:
+        if self._due == NEVER:
             return None
         at = self.timing.due_at(self._due, outage=self._outage)
-        return None if at is None else _dt(at)
+        if at is not None and self.ahead_us and self._prepared is None and self._tried != at:
+            at -= self.ahead_us  # wake early to fold ahead (once per due instant)
+        return None if at is None else dt_of(at)
 
     def held(self) -> int:
         """Rows of state held (ticks, open windows, tails, ledger): flat on a long run."""
@@ -178,24 +195,74 @@ class CandleEngine:
         """Whether queued ticks fall in an emitted window (fold at once: a revision is not held back)."""
         return self._pending_min is not None and self._pending_min < self._emitted_upto
 
+    def _prepare(self, now_us: int) -> None:
+        """Fold ahead for the earliest due instant when it is at most 2 x ahead away (see engine/ahead.py)."""
+        at = self.timing.due_at(self._due, outage=self._outage) if self._due != NEVER else None
+        if at is None or not at - 2 * self.ahead_us <= now_us < at:
+            return
+        self._tried = at
+        mark = self.timing.peek(at, outage=self._outage)
+        if mark is None or self._due > mark:
+            return
+        pending = pl.concat(self._pending) if self._pending else None
+        windows = (self.store.windows(pending, self.spec.base, self.instruments) if pending is not None
+                   else self.state.open.clear())
+        candles, state = fold(self.state, windows, self.spec, now=dt_of(at), until_us=mark, keep_us=self._keep())
+        self._prepared = Prepared(at, mark, len(self._pending), self._epoch, candles, state, self._late_ticks(pending))
+
+    def _settle(self, now: datetime, out: EngineOutput) -> None:
+        """Emit the fold done ahead once its watermark is reached, if still valid; drop it if not."""
+        ready = self._prepared
+        assert ready is not None
+        if not still_valid(ready, self._pending, self._epoch, self.base_us):
+            self._prepared = None
+            return
+        mark = self.timing.peek(us_of(now), outage=self._outage)
+        if mark is None or mark < ready.mark_us:
+            return  # not due yet: keep it
+        self._prepared, self.state = None, ready.state
+        self._pending = self._pending[ready.held:]
+        self._pending_min = first_us(self._pending)
+        out.revisions = int(ready.candles.get_column(REEMIT).sum()) if ready.candles.height else 0
+        out.candles = stamp(self.ledger.number(ready.candles, ready.late, self.timeframes), now)
+        out.late_trades = 0 if ready.late is None else ready.late.height
+        self._prune()
+        self._refresh()
+        if self._pending_min is not None:  # a new series' first window may close before any cursor window does
+            self._due = min(self._due, self._pending_min // self.base_us * self.base_us + self.base_us)
+
+    def _keep(self) -> int | None:
+        """From where on open windows and gaps are kept for later revisions (us): the floor, on a whole window of
+        the longest timeframe."""
+        floor = self._floor()
+        longest = tfm.duration_us(self.timeframes[-1])
+        return None if floor is None else floor // longest * longest
+
+    def _prune(self) -> None:
+        """Forget ticks and revision numbers the horizon no longer needs."""
+        floor = self._floor()
+        if floor is not None:
+            self.store.prune(floor)
+            self.ledger.prune(floor)
+
     def _fold(self, mark: int | None, now: datetime, final: bool, out: EngineOutput) -> EngineOutput:
         """Run the core on everything queued; number revisions; prune what the horizon no longer needs."""
+        self._prepared = None  # a fold now supersedes one done ahead
         pending = pl.concat(self._pending) if self._pending else None
         windows = (self.store.windows(pending, self.spec.base, self.instruments) if pending is not None
                    else self.state.open.clear())
         late_ticks = self._late_ticks(pending)
-        floor = self._floor()
-        keep = None if floor is None else floor // tfm.duration_us(self.timeframes[-1]) * tfm.duration_us(self.timeframes[-1])
         final_us = self.timing.max_event if final else None
         candles, self.state = fold(self.state, windows, self.spec, now=now, until_us=mark, final_us=final_us,
-                                   keep_us=keep, changed=self._changed)
+                                   keep_us=self._keep(), changed=self._changed)
         self._pending, self._pending_min, self._changed = [], None, None
-        out.revisions = int(candles.get_column(REEMIT).sum()) if candles.height else 0
-        out.candles = self.ledger.number(candles, late_ticks, self.timeframes)
-        out.late_trades = 0 if late_ticks is None else late_ticks.height
-        if floor is not None:
-            self.store.prune(floor)
-            self.ledger.prune(floor)
+        numbered = self.ledger.number(candles, late_ticks, self.timeframes)
+        if out.candles.height:  # a fold done ahead was emitted in this step too
+            numbered = pl.concat([out.candles, numbered])
+        out.revisions += int(candles.get_column(REEMIT).sum()) if candles.height else 0
+        out.candles = numbered
+        out.late_trades += 0 if late_ticks is None else late_ticks.height
+        self._prune()
         self._refresh()
         return out
 
@@ -212,13 +279,13 @@ class CandleEngine:
         cursor = self.state.cursor
         if cursor.height:
             ends, upto = cursor.select(
-                (pl.col(NEXT).dt.epoch("us") + _width()).min().alias("due"),
+                (pl.col(NEXT).dt.epoch("us") + width_us()).min().alias("due"),
                 pl.col(NEXT).filter(pl.col(STARTED) & (pl.col(c.TIMEFRAME) == self.spec.base)).dt.epoch("us").max().alias("upto"),
             ).row(0)
         else:
             ends, upto = None, None
-        self._due = ends if ends is not None else _NEVER
-        self._emitted_upto = upto if upto is not None else -_NEVER
+        self._due = ends if ends is not None else NEVER
+        self._emitted_upto = upto if upto is not None else -NEVER
         self._outage = self.state.gaps.get_column(gp.GAP_END).null_count() > 0 if self.state.gaps.height else False
 
     def _floor(self) -> int | None:
@@ -235,16 +302,3 @@ class CandleEngine:
             if floor is not None and isinstance(resumed, int) and resumed < floor:
                 self._resume = None  # the revision floor rejects those ticks on its own now
         return self._resume
-
-
-_NEVER = 2**62
-
-
-def _width() -> pl.Expr:
-    """Window length in us of the row's timeframe."""
-    return pl.col(c.TIMEFRAME).replace_strict(tfm.TIMEFRAME_US, return_dtype=pl.Int64)
-
-
-def _dt(us: int) -> datetime:
-    """An epoch-us integer as an aware datetime (only for plausible times)."""
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)

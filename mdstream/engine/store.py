@@ -28,7 +28,12 @@ class TickStore:
         has_id = pl.col(c.ID).is_not_null()
         width = self.base_us
         # One query per batch: a batch is small, and each separate Polars call costs more than its work.
-        keyed = ticks.lazy().filter(has_id).unique(_KEY, keep="first", maintain_order=True)
+        keyed = ticks.lazy().filter(has_id)
+        ids = ticks.get_column(c.ID)
+        if ids.n_unique() < ids.len() - ids.null_count() + (ids.null_count() > 0):
+            # Some id repeats in the batch (in any series): keep each trade's first copy. Ids all distinct need
+            # no per-series pass (a large replay slice is mostly that).
+            keyed = keyed.unique(_KEY, keep="first", maintain_order=True)
         if self.ticks.height:
             keyed = keyed.join(self.ticks.lazy().select(_KEY), on=_KEY, how="anti", maintain_order="left")
         fresh = pl.concat([keyed, ticks.lazy().filter(~has_id)]).with_columns(
@@ -43,7 +48,10 @@ class TickStore:
         """Trade windows of `base` that `fresh` (just added) falls in, recomputed from every retained tick of them,
         volumes by each series' instrument (contract/instruments.INSTRUMENT_SCHEMA; unlisted: linear, size 1)."""
         keys = fresh.select(*_SERIES, W).unique()
-        mine = self.ticks.join(keys, on=[*_SERIES, W], how="semi")
+        # Only ticks at or after the earliest touched window can share one (most of the store is older).
+        oldest = keys.get_column(W).min()
+        held = self.ticks.filter(pl.col(W) >= oldest) if isinstance(oldest, int) else self.ticks
+        mine = held.join(keys, on=[*_SERIES, W], how="semi")
         return sparse_many(mine, base, instruments).select(SPARSE_COLUMNS)
 
     def prune(self, floor_us: int) -> None:

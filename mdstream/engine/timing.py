@@ -30,9 +30,16 @@ class Timing:
             self.arrival = min(received if received is not None else now, now)
 
     def watermark(self, now: int, *, outage: bool) -> int | None:
-        """Windows ending at or before this may close: live, max_event + min(now - arrival, max_quiet) - lateness
-        (no bound during an outage; now - lateness before the first event of an outage); replay,
-        max(max_event, now) - lateness."""
+        """Windows ending at or before this may close (it never moves back): see `peek`."""
+        mark = self.peek(now, outage=outage)
+        if mark is not None:
+            self.mark = mark
+        return self.mark
+
+    def peek(self, now: int, *, outage: bool) -> int | None:
+        """The watermark at clock time `now`, without moving it: live, max_event + min(now - arrival, max_quiet)
+        - lateness (no bound during an outage; now - lateness before the first event of an outage); replay,
+        max(max_event, now) - lateness; never below the mark reached so far."""
         if self.live:
             if self.max_event is None:
                 mark = now - self.lateness_us if outage else None
@@ -44,9 +51,9 @@ class Timing:
         else:
             latest = now if self.max_event is None else max(self.max_event, now)
             mark = latest - self.lateness_us
-        if mark is not None:
-            self.mark = mark if self.mark is None else max(self.mark, mark)
-        return self.mark
+        if mark is None:
+            return self.mark
+        return mark if self.mark is None else max(self.mark, mark)
 
     def due_at(self, end: int, *, outage: bool) -> int | None:
         """Clock time (epoch us, the same clock `watermark` takes) at which a window ending at `end` closes if

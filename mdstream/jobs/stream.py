@@ -19,7 +19,8 @@ from ..contract.clock import Clock, WallClock
 from ..contract.errors import ConfigError, SinkUnavailable
 from ..contract.feed import GAP_STARTUP, FeedGap
 from ..contract.schema import TICK_SCHEMA
-from ..engine.incremental import CandleEngine, EngineOutput
+from ..engine.incremental import CandleEngine
+from ..engine.output import EngineOutput
 from ..inputs.instruments import InstrumentBook
 from ..kernel.grid import stamp
 from ..sinks import base
@@ -28,6 +29,8 @@ from .batcher import SourceBatch, source_batches
 from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 2
+# Windows are folded up to this long (at most half the lateness) before they are due, and emitted when they are.
+FOLD_AHEAD_S = 0.25
 
 
 @dataclass(frozen=True)
@@ -123,7 +126,7 @@ class StreamRunner:
        the batcher closes one early when the engine says a window is due (its end + lateness);
     2. give the gaps to the engine, then fold in the ticks: it emits closed windows and revisions;
     3. write candles (mode candles/both), accepted raw ticks (mode ticks/both) and quarantined rows to the sink;
-    4. flush the sink when something closed or commit_interval passed, and only then write the checkpoint;
+    4. flush the sink when something closed (live) or commit_interval passed, and only then write the checkpoint;
     5. update metrics, health and the console.
     Steps 2-5 run on a worker thread, so signals and the feed are served while a batch is computed. At the end of
     a finite input every window up to the last trade is emitted (the one holding it cut short: feed); on
@@ -140,7 +143,8 @@ class StreamRunner:
         self.console, self.metrics, self.health = console, metrics, health
         self.engine = CandleEngine(opts.timeframes, lateness=timedelta(seconds=opts.lateness),
                                    horizon=timedelta(seconds=opts.horizon), live=opts.live,
-                                   max_skew=timedelta(seconds=opts.max_skew), max_quiet=timedelta(seconds=opts.max_quiet))
+                                   max_skew=timedelta(seconds=opts.max_skew), max_quiet=timedelta(seconds=opts.max_quiet),
+                                   ahead=timedelta(seconds=min(opts.lateness / 2, FOLD_AHEAD_S)))
         self.stats = StreamStats()
         self.label = getattr(source, "exchange", "source")
         self._totals: dict[str, Any] = {}
@@ -158,9 +162,11 @@ class StreamRunner:
         run's totals from the checkpoint."""
         self._totals = read_checkpoint(self.opts.checkpoint, self.label, self.engine.timeframes) if self.opts.checkpoint else {}
         if self.opts.live and not self._started_gap:
-            # The window holding the start instant is partial: what traded before the job listened is unknown.
+            # What traded before the job listened is unknown: the window holding the start instant is partial, and
+            # so is any earlier one a straggler (admitted up to horizon + lateness late) falls in.
             start = self.clock.now()
-            self.engine.add_gaps([FeedGap(self.label, (), start, start, GAP_STARTUP)])
+            since = start - timedelta(seconds=self.opts.horizon + self.opts.lateness)
+            self.engine.add_gaps([FeedGap(self.label, (), since, start, GAP_STARTUP)])
             self._started_gap = True
         if not self.opts.warm_start or self.opts.mode == "ticks" or not base.can(self.sink, base.READ_BACK):
             return
@@ -271,7 +277,9 @@ class StreamRunner:
         rejected = [q for q in (batch.quarantine if batch is not None else None, out.late) if q is not None and q.height]
         for q in rejected:
             self._write(base.QUARANTINE, q)
-        self._commit(force=out.candles.height > 0 or final)
+        # Live, closed windows are made visible at once; a replay flushes on the commit interval (each flush of a
+        # file sink costs a connection and a transaction, more than folding an hour of trades).
+        self._commit(force=final or (self.opts.live and out.candles.height > 0))
         self._observe(out, rejected, now)
 
     def _account(self, batch: SourceBatch | None, out: EngineOutput) -> None:

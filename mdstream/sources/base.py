@@ -23,6 +23,9 @@ KEY = "_key"
 MAX_ID_STEP = 10**9
 # How far an exchange's clock may run ahead of ours before its latest event time is no outage start.
 MAX_SKEW = timedelta(minutes=1)
+# A jump this long between the event times of one chunk delivered after a reconnect separates trades held back from
+# before the outage (an outage older) from the feed's present (a live chunk spans well under a second).
+HELD = timedelta(seconds=5)
 
 
 class Source(Protocol):
@@ -100,11 +103,12 @@ class FeedTracker:
             return Accepted(ticks, [], no_quarantine(), 0)
         # A chunk is a few hundred rows: each Polars call costs more than its work, so the queries are few.
         key = pl.coalesce(pl.col(id_col), pl.col(c.ID).hash().reinterpret(signed=True))
-        fresh_q = ticks.lazy().with_columns(pl.when(pl.col(c.ID).is_not_null()).then(key).alias(KEY)).filter(
-            pl.col(KEY).is_null() | pl.struct(c.SYMBOL, KEY).is_first_distinct())
-        summary_q = fresh_q.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"),
-                                                   *band_stats())
-        fresh, summary = pl.collect_all([fresh_q, summary_q], engine="in-memory")
+        keyed_q = ticks.lazy().with_columns(pl.when(pl.col(c.ID).is_not_null()).then(key).alias(KEY))
+        fresh, summary = pl.collect_all([keyed_q, _summary(keyed_q, rising=True)], engine="in-memory")
+        if not summary.get_column("_rising").all():
+            # Keys that do not rise within a symbol may repeat: drop all but the first of each (exact, any order).
+            fresh = fresh.filter(pl.col(KEY).is_null() | pl.struct(c.SYMBOL, KEY).is_first_distinct())
+            summary = _summary(fresh.lazy()).collect(engine="in-memory")
         spans = summary.select(c.SYMBOL, "_lo", "_hi", "_ts").rows()
         # only keys within a symbol's remembered range can be repeats: a feed of rising ids never looks them up
         suspects = [sym for sym, lo, _, _ in spans if sym in self._ranges and lo is not None
@@ -113,19 +117,18 @@ class FeedTracker:
             fresh = self._drop_seen(fresh, suspects)
             summary = fresh.lazy().group_by(c.SYMBOL).agg(*band_stats()).collect(engine="in-memory")
         duplicates = ticks.height - fresh.height
-        if fresh.height:
-            median = fresh.get_column(c.TIMESTAMP).median()
-            if isinstance(median, datetime):
-                self._lead = median - now
+        median = fresh.get_column(c.TIMESTAMP).median() if fresh.height else None
+        if isinstance(median, datetime):
+            self._lead = median - now
         gaps: list[FeedGap] = []
-        if self._open is not None and fresh.height:
-            # It ends at the first event past its start when it starts at an event: a trade from before the outage
-            # delivered after the reconnect (late, re-sent) says nothing about when the feed came back. Started at
-            # the wall clock (nothing seen yet, e.g. at startup), it ends with the first event, never before it.
+        if self._open is not None and isinstance(median, datetime):
+            # Started at an event, it ends at the first event past its start that belongs to the feed's present:
+            # after the last jump of more than HELD between the chunk's event times. A trade from before the
+            # outage delivered after the reconnect (held back, late) says nothing about when the feed came back.
+            # Started at the wall clock (nothing seen yet, e.g. at startup), it ends with the first event.
             start = self._open.start  # the same start as the open gap it closes (readers match them on it)
             stamps = fresh.get_column(c.TIMESTAMP)
-            later = stamps.filter(stamps >= start)
-            first = schema.oldest(later) if self._from_event else schema.oldest(stamps)
+            first = schema.oldest(present(stamps.filter(stamps >= start))) if self._from_event else schema.oldest(stamps)
             if first is not None:
                 first = max(first, start)
                 gaps.append(FeedGap(self.exchange, self._open.symbols, start, first, self._open.reason))
@@ -217,3 +220,21 @@ class FeedTracker:
         spans = self._seen.group_by(c.SYMBOL).agg(pl.col(KEY).min(), pl.col(KEY).max().alias("_hi")).rows()
         self._ranges = {symbol: (lo, hi) for symbol, lo, hi in spans}
         self._prune_at = max(4 * self._recent_cap, 2 * self._seen.height)
+
+
+def _summary(keyed: pl.LazyFrame, *, rising: bool = False) -> pl.LazyFrame:
+    """Per symbol: lowest and highest key, the band's figures and (`rising`) whether its keys rise strictly in
+    arrival order (then the chunk holds no repeat of its own and needs no distinct pass)."""
+    k = pl.col(KEY).drop_nulls()
+    extra = [(k > k.shift(1)).all().alias("_rising")] if rising else []
+    return keyed.group_by(c.SYMBOL).agg(pl.col(KEY).min().alias("_lo"), pl.col(KEY).max().alias("_hi"),
+                                        *band_stats(), *extra)
+
+
+def present(stamps: pl.Series) -> pl.Series:
+    """The event times after the last jump of more than HELD between consecutive (sorted) ones: the feed's present."""
+    ordered = stamps.sort()
+    if ordered.len() < 2:
+        return ordered
+    jumps = (ordered.diff() > HELD).fill_null(False).arg_true()
+    return ordered if jumps.len() == 0 else ordered.slice(int(jumps[-1]))

@@ -24,8 +24,8 @@ from .base import FeedTracker
 from .status import FeedStatus, tally
 
 _ORDER = "_order"
-FAST_STEP_S = 3600.0  # event seconds per slice of an as-fast-as-possible replay
-FAST_ROWS = 250_000  # trades per slice at most (bounded steps: a signal is served within one)
+FAST_STEP_S = 21600.0  # event seconds per slice of an as-fast-as-possible replay
+FAST_ROWS = 1_000_000  # trades per slice at most (bounded steps: a signal is served within one)
 
 
 def load(paths: list[Path], *, now: datetime, exchange: str | None = None,
@@ -59,7 +59,7 @@ class ReplaySource:
 
     `clock` is a ManualClock that always equals the latest event time replayed, so candles close by event time
     (the engine runs a replay on event time alone): deterministic at speed 0, paced like the market at speed N.
-    At speed 0 the input goes out in large slices (an hour of event time, at most FAST_ROWS trades), so one engine
+    At speed 0 the input goes out in large slices (FAST_STEP_S of event time, at most FAST_ROWS trades), so one engine
     step closes many windows at once.
     """
 

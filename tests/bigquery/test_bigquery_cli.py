@@ -27,6 +27,7 @@ def _count(config, symbol: str, relation: str) -> int:
     return list(client.query(sql).result())[0]["n"]
 
 
+@pytest.mark.slow
 def test_backfill_to_bigquery_rerun_and_verify(bq_emulator, bq_dataset, real_data, tmp_path, monkeypatch):
     monkeypatch.setenv("MDSTREAM_BQ_REQUEST_LIMIT_BYTES", str(3 * 1024 * 1024))
     monkeypatch.setenv("MDSTREAM_BQ_SPOOL_DIR", str(tmp_path / "spool"))

@@ -46,6 +46,7 @@ def per_day(config, symbol: str) -> dict[str, int]:
     return {row["d"]: row["trades"] for row in daily}
 
 
+@pytest.mark.slow
 def test_day_after_day_retries_and_a_stream_in_between(bq_emulator, bq_dataset, tmp_path):
     symbol = unique_symbol()
     files = [day_file(tmp_path / "in", d, n=300, symbol=symbol, span_s=3_600 if d == D3 else None) for d in (D1, D2, D3)]
@@ -80,6 +81,7 @@ def unreachable(port: int) -> list[str]:
             "--bq-write-endpoint", f"127.0.0.1:{port}"]
 
 
+@pytest.mark.slow
 def test_unreachable_at_start_the_stream_honours_duration_and_spools(tmp_path):
     with blackhole() as port:  # connections accepted, never answered: every call waits for its deadline
         began = time.monotonic()

@@ -21,6 +21,7 @@ def rows(config, symbol: str) -> list[tuple]:
     return [(r["timestamp_in"], r["revision"]) for r in rest_client(config).query(sql).result()]
 
 
+@pytest.mark.slow
 def test_spool_survives_an_outage_and_a_crash_without_loss_or_duplicates(bq_emulator, bq_dataset, tmp_path):
     config = config_for(bq_emulator, tmp_path, bq_dataset, timeout_seconds=3.0)
     symbol = unique_symbol()

@@ -9,6 +9,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from mdstream.contract.errors import MdstreamError
 from mdstream.ops.readonly import reading
 from support import chart_db
@@ -44,6 +46,7 @@ def emitted_ms(db: Path, window_start_s: int) -> float:
     return row[0].timestamp() * 1000
 
 
+@pytest.mark.slow
 def test_live_page_follows_a_synthetic_stream(tmp_path):
     db, metrics_port = chart_db.build(tmp_path / "live.duckdb"), free_port()
     stream = mdstream("stream", "--source", "synthetic", "--symbols", "BTCUSDT", "--timeframes", "15s,1m",

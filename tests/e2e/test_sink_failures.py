@@ -163,6 +163,7 @@ def test_a_read_only_file_system_is_named_in_one_line(sink, tmp_path):
         assert_one_line_error(run, "read-only file system")
 
 
+@pytest.mark.slow
 def test_a_backfill_and_a_stream_write_the_same_file(tmp_path):
     db = tmp_path / "m.duckdb"
     stream = start("stream", "--source", "synthetic", "--duration", "8", "--mode", "ticks", "--quiet", "--duckdb", str(db))

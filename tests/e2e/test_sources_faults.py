@@ -67,6 +67,7 @@ def stored_trades(job: CliStream, exchange: str) -> set[tuple[str, str]]:
     return {(r[1], r[2]) for r in rows}
 
 
+@pytest.mark.slow
 def test_spot_recording_through_damage_duplicates_reordering_and_a_drop(spot_messages, tmp_path):
     async def scenario():
         server = await FaultServer(spot_messages, rate=800).start()
@@ -99,6 +100,7 @@ def test_spot_recording_through_damage_duplicates_reordering_and_a_drop(spot_mes
     assert stored_trades(job, "binance") == server.expected_trades()
 
 
+@pytest.mark.slow
 def test_usdm_feed_through_a_stall_and_a_lag(tmp_path):
     messages = generated_messages("binance-futures", ["BTCUSDT", "ETHUSDT"], 1600, seed=1)
 
@@ -129,6 +131,7 @@ def test_usdm_feed_through_a_stall_and_a_lag(tmp_path):
     assert stored_trades(job, "binance-futures") == server.expected_trades()
 
 
+@pytest.mark.slow
 def test_coin_m_feed_is_labelled_binance_delivery_through_damage_and_a_drop(tmp_path):
     messages = generated_messages("binance-delivery", ["BTCUSD_PERP", "ETHUSD_PERP"], 1200, seed=2)
 
@@ -199,8 +202,6 @@ def test_fifteen_seconds_down_then_back_loses_no_trade_and_is_seen_by_monitoring
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known defect: after the reconnect, a trade from before the outage re-emits the later "
-                          "windows of its symbol as quiet instead of feed", strict=False)
 def test_windows_that_close_while_the_feed_is_down_are_feed_not_quiet(spot_messages, tmp_path):
     """Depends on the engine deciding gaps when a window is emitted: a window that closes during an outage is
     `feed`, whatever trades arrive after the reconnect."""

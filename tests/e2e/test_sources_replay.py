@@ -49,7 +49,7 @@ def test_replay_of_recorded_websocket_files_merges_all_trades_in_event_time_orde
 
 
 def test_speed_zero_clock_is_the_latest_event_time_and_batches_close_by_it(real_data):
-    source = ReplaySource([real_data / TARDIS_CSV], speed=0, flush_interval=1.0)
+    source = ReplaySource([real_data / TARDIS_CSV], speed=0, step=60.0, flush_interval=60.0)
     first = source.clock.now()
     batches = asyncio.run(drain(source))
     ticks = pl.concat([b.ticks for b, _ in batches])
@@ -61,11 +61,11 @@ def test_speed_zero_clock_is_the_latest_event_time_and_batches_close_by_it(real_
         assert batch.received_at <= clock_at
         if batch.ticks.height:
             assert batch.ticks.get_column(c.TIMESTAMP).max() <= batch.received_at
-    # one batch per flush interval of event time: each closes in a later interval than the one before
-    slots = [(b.received_at - first) // timedelta(seconds=1) for b, _ in batches[:-1]]
+    # one batch per step of event time: each closes in a later step than the one before
+    slots = [(b.received_at - first) // timedelta(seconds=60) for b, _ in batches[:-1]]
     assert slots == sorted(set(slots)) and slots[0] >= 1
     # deterministic: a second replay cuts the same batches
-    again = asyncio.run(drain(ReplaySource([real_data / TARDIS_CSV], speed=0, flush_interval=1.0)))
+    again = asyncio.run(drain(ReplaySource([real_data / TARDIS_CSV], speed=0, step=60.0, flush_interval=60.0)))
     assert [b.ticks.height for b, _ in again] == [b.ticks.height for b, _ in batches]
 
 

@@ -9,6 +9,7 @@ import sys
 import time
 import urllib.request
 
+import pytest
 from click.testing import CliRunner
 
 from mdstream.cli import main
@@ -50,6 +51,7 @@ def _get(url: str) -> tuple[int, bytes]:
         return error.code, error.read()
 
 
+@pytest.mark.slow
 def test_live_job_serves_metrics_and_health_and_stops_after_duration(tmp_path):
     port = _free_port()
     job = subprocess.Popen(

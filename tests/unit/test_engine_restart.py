@@ -54,6 +54,7 @@ def sink_factory(request, tmp_path):
     return lambda: ParquetSink(tmp_path / "parquet")
 
 
+@pytest.mark.slow
 def test_a_restart_late_in_the_day_continues_vwap_day_and_every_feature_exactly(sink_factory):
     """Three hours of 15s windows (720 per series, more than any fixed read-back of 600) before the stop; the
     restarted engine, warmed from the sink, continues day totals, recursive features and the open 1d window."""
@@ -88,6 +89,7 @@ def test_a_restart_late_in_the_day_continues_vwap_day_and_every_feature_exactly(
     assert day[c.GAP] == c.GAP_FEED and day[c.TRADES] == ticks.height // 2
 
 
+@pytest.mark.slow
 def test_a_kill_before_the_daily_window_was_ever_written_rebuilds_it_from_the_stored_shorter_ones(sink_factory):
     """The job dies mid-day having written 15s..5m windows but never a 1d one; after the restart the 1d window
     holds the morning's trades (from the stored windows) plus the new ones, and says feed for the downtime."""

@@ -186,3 +186,40 @@ def test_state_stays_bounded_on_a_long_run():
     assert peaks["ticks"] <= 2 * (30 + 1 + 15 + 60) // 2
     assert peaks["ledger"] <= 2 * (4 + 2 + 2) * 3 and peaks["open"] <= 2 * 20 + 8
     assert engine.state.tail.height <= 2 * 3 * engine.spec.tail_rows and engine.state.gaps.height == 0
+
+
+def test_a_gap_healed_by_a_complete_fill_gives_the_uninterrupted_candles_as_revisions():
+    """A 15 s outage, then the missing trades fetched after the reconnect: fed in as late trades with the gap
+    healed, every window reads as if the feed had never dropped (the highest revision), and none says feed."""
+    trades = [(t(s), i, 100.0 + (i % 7)) for i, s in enumerate([1, 5, 9, 14, 18, 22, 26, 31, 35, 41, 47, 52, 58,
+                                                                   63, 66, 71, 77, 84, 90, 97, 101], start=1)]
+    live = [row for row in trades if not t(20) < row[0] < t(36)]
+    missed = [row for row in trades if t(20) < row[0] < t(36)]
+    engine = CandleEngine(**LIVE)
+    emitted = [engine.step(ticks_of([row for row in live if row[0] <= t(18)]), now=t(18.5)).candles]
+    gap = FeedGap("binance", ("BTCUSDT",), t(18), None, GAP_DISCONNECT)
+    engine.add_gaps([gap])
+    emitted.append(engine.step(ticks_of([]), now=t(34)).candles)  # down: 15 s windows close as feed
+    engine.add_gaps([FeedGap("binance", ("BTCUSDT",), t(18), t(41), GAP_DISCONNECT)])
+    emitted.append(engine.step(ticks_of([row for row in live if t(36) <= row[0] <= t(47)]), now=t(47.5)).candles)
+    flagged = pl.concat(emitted).filter(pl.col(c.GAP) == c.GAP_FEED)
+    assert flagged.height > 0
+    assert engine.heal([FeedGap("binance", ("BTCUSDT",), t(18), t(41), GAP_DISCONNECT)]) == 1
+    emitted.append(engine.step(ticks_of(missed), now=t(48)).candles)
+    rest = [row for row in live if row[0] > t(47)]
+    emitted.append(engine.step(ticks_of(rest), now=t(101.5)).candles)
+    emitted.append(engine.step(ticks_of([]), now=t(101.5), final=True).candles)
+    got = latest(pl.concat(emitted))
+    early = (pl.col(c.TIMEFRAME) == "15s") & (pl.col(c.TIMESTAMP_IN) < t(90)) | (pl.col(c.TIMESTAMP_IN) < t(60))
+    assert got.filter(early).get_column(c.GAP).to_list().count(c.GAP_FEED) == 0  # only the input's end is feed
+    want = reference(ticks_of(trades), timeframes=LIVE["timeframes"])
+    assert_same(want, got)
+    assert pl.concat(emitted).filter(pl.col(c.TIMESTAMP_IN) == t(15), pl.col(c.TIMEFRAME) == "15s")[c.REVISION].max() >= 1
+
+
+def test_healing_an_unknown_gap_changes_nothing():
+    engine = CandleEngine(**LIVE)
+    engine.step(ticks_of([(t(1), 1, 100.0)]), now=t(1))
+    engine.add_gaps([FeedGap("binance", ("BTCUSDT",), t(1), t(20), GAP_DISCONNECT)])
+    assert engine.heal([FeedGap("binance", ("BTCUSDT",), t(2), t(20), GAP_DISCONNECT)]) == 0
+    assert engine.heal([FeedGap("binance", ("ETHUSDT",), t(1), t(20), GAP_DISCONNECT)]) == 0

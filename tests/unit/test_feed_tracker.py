@@ -167,6 +167,17 @@ def test_an_outage_ends_at_the_first_event_past_its_start_not_at_a_late_trade():
                                                            "disconnect")]
 
 
+def test_a_message_held_from_before_the_outage_and_sent_on_reconnect_does_not_end_it():
+    tracker = FeedTracker("binance", ("BTCUSDT",))
+    tracker.accept(chunk([("BTCUSDT", "1", 0), ("BTCUSDT", "2", 10)]), TID, now=T0 + timedelta(seconds=10.2))
+    tracker.down("disconnect", T0 + timedelta(seconds=11))  # starts at the last event, 10 s
+    # stamped past the outage's start but 39 s before the rest of the chunk: a frame the server held back
+    rows = [("BTCUSDT", "3", 10.5), ("BTCUSDT", "4", 50), ("BTCUSDT", "5", 50.2), ("BTCUSDT", "6", 50.4)]
+    back = tracker.accept(chunk(rows), TID, now=T0 + timedelta(seconds=50.6))
+    assert back.ticks.height == 4  # the held one is kept, as a (late) trade
+    assert [(g.start, g.end) for g in back.gaps] == [(T0 + timedelta(seconds=10), T0 + timedelta(seconds=50))]
+
+
 def test_a_startup_gap_ends_with_the_first_event_even_an_old_one():
     tracker = FeedTracker("binance", ("BTCUSDT",))
     tracker.down("startup", T0 + timedelta(days=400))  # nothing seen yet: it starts at the wall clock
