@@ -167,8 +167,12 @@ def _order_tie_groups(series: pl.DataFrame, breaks: pl.Series) -> pl.DataFrame:
         .sort(list(ORDER_KEYS), nulls_last=False, maintain_order=True)
         .drop(_ID_LEN)
     )
-    # Scattering the few sorted rows into each column costs ~1/50 of gathering every row of the frame.
-    return pl.DataFrame([series[name].clone().scatter(rows, ordered[name]) for name in series.columns])
+    # Scattering the few sorted rows into each column costs ~1/50 of gathering every row of the frame; a column
+    # whose moved rows all hold one value (exchange, symbol) is unchanged by the move and kept as is.
+    return pl.DataFrame([
+        series[name] if ordered[name].n_unique() == 1 else series[name].clone().scatter(rows, ordered[name])
+        for name in series.columns
+    ])
 
 
 def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str, instruments: pl.DataFrame | None = None) -> pl.DataFrame:
