@@ -27,6 +27,7 @@ class FeedGap:
     start: datetime  # last event time seen before the outage (UTC)
     end: datetime | None  # first event time after it resumed (None while still down)
     reason: str
+    ids: tuple[int, int] | None = None  # a trade-id jump: the last id before and the first after (consecutive ids)
 
 
 @dataclass

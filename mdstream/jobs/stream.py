@@ -18,7 +18,7 @@ from ..contract import timeframes as tfm
 from ..contract.clock import Clock, WallClock
 from ..contract.errors import ConfigError, SinkUnavailable
 from ..contract.feed import GAP_STARTUP, FeedGap
-from ..contract.schema import TICK_SCHEMA
+from ..contract.schema import TICK_SCHEMA, conform
 from ..engine.incremental import CandleEngine
 from ..engine.output import EngineOutput
 from ..inputs.instruments import InstrumentBook
@@ -26,6 +26,7 @@ from ..kernel.grid import stamp
 from ..sinks import base
 from ..sinks.failures import LOCK_HELD, cause
 from .batcher import SourceBatch, source_batches
+from .heal import Healed, Healer
 from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
 
 CHECKPOINT_VERSION = 2
@@ -135,8 +136,9 @@ class StreamRunner:
     """
 
     def __init__(self, source, sink, clock: Clock, opts: StreamOptions, *, console=None, metrics=None, health=None,
-                 wall: Clock | None = None, instruments: InstrumentBook | None = None):
+                 wall: Clock | None = None, instruments: InstrumentBook | None = None, healer: Healer | None = None):
         self.source, self.sink, self.clock, self.opts = source, sink, clock, opts
+        self.healer = healer  # fills id jumps from the venue's REST history (jobs/heal.py); None: --heal off
         self.wall = wall or WallClock()  # stamps timestamp_out; `clock` drives the batches (a replay's own)
         self.book = instruments if instruments is not None else InstrumentBook()
         self._series: set[tuple[str, str]] = set()
@@ -198,7 +200,8 @@ class StreamRunner:
                     ended = True
                     break
                 nxt = asyncio.ensure_future(anext(batches))  # the next batch gathers while this one is computed
-                await asyncio.to_thread(self._process, batch, False)
+                fills = self._fills(batch)
+                await asyncio.to_thread(self._process, batch, False, fills)
             if ended:
                 await asyncio.to_thread(self._process, None, True)
         finally:
@@ -206,6 +209,8 @@ class StreamRunner:
             if not nxt.done():
                 nxt.cancel()
             await _aclose(batches)
+            if self.healer is not None:
+                await self.healer.close()
             await asyncio.to_thread(self._commit, force=True)
         return self._finish()
 
@@ -239,6 +244,8 @@ class StreamRunner:
             summary = self.stats.as_dict(self.sink)
             if self.book.warnings:
                 summary["warnings"] = " | ".join(self.book.warnings)
+            if self.healer is not None:
+                summary["healed"] = self.healer.stats.as_dict()
             self.console.summary(summary)
         return self.stats
 
@@ -248,12 +255,26 @@ class StreamRunner:
             return None
         return max(0.0, self.opts.duration - (time.monotonic() - self.stats.started))
 
-    def _process(self, batch: SourceBatch | None, final: bool) -> None:
-        """Steps 2-5 of the class docstring for one batch (None with `final`: the input ended)."""
+    def _fills(self, batch: SourceBatch) -> list[Healed]:
+        """On the event loop: start REST fills for the batch's id jumps; the fills finished meanwhile."""
+        if self.healer is None:
+            return []
+        self.healer.watch(batch.gaps)
+        return self.healer.collect()
+
+    def _process(self, batch: SourceBatch | None, final: bool, fills: list[Healed] | None = None) -> None:
+        """Steps 2-5 of the class docstring for one batch (None with `final`: the input ended), with the trades of
+        finished REST fills folded in as late trades and the gaps they proved complete healed."""
         # The batch's own closing time: the source's clock may already be further on (the next batch gathers
         # meanwhile), and a replay's clock must not run ahead of the ticks handed over.
         now = batch.received_at if batch is not None else self.clock.now()
         ticks = batch.ticks if batch is not None else pl.DataFrame(schema=TICK_SCHEMA)
+        filled = [f.ticks for f in fills or [] if f.ticks.height]
+        if filled:
+            ticks = pl.concat([ticks, *(conform(f, TICK_SCHEMA) for f in filled)])
+        for fill in fills or []:
+            if fill.heal:
+                self.engine.heal(fill.heal)
         if batch is not None and batch.gaps:
             self.engine.add_gaps(batch.gaps)
             self.stats.gaps += len(batch.gaps)
@@ -265,7 +286,7 @@ class StreamRunner:
             self._learn_instruments(ticks)
             out = self.engine.step(ticks, now=now, final=final)
         self.stats.batches += 1
-        self._account(batch, out)
+        self._account(batch, out, sum(f.height for f in filled))
         if self.opts.mode in ("candles", "both") and out.candles.height:
             out.candles = stamp(out.candles, self.wall.now())
             self._write(base.CANDLES, out.candles)
@@ -282,11 +303,13 @@ class StreamRunner:
         self._commit(force=final or (self.opts.live and out.candles.height > 0))
         self._observe(out, rejected, now)
 
-    def _account(self, batch: SourceBatch | None, out: EngineOutput) -> None:
-        """received = accepted + quarantined (source and engine) + duplicates (source and engine) + ignored."""
-        counts = SourceCounts(accepted=out.accepted, quarantined=out.late.height, duplicates=out.duplicates)
+    def _account(self, batch: SourceBatch | None, out: EngineOutput, filled: int = 0) -> None:
+        """received (the feed's records and REST-filled trades) = accepted + quarantined (source and engine) +
+        duplicates (source and engine) + ignored."""
+        counts = SourceCounts(received=filled, accepted=out.accepted, quarantined=out.late.height,
+                              duplicates=out.duplicates)
         if batch is not None:
-            counts.received = batch.received
+            counts.received += batch.received
             counts.quarantined += batch.quarantine.height
             counts.duplicates += batch.duplicates
             counts.ignored = dict(batch.ignored)

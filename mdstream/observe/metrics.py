@@ -98,6 +98,10 @@ class StreamMetrics:
         self.gaps_total = Counter("gaps", "Feed gaps detected (outages, trade id jumps).", namespace=ns, registry=r)
         self.late_trades_total = Counter("late_trades", "Trades arriving after their window was emitted.", namespace=ns,
                                          registry=r)
+        self.heals_total = Counter("heals", "Feed gaps a REST fill was fetched for, by outcome (complete: the gap "
+                                   "cleared; partial or failed: it stays feed).", ["outcome"], namespace=ns, registry=r)
+        self.healed_trades_total = Counter("healed_trades", "Trades fetched from a venue's REST history to fill gaps.",
+                                           namespace=ns, registry=r)
         self.emit_latency_seconds = Histogram(
             "emit_latency_seconds", "Seconds from window close to candle emission.",
             namespace=ns, registry=r, buckets=LATENCY_BUCKETS,
@@ -151,6 +155,12 @@ class StreamMetrics:
         """Count rows sent to quarantine."""
         if rows:
             self.quarantined_total.inc(rows)
+
+    def healed(self, outcome: str, trades: int) -> None:
+        """Count one gap's REST fill by outcome, and the trades it brought."""
+        self.heals_total.labels(outcome).inc()
+        if trades:
+            self.healed_trades_total.inc(trades)
 
     def gap(self, count: int = 1) -> None:
         """Count detected feed gaps."""

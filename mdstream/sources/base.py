@@ -187,7 +187,7 @@ class FeedTracker:
                     hi, hi_ts = prev, prev_ts
                 elif prev is not None and trade_id > prev + 1:
                     gaps.append(FeedGap(self.exchange, (symbol,), prev_ts, max(ts, prev_ts),
-                                        id_jump_reason(prev, trade_id)))
+                                        id_jump_reason(prev, trade_id), ids=(prev, trade_id)))
                 if not broken:
                     hi, hi_ts = trade_id, ts
             if is_last and hi is not None:

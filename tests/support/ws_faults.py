@@ -73,6 +73,7 @@ class FaultServer:
         self._held: dict | None = None  # a message held back to be sent after the next one
         self._overlap_until = 0  # messages before this position are being sent a second time
         self._unsent: list[tuple[Frame, str, dict]] = []  # frames made when the connection went away
+        self.missed: list[dict] = []  # messages due while down in an `outage` (never sent)
         self._server = None
         self._current: ServerConnection | None = None  # only the newest client is fed
         self._streams: set[str] | None = None
@@ -109,6 +110,22 @@ class FaultServer:
         self._overlap_until = self.position + overlap
         if down_for:
             await asyncio.sleep(down_for)
+        await self.start()
+
+    async def outage(self, down_for: float) -> None:
+        """Close the connections and refuse new ones for `down_for` s while the market goes on: the messages due
+        meanwhile (at `rate`) are never sent; they are kept in `missed`, stamped when they happened, for a REST
+        history stand-in to serve."""
+        await self.stop()
+        began, step = time.monotonic(), 1 / self.rate if self.rate else 0.01
+        while time.monotonic() - began < down_for and self.position < len(self.messages):
+            message = copy.deepcopy(self.messages[self.position])
+            self.position += 1
+            if self._streams is None or message["stream"] in self._streams:
+                message["data"]["T"] = int(time.time() * 1000) - self.lag_ms
+                message["data"]["E"] = message["data"]["T"] + 1
+                self.missed.append(message)
+            await asyncio.sleep(step)
         await self.start()
 
     def stall(self, seconds: float) -> None:
