@@ -119,3 +119,19 @@ def test_numeric_ids_fall_back_to_text_when_a_later_id_is_not_an_integer(tmp_pat
 def test_numeric_ids_not_tried_for_text_ids(real_data: Path) -> None:
     read = read_trades(real_data / BITMEX, now=NOW, numeric_ids=True)
     assert read.ticks[c.ID].dtype == pl.String and read.ticks.height == 10
+
+
+@pytest.mark.parametrize("numeric", [True, False])
+def test_several_symbols_share_ids_yet_a_repeat_within_one_is_a_duplicate(tmp_path: Path, numeric: bool) -> None:
+    """Ids rising per symbol (and shared across symbols) are clean; an id repeated within one symbol is not."""
+    header = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
+    rows = [f"binance-futures,{s},{1704067200000000 + k * 1000},{1704067200000000 + k * 1000 + 5},{100 + k // 2},"
+            f"buy,1.0,1.0\n" for k, s in enumerate(["BTCUSDT", "ETHUSDT"] * 3)]
+    clean = tmp_path / "clean.csv"
+    clean.write_text(header + "".join(rows))
+    read = read_trades(clean, now=datetime.now(timezone.utc), numeric_ids=numeric)
+    assert (read.ticks.height, read.duplicates, read.quarantine.height) == (6, 0, 0)
+    repeated = tmp_path / "repeated.csv"
+    repeated.write_text(header + "".join(rows) + rows[2].replace(",buy,", ",sell,"))
+    read = read_trades(repeated, now=datetime.now(timezone.utc), numeric_ids=numeric)
+    assert (read.ticks.height, read.duplicates) == (6, 1)
