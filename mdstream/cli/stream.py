@@ -65,6 +65,10 @@ SOURCES = ("binance", "binance-futures", "binance-delivery", "ccxt", "tardis-mac
 @click.option("--shard", help="INDEX/COUNT: only this shard's symbols (stable hashing).")
 @click.option("--seed", type=int, default=_default("seed"), show_default=True, help="Seed of the synthetic market.")
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
+@click.option("--heal", type=click.Choice(["on", "off"]), default="on" if _default("heal") else "off", show_default=True,
+              help="Fill outages from the venue's REST trade history (Binance spot and USD-M) as late trades, and "
+                   "clear gap = feed where the fill is proven complete (contiguous ids).")
+@click.option("--heal-url", help="REST base URL for --heal (e.g. http://127.0.0.1:9001 for a local mirror).")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=_default("log_format"), show_default=True,
               help="json: one JSON object per line (candles, status, summary) for log collectors.")
 @instrument_option
@@ -80,6 +84,7 @@ def stream(**kw) -> None:
       mdstream stream --source binance-delivery --symbols BTCUSD_PERP,ETHUSD_PERP
       mdstream stream --source ccxt --exchange okx --symbols BTC-USDT-SWAP,ETH/USDT:USDT
       mdstream stream --source replay --input spot_btcusdt_20240808.gz --speed 0
+      mdstream stream --source binance-futures --symbols BTCUSDT --heal off
     """
     import asyncio
 
@@ -94,7 +99,7 @@ def stream(**kw) -> None:
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
         checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
         silence_timeout=kw["silence_timeout"], max_feed_down=kw["max_feed_down"],
-        instruments=instruments_from(kw, kw["exchange"]),
+        instruments=instruments_from(kw, kw["exchange"]), heal=kw["heal"] == "on", heal_url=kw["heal_url"],
     )
     asyncio.run(run_stream(request, sink_opts))
 

@@ -13,4 +13,5 @@ SILENCE_TIMEOUT_S = 10.0  # seconds without any message before a live feed count
 MAX_FEED_DOWN_S = 60.0  # seconds a live feed may stay down before /healthz answers 503
 BACKOFF_INITIAL_S = 0.25  # first reconnect delay of a live source, doubled per failed attempt
 BACKOFF_MAX_S = 30.0  # cap of the reconnect delay
+FOLD_AHEAD_S = 0.25  # a window is folded up to this long (at most half the lateness) before it is due
 SERVE_POLL_S = 0.25  # seconds between two looks of `mdstream serve` for new candles

@@ -18,7 +18,7 @@ from typing import Protocol
 
 import polars as pl
 
-from ..contract.feed import FeedGap
+from ..contract.feed import GAP_STARTUP, FeedGap
 
 log = logging.getLogger(__name__)
 MAX_RUNNING = 2  # fills fetched at once (the venue's rate limit is shared with everything else the user runs)
@@ -77,7 +77,7 @@ class Healer:
         for gap in gaps:
             if gap.ids is not None:
                 self._queue.append(gap)
-            elif gap.end is not None:
+            elif gap.end is not None and gap.reason != GAP_STARTUP:  # before the start nothing is known
                 self._outages = [*self._outages, gap][-RECENT_OUTAGES:]
         self._start()
 
@@ -127,11 +127,13 @@ class Healer:
         self._done.append(Healed(fill.ticks, heal))
 
     def _within(self, jump: FeedGap, symbol: str) -> list[FeedGap]:
-        """The symbol's rows of remembered outages lying inside the jump's span (its trades before and after)."""
+        """The symbol's rows of remembered outages the jump's span (its trades before and after) overlaps: with the
+        ids consecutive up to the jump and from it on, a complete fill leaves none of the symbol's trades missing
+        there (an outage may start before the symbol's last trade, e.g. one delivered on reconnect)."""
         end = jump.end if jump.end is not None else jump.start
         return [FeedGap(g.exchange, (symbol,), g.start, g.end, g.reason) for g in self._outages
                 if g.exchange == jump.exchange and (not g.symbols or symbol in g.symbols)
-                and g.end is not None and jump.start <= g.start and g.end <= end]
+                and g.end is not None and g.start <= end and jump.start <= g.end]
 
     def _count(self, outcome: str, trades: int, reason: str | None) -> None:
         """Tally one fill."""

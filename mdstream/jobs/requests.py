@@ -59,6 +59,8 @@ class StreamRequest:
     silence_timeout: float = d.SILENCE_TIMEOUT_S
     max_feed_down: float = d.MAX_FEED_DOWN_S
     instruments: tuple = ()  # contract/instruments.Instrument overrides (--instrument)
+    heal: bool = True  # fill outages from the venue's REST trade history where it can prove them complete
+    heal_url: str | None = None  # REST base URL override (a local mirror or stand-in)
 
 
 @dataclass(frozen=True)

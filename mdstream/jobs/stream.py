@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import defaults as d
 from ..contract.clock import Clock, WallClock
 from ..contract.errors import SinkUnavailable
 from ..contract.feed import GAP_STARTUP, FeedGap
@@ -29,8 +30,6 @@ from .stream_progress import CHECKPOINT_VERSION, SourceCounts, StreamStats, add_
 
 __all__ = ["StreamOptions", "StreamRunner", "StreamStats", "SourceCounts", "read_checkpoint", "write_checkpoint"]
 
-# Windows are folded up to this long (at most half the lateness) before they are due, and emitted when they are.
-FOLD_AHEAD_S = 0.25
 
 
 class StreamRunner:
@@ -60,7 +59,7 @@ class StreamRunner:
         self.engine = CandleEngine(opts.timeframes, lateness=timedelta(seconds=opts.lateness),
                                    horizon=timedelta(seconds=opts.horizon), live=opts.live,
                                    max_skew=timedelta(seconds=opts.max_skew), max_quiet=timedelta(seconds=opts.max_quiet),
-                                   ahead=timedelta(seconds=min(opts.lateness / 2, FOLD_AHEAD_S)))
+                                   ahead=timedelta(seconds=min(opts.lateness / 2, d.FOLD_AHEAD_S)))
         self.stats = StreamStats()
         self.label = getattr(source, "exchange", "source")
         self._totals: dict[str, Any] = {}

@@ -7,6 +7,7 @@ from typing import Any
 from ..contract.clock import WallClock
 from ..contract.errors import ConfigError
 from ..sinks.factory import SinkOptions, open_sink
+from .heal import Healer
 from .requests import StreamRequest
 from .stream import StreamOptions, StreamRunner
 
@@ -56,6 +57,19 @@ def build_source(req: StreamRequest):
     raise ConfigError(f"unknown source {req.source!r}")
 
 
+def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
+    """The REST gap filler of the request's venue (Binance spot and USD-M: ids are consecutive), or None."""
+    if not req.heal or req.source not in ("binance", "binance-futures"):
+        return None
+    from ..sources.heal import fill_binance_gap
+
+    async def fetch(exchange: str, symbol: str, last_id: int, next_id: int):
+        """The trades between two ids, stamped as received now."""
+        return await fill_binance_gap(exchange, symbol, last_id, next_id, now=clock.now(), base_url=req.heal_url)
+
+    return Healer(fetch, on_result=metrics.healed)
+
+
 async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
     """Build everything, run the job until it ends or is stopped, and release every resource."""
     from ..observe.console import Console
@@ -83,7 +97,7 @@ async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
     book.learn(getattr(source, "instruments", ()))  # what a source read from its venue (ccxt's markets)
     try:
         return await StreamRunner(source, sink, clock, opts, console=console, metrics=metrics, health=health,
-                                  instruments=book).run()
+                                  instruments=book, healer=build_healer(req, clock, metrics)).run()
     finally:
         sink.close()
         if server is not None:
