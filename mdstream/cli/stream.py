@@ -65,7 +65,7 @@ SOURCES = ("binance", "binance-futures", "binance-delivery", "ccxt", "tardis-mac
 @click.option("--shard", help="INDEX/COUNT: only this shard's symbols (stable hashing).")
 @click.option("--seed", type=int, default=_default("seed"), show_default=True, help="Seed of the synthetic market.")
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
-@click.option("--heal", type=click.Choice(["on", "off"]), default="on" if _default("heal") else "off", show_default=True,
+@click.option("--heal", type=click.BOOL, default=_default("heal"), show_default=True, metavar="on|off",
               help="Fill outages from the venue's REST trade history (Binance spot and USD-M) as late trades, and "
                    "clear gap = feed where the fill is proven complete (contiguous ids).")
 @click.option("--heal-url", help="REST base URL for --heal (e.g. http://127.0.0.1:9001 for a local mirror).")
@@ -99,7 +99,7 @@ def stream(**kw) -> None:
         duration=kw["duration"], metrics_port=kw["metrics_port"], metrics_host=kw["metrics_host"],
         checkpoint=kw["checkpoint"], shard=kw["shard"], seed=kw["seed"], quiet=kw["quiet"], log_format=kw["log_format"],
         silence_timeout=kw["silence_timeout"], max_feed_down=kw["max_feed_down"],
-        instruments=instruments_from(kw, kw["exchange"]), heal=kw["heal"] == "on", heal_url=kw["heal_url"],
+        instruments=instruments_from(kw, kw["exchange"]), heal=kw["heal"], heal_url=kw["heal_url"],
     )
     asyncio.run(run_stream(request, sink_opts))
 

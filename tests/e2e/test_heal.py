@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from support.rest_history import HistoryServer
+from support.rest_history import HistoryServer, history_row
 from support.stream_cli import CliStream
 from support.ws_faults import FaultServer, generated_messages
 
@@ -31,7 +31,8 @@ def market() -> list[dict]:
 async def run_outage(tmp_path, *extra: str) -> tuple[FaultServer, CliStream, HistoryServer]:
     """Stream ~6 s, drop the feed for 15 s (the market goes on), stream ~6 s more, stop the job."""
     server = await FaultServer(market(), rate=200).start()
-    history = await HistoryServer(lambda: [m for _, _, m in server.log if m] + server.missed).start()
+    history = await HistoryServer(lambda: [history_row(m) for _, _, m in server.log if m]
+                                  + [history_row(m) for m in server.missed]).start()
     job = CliStream(tmp_path, "binance-futures", ",".join(SYMBOLS), server.url, "--timeframes", "15s,1m",
                     "--heal-url", history.url, *extra)
     try:

@@ -10,11 +10,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
-from aiohttp import web
 
 from mdstream.contract import columns as c
 from mdstream.contract.errors import SourceError
 from mdstream.sources.heal import fill_binance_gap
+from support.rest_history import HistoryServer
 
 T0 = 1_764_000_000_000  # epoch ms
 
@@ -23,44 +23,6 @@ def history(n: int, *, first: int = 5_000) -> list[dict]:
     """Binance historicalTrades rows (documented fields) with consecutive ids from `first`."""
     return [{"id": first + i, "price": f"{60000 + i % 97 / 10:.2f}", "qty": f"{(i % 13 + 1) / 1000:.3f}",
              "quoteQty": "0", "time": T0 + i * 7, "isBuyerMaker": i % 3 == 0, "isBestMatch": True} for i in range(n)]
-
-
-class HistoryServer:
-    """GET /api/v3/historicalTrades?symbol&fromId&limit; `throttle` 429s (Retry-After) before serving; `hole` ids
-    the venue does not return."""
-
-    def __init__(self, rows: list[dict], *, throttle: int = 0, retry_after: float = 0.2, hole: set[int] = frozenset()):
-        self.rows, self.throttle, self.retry_after, self.hole = rows, throttle, retry_after, hole
-        self.requests: list[dict] = []
-        self.runner: web.AppRunner | None = None
-        self.url = ""
-
-    async def start(self) -> HistoryServer:
-        """Serve on a free port of 127.0.0.1."""
-        app = web.Application()
-        app.router.add_get("/api/v3/historicalTrades", self.trades)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-        return self
-
-    async def trades(self, request: web.Request) -> web.Response:
-        """A page of at most `limit` (max 1000) trades from `fromId`."""
-        self.requests.append(dict(request.query))
-        if self.throttle:
-            self.throttle -= 1
-            return web.json_response({"code": -1003, "msg": "Too many requests"}, status=429,
-                                     headers={"Retry-After": str(self.retry_after)})
-        start, limit = int(request.query["fromId"]), min(int(request.query.get("limit", 500)), 1000)
-        page = [r for r in self.rows if r["id"] >= start and r["id"] not in self.hole][:limit]
-        return web.json_response(page)
-
-    async def stop(self) -> None:
-        """Stop serving."""
-        assert self.runner is not None
-        await self.runner.cleanup()
 
 
 def run(server: HistoryServer, last_id: int, next_id: int, **kw):

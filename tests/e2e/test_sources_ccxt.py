@@ -180,7 +180,8 @@ def test_stream_cli_candles_equal_decimal_of_the_venue_trades(venue, tmp_path, m
         try:
             await job.start()
             await job.wait_for(lambda: job.accounting(label)["accepted"] >= count, "every trade", timeout=90)
-            await asyncio.sleep(15 - time.time() % 15 + 1.0)  # the window of the last trade closes
+            # the window of the last trade closes (its end + lateness, plus the feed's lag and a loaded machine's fold)
+            await asyncio.sleep(15 - time.time() % 15 + 3.0)
             accounting = await asyncio.to_thread(job.accounting, label)
             code = await job.stop(signal.SIGTERM)
             return code, job, accounting, server
