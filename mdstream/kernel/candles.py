@@ -124,11 +124,16 @@ def _full_sort(series: pl.DataFrame) -> pl.DataFrame:
 
 
 def _rising_ids(series: pl.DataFrame) -> bool:
-    """True when receive times and parsed integer ids both rise (a Tardis file): with sorted exchange times, that
-    implies the order rule, ties included."""
-    return (
-        ID_NUMBER in series.columns and series[ID_NUMBER].null_count() == 0
-        and series[c.LOCAL_TIMESTAMP].is_sorted() and series[ID_NUMBER].is_sorted()
+    """True when receive times rise (none missing) and ids rise strictly as non-negative numbers with their text
+    never getting shorter (a Tardis file): with sorted exchange times that is the order rule, ties included, as
+    the rule compares ids by (length, text) and equal-length digit strings order like their numbers."""
+    if ID_NUMBER not in series.columns or series[ID_NUMBER].null_count() or series[c.LOCAL_TIMESTAMP].null_count():
+        return False
+    numbers = series[ID_NUMBER]
+    return bool(
+        series[c.LOCAL_TIMESTAMP].is_sorted() and numbers.is_sorted() and numbers.min() >= 0  # type: ignore[operator]
+        and (numbers.len() < 2 or (numbers.diff().drop_nulls() > 0).all())
+        and series[c.ID].cast(pl.String).str.len_bytes().is_sorted()
     )
 
 

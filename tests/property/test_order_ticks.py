@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import polars as pl
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
@@ -44,6 +44,8 @@ def _frame(rows: list[tuple[int, int | None, str | None]]) -> pl.DataFrame:
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(_row, max_size=60), st.booleans(), st.booleans())
+@example([(0, None, "007"), (0, None, "7")], False, True)  # equal numbers, the shorter text first
+@example([(0, 1, "-3"), (0, 1, "5")], True, True)  # a negative id: its text is longer
 def test_fast_path_equals_full_sort(rows, presort_time, with_numbers):
     frame = _frame(rows)
     if presort_time:  # the common case: exchange times in order, tie-breakers jittered
