@@ -10,6 +10,7 @@ import polars as pl
 from ..contract import columns as c
 from ..contract.feed import FeedGap
 from ..kernel import gaps as gp
+from .output import width_us
 from .state import NEXT, STARTED
 
 _GAP_KEY = [c.EXCHANGE, c.SYMBOL, gp.GAP_START]
@@ -57,3 +58,22 @@ def reopened(fresh: pl.DataFrame, cursor: pl.DataFrame, floor_us: int | None) ->
     changed = hit.select(c.EXCHANGE, c.SYMBOL, (pl.max_horizontal("_s", pl.lit(floor_us)) if floor_us is not None
                                                 else pl.col("_s")).alias("_changed"))
     return changed.group_by(c.EXCHANGE, c.SYMBOL).agg(pl.col("_changed").min())
+
+
+def late_ticks(pending: pl.DataFrame, cursor: pl.DataFrame, base: str) -> pl.DataFrame:
+    """(exchange, symbol, timestamp) of the `pending` ticks before their series' started `base` cursor: ticks in
+    windows already emitted."""
+    started = cursor.filter((pl.col(c.TIMEFRAME) == base) & pl.col(STARTED))
+    return pending.join(started.select(c.EXCHANGE, c.SYMBOL, NEXT), on=[c.EXCHANGE, c.SYMBOL]).filter(
+        pl.col(c.TIMESTAMP) < pl.col(NEXT)).select(c.EXCHANGE, c.SYMBOL, c.TIMESTAMP)
+
+
+def cursor_marks(cursor: pl.DataFrame, base: str) -> tuple[int | None, int | None]:
+    """(the earliest window end due, the newest emitted `base` window start), epoch us, of a grid cursor."""
+    if cursor.height == 0:
+        return None, None
+    row = cursor.select(
+        (pl.col(NEXT).dt.epoch("us") + width_us()).min().alias("due"),
+        pl.col(NEXT).filter(pl.col(STARTED) & (pl.col(c.TIMEFRAME) == base)).dt.epoch("us").max().alias("upto"),
+    ).row(0)
+    return row[0], row[1]

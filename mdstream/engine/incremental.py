@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 import polars as pl
 
 from ..contract import columns as c
+from ..contract import defaults as d
 from ..contract import timeframes as tfm
 from ..contract.feed import FeedGap
 from ..contract.schema import CANDLE_SCHEMA, QUARANTINE_SCHEMA, TICK_SCHEMA, TS, conform
@@ -17,10 +18,10 @@ from ..kernel.grid import stamp
 from .admission import Band, screen
 from .ahead import Prepared, still_valid
 from .core import REEMIT, Spec, fold
-from .frames import gaps_frame, merge_gaps, reopened
+from .frames import cursor_marks, gaps_frame, late_ticks, merge_gaps, reopened
 from .ledger import Ledger
-from .output import NEVER, EngineOutput, dt_of, first_us, us_of, width_us
-from .state import NEXT, STARTED, SeriesState, state_from_candles, tail_rows
+from .output import NEVER, EngineOutput, dt_of, first_us, us_of
+from .state import NEXT, SeriesState, state_from_candles, tail_rows
 from .store import TickStore
 from .store import W as STORE_W
 from .timing import Timing
@@ -30,6 +31,9 @@ _NO_CANDLES = pl.DataFrame(schema=CANDLE_SCHEMA)
 _NO_LATE = pl.DataFrame(schema=QUARANTINE_SCHEMA)
 _TICK_POLARS_SCHEMA = pl.DataFrame(schema=TICK_SCHEMA).schema
 _US = timedelta(microseconds=1)
+# the stream's defaults (contract/defaults.py, in seconds) as the engine takes them
+_LATENESS, _HORIZON, _SKEW, _QUIET = (timedelta(seconds=s) for s in (d.LATENESS_S, d.HORIZON_S, d.MAX_SKEW_S,
+                                                                        d.MAX_QUIET_S))
 
 
 class CandleEngine:
@@ -37,9 +41,9 @@ class CandleEngine:
     closed. live=True: a live feed (the wall clock closes windows on a quiet feed, within bounds; ticks are
     judged against it); live=False: a replay (event time alone; `now` is the replay's own clock)."""
 
-    def __init__(self, timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES, *, lateness: timedelta = timedelta(seconds=1),
-                 horizon: timedelta = timedelta(minutes=2), live: bool = True, max_skew: timedelta = timedelta(seconds=5),
-                 max_quiet: timedelta = timedelta(seconds=60), max_span: timedelta = timedelta(days=1),
+    def __init__(self, timeframes: Sequence[str] = tfm.ALL_TIMEFRAMES, *, lateness: timedelta = _LATENESS,
+                 horizon: timedelta = _HORIZON, live: bool = True, max_skew: timedelta = _SKEW,
+                 max_quiet: timedelta = _QUIET, max_span: timedelta = timedelta(days=1),
                  instruments: pl.DataFrame | None = None, ahead: timedelta = timedelta(0)):
         self.lateness_us, self.horizon_us = lateness // _US, horizon // _US
         base = tuple(sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us))
@@ -274,22 +278,11 @@ class CandleEngine:
 
     def _late_ticks(self, pending: pl.DataFrame | None) -> pl.DataFrame | None:
         """The queued ticks that fell in windows already emitted (before their series' base cursor)."""
-        if pending is None or not self._revising():
-            return None
-        base = self.state.cursor.filter((pl.col(c.TIMEFRAME) == self.spec.base) & pl.col(STARTED))
-        return pending.join(base.select(c.EXCHANGE, c.SYMBOL, NEXT), on=[c.EXCHANGE, c.SYMBOL]).filter(
-            pl.col(c.TIMESTAMP) < pl.col(NEXT)).select(c.EXCHANGE, c.SYMBOL, c.TIMESTAMP)
+        return None if pending is None or not self._revising() else late_ticks(pending, self.state.cursor, self.spec.base)
 
     def _refresh(self) -> None:
         """Scalars a step without a fold needs: the earliest window end due, the newest emitted base window."""
-        cursor = self.state.cursor
-        if cursor.height:
-            ends, upto = cursor.select(
-                (pl.col(NEXT).dt.epoch("us") + width_us()).min().alias("due"),
-                pl.col(NEXT).filter(pl.col(STARTED) & (pl.col(c.TIMEFRAME) == self.spec.base)).dt.epoch("us").max().alias("upto"),
-            ).row(0)
-        else:
-            ends, upto = None, None
+        ends, upto = cursor_marks(self.state.cursor, self.spec.base)
         self._due = ends if ends is not None else NEVER
         self._emitted_upto = upto if upto is not None else -NEVER
         self._outage = self.state.gaps.get_column(gp.GAP_END).null_count() > 0 if self.state.gaps.height else False

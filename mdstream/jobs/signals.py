@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -73,3 +75,20 @@ class NoInterrupts:
 def exit_status(error: BaseException) -> int:
     """128 + the signal number of a stop (130 for SIGINT, 143 for SIGTERM)."""
     return 128 + getattr(error, "signum", signal.SIGINT)
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """In a running event loop, SIGINT/SIGTERM call `stop` (a clean stop: flush, checkpoint) instead of killing the
+    job mid-write; a loop that cannot take signal handlers (not the main thread) keeps the default."""
+    loop = asyncio.get_running_loop()
+    for sig in SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop)
+
+
+async def aclose(iterator: object) -> None:
+    """Close an async generator, ignoring one that is already closed."""
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(RuntimeError, StopAsyncIteration):
+            await close()

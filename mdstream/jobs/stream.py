@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +25,7 @@ from .batcher import SourceBatch, source_batches
 from .heal import Healed, Healer
 from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
 from .requests import StreamOptions
+from .signals import aclose, stop_on_signals
 from .stream_progress import CHECKPOINT_VERSION, SourceCounts, StreamStats, add_totals, read_checkpoint, write_checkpoint
 
 __all__ = ["StreamOptions", "StreamRunner", "StreamStats", "SourceCounts", "read_checkpoint", "write_checkpoint"]
@@ -95,7 +95,7 @@ class StreamRunner:
 
     async def run(self) -> StreamStats:
         """Consume the source until it ends or the job is stopped; returns the run's counters."""
-        self._install_signals()
+        stop_on_signals(self.stop)
         if not await self._warm_waiting():
             return self._finish()
         batches = source_batches(self.source, self.clock, due=self.engine.next_close).__aiter__()
@@ -121,7 +121,7 @@ class StreamRunner:
             stopper.cancel()
             if not nxt.done():
                 nxt.cancel()
-            await _aclose(batches)
+            await aclose(batches)
             if self.healer is not None:
                 await self.healer.close()
             await asyncio.to_thread(self._commit, force=True)
@@ -286,22 +286,3 @@ class StreamRunner:
             if time.monotonic() - self._last_status >= self.opts.status_interval:
                 self._last_status = time.monotonic()
                 self.console.status(self.stats.as_dict(self.sink))
-
-    def _install_signals(self) -> None:
-        """SIGINT/SIGTERM stop the job cleanly (flush, checkpoint) instead of killing it mid-write."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                loop.add_signal_handler(sig, self.stop)
-            except (NotImplementedError, RuntimeError):
-                pass
-
-
-async def _aclose(iterator) -> None:
-    """Close an async generator, ignoring one that is already closed."""
-    close = getattr(iterator, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except (RuntimeError, StopAsyncIteration):
-            pass
