@@ -169,6 +169,10 @@ class CandleEngine:
         return EngineOutput(_NO_CANDLES, late, fresh.height, dups + repeats, quarantined_by=reasons,
                             ticks=fresh.drop(STORE_W) if fresh.height else None)
 
+    def revisable_from(self) -> datetime | None:
+        """The oldest event time the next step still admits (newest event - lateness - horizon); None before any."""
+        return None if (floor := self._floor()) is None else dt_of(floor)
+
     def next_close(self) -> datetime | None:
         """When (on the clock `step` takes) the earliest open window closes if nothing more arrives; None if only
         a new trade can close it."""

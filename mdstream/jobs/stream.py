@@ -22,7 +22,7 @@ from ..kernel.grid import stamp
 from ..sinks import base
 from ..sinks.failures import LOCK_HELD, cause
 from .batcher import SourceBatch, source_batches
-from .heal import Healed, Healer
+from .heal import Healed, Healer, start_window
 from .requests import STREAM_MODES as MODES  # noqa: F401 (re-exported)
 from .requests import StreamOptions
 from .signals import aclose, stop_on_signals
@@ -81,7 +81,14 @@ class StreamRunner:
             # so is any earlier one a straggler (admitted up to horizon + lateness late) falls in.
             start = self.clock.now()
             since = start - timedelta(seconds=self.opts.horizon + self.opts.lateness)
-            self.engine.add_gaps([FeedGap(self.label, (), since, start, GAP_STARTUP)])
+            listed = tuple(getattr(self.source, "symbols", None) or ())
+            if self.healer is not None and listed:
+                # one gap per symbol: each is healed on its own once its first trade is seen (jobs/heal.py)
+                gaps = [FeedGap(self.label, (s,), since, start, GAP_STARTUP) for s in listed]
+                self.healer.starting(gaps, start_window(start, self.engine.timeframes, self.opts.horizon))
+            else:
+                gaps = [FeedGap(self.label, (), since, start, GAP_STARTUP)]
+            self.engine.add_gaps(gaps)
             self._started_gap = True
         if not self.opts.warm_start or self.opts.mode == "ticks" or not base.can(self.sink, base.READ_BACK):
             return
@@ -172,8 +179,8 @@ class StreamRunner:
         """On the event loop: start REST fills for the batch's id jumps; the fills finished meanwhile."""
         if self.healer is None:
             return []
-        self.healer.watch(batch.gaps)
-        return self.healer.collect()
+        self.healer.watch(batch.gaps, batch.ticks)
+        return self.healer.collect(self.engine.revisable_from())
 
     def _process(self, batch: SourceBatch | None, final: bool, fills: list[Healed] | None = None) -> None:
         """Steps 2-5 of the class docstring for one batch (None with `final`: the input ended), with the trades of
@@ -188,6 +195,8 @@ class StreamRunner:
         for fill in fills or []:
             if fill.heal:
                 self.engine.heal(fill.heal)
+            if fill.keep:
+                self.engine.add_gaps(fill.keep)
         if batch is not None and batch.gaps:
             self.engine.add_gaps(batch.gaps)
             self.stats.gaps += len(batch.gaps)

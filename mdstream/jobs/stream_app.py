@@ -61,13 +61,17 @@ def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
     """The REST gap filler of the request's venue (Binance spot and USD-M: ids are consecutive), or None."""
     if not req.heal or req.source not in ("binance", "binance-futures"):
         return None
-    from ..sources.heal import fill_binance_gap
+    from ..sources.heal import fill_binance_gap, fill_binance_since
 
     async def fetch(exchange: str, symbol: str, last_id: int, next_id: int):
         """The trades between two ids, stamped as received now."""
         return await fill_binance_gap(exchange, symbol, last_id, next_id, now=clock.now(), base_url=req.heal_url)
 
-    return Healer(fetch, on_result=metrics.healed)
+    async def since(exchange: str, symbol: str, next_id: int, start_from):
+        """The trades from a window start up to an id, stamped as received now."""
+        return await fill_binance_since(exchange, symbol, next_id, start_from, now=clock.now(), base_url=req.heal_url)
+
+    return Healer(fetch, since=since, on_result=metrics.healed)
 
 
 async def run_stream(req: StreamRequest, sink_opts: SinkOptions):

@@ -84,45 +84,104 @@ async def fill_binance_gap(exchange: str, symbol: str, last_id: int, next_id: in
     """Trades with ids in (last_id, next_id) of a Binance spot or USD-M symbol from historicalTrades, paged by
     fromId; complete when their ids are exactly last_id+1 .. next_id-1. Raises SourceError when the venue keeps
     refusing past `attempts` tries per page."""
-    if exchange not in BINANCE_REST:
-        raise ConfigError(f"no REST trade history for {exchange!r}: one of {', '.join(BINANCE_REST)}")
     if next_id <= last_id + 1:
+        _binance_url(exchange, base_url)
         return Fill(exchange, symbol, schema.empty_ticks(), True, "nothing missing", 0)
-    host, path = BINANCE_REST[exchange]
-    url = (base_url or host).rstrip("/") + path
-    headers = {"X-MBX-APIKEY": os.environ[ENV_API_KEY]} if os.environ.get(ENV_API_KEY) else {}
-    own = session is None
-    http = session or aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
-    rows: list[dict] = []
-    requests = 0
-    try:
-        from_id = last_id + 1
-        for _ in range(MAX_PAGES):
-            limit = min(PAGE, next_id - from_id)
-            params = {"symbol": symbol, "fromId": str(from_id), "limit": str(limit)}
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(attempts), wait=_wait, reraise=True,
-                                               retry=retry_if_exception_type((RateLimited, aiohttp.ClientError,
-                                                                              asyncio.TimeoutError))):
-                with attempt:
-                    requests += 1
-                    page = await _get(http, url, params, headers)
-            page = [r for r in page if isinstance(r, dict) and isinstance(r.get("id"), int) and r["id"] < next_id]
-            rows.extend(page)
-            if not page or page[-1]["id"] >= next_id - 1:
-                break
-            from_id = page[-1]["id"] + 1
-    except RateLimited as exc:
-        raise SourceError(f"{exchange} {symbol}: trade history refused after {attempts} attempts ({exc})") from exc
-    finally:
-        if own:
-            await http.close()
+    async with _History(exchange, symbol, base_url, attempts, session) as history:
+        rows = await history.forward(last_id + 1, next_id)
     ids = sorted({r["id"] for r in rows})
     want = next_id - last_id - 1
     complete = ids == list(range(last_id + 1, next_id))
     reason = "contiguous ids" if complete else f"{want - len(ids)} of {want} trade ids missing from the history"
-    return Fill(exchange, symbol, binance_ticks(rows, exchange, symbol, now).unique(c.ID, keep="first",
-                                                                                    maintain_order=True),
-                complete, reason, requests)
+    return Fill(exchange, symbol, _unique(binance_ticks(rows, exchange, symbol, now)), complete, reason,
+                history.requests)
+
+
+async def fill_binance_since(exchange: str, symbol: str, next_id: int, since: datetime, *, now: datetime,
+                             base_url: str | None = None, attempts: int = 6,
+                             session: aiohttp.ClientSession | None = None) -> Fill:
+    """Trades of a Binance spot or USD-M symbol from `since` up to id `next_id` (exclusive): pages of
+    historicalTrades read backwards by fromId until one holds a trade before `since` (ids and times rise together
+    on Binance); complete when that trade was found and the ids from it to next_id-1 run without a hole."""
+    since_ms = int(since.timestamp() * 1000)
+    async with _History(exchange, symbol, base_url, attempts, session) as history:
+        rows: list[dict] = []
+        upto = next_id
+        while upto > 0 and history.requests < MAX_PAGES:
+            start = max(0, upto - PAGE)
+            page = await history.forward(start, upto)
+            rows = page + rows
+            if not page or page[0]["time"] < since_ms or start == 0:
+                break
+            upto = start
+    ids = [r["id"] for r in rows]
+    reached = bool(rows) and (rows[0]["time"] < since_ms or ids[0] == 0)
+    contiguous = ids == list(range(ids[0], next_id)) if ids else False
+    complete = reached and contiguous
+    reason = ("contiguous ids since the window start" if complete else
+              "the history does not reach back to the window start" if not reached else "trade ids missing from the history")
+    kept = [r for r in rows if r["time"] >= since_ms]
+    return Fill(exchange, symbol, _unique(binance_ticks(kept, exchange, symbol, now)), complete, reason,
+                history.requests)
+
+
+def _unique(ticks: pl.DataFrame) -> pl.DataFrame:
+    """One row per trade id (a page boundary may repeat one), in the order fetched."""
+    return ticks.unique(c.ID, keep="first", maintain_order=True)
+
+
+def _binance_url(exchange: str, base_url: str | None) -> str:
+    """The historicalTrades URL of a Binance market label (ConfigError for another venue)."""
+    if exchange not in BINANCE_REST:
+        raise ConfigError(f"no REST trade history for {exchange!r}: one of {', '.join(BINANCE_REST)}")
+    host, path = BINANCE_REST[exchange]
+    return (base_url or host).rstrip("/") + path
+
+
+class _History:
+    """One symbol's historicalTrades over one HTTP session (its own, unless given), retried on 429/418/5xx."""
+
+    def __init__(self, exchange: str, symbol: str, base_url: str | None, attempts: int,
+                 session: aiohttp.ClientSession | None):
+        self.exchange, self.symbol, self.attempts = exchange, symbol, attempts
+        self.url = _binance_url(exchange, base_url)
+        self.headers = {"X-MBX-APIKEY": os.environ[ENV_API_KEY]} if os.environ.get(ENV_API_KEY) else {}
+        self.own = session is None
+        self.http = session
+        self.requests = 0
+
+    async def __aenter__(self) -> _History:
+        if self.http is None:
+            self.http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.own and self.http is not None:
+            await self.http.close()
+
+    async def forward(self, from_id: int, upto: int) -> list[dict]:
+        """Rows with ids in [from_id, upto), in id order, paged by fromId (at most MAX_PAGES requests in all)."""
+        rows: list[dict] = []
+        while from_id < upto and self.requests < MAX_PAGES:
+            params = {"symbol": self.symbol, "fromId": str(from_id), "limit": str(min(PAGE, upto - from_id))}
+            try:
+                async for attempt in AsyncRetrying(stop=stop_after_attempt(self.attempts), wait=_wait, reraise=True,
+                                                   retry=retry_if_exception_type((RateLimited, aiohttp.ClientError,
+                                                                                  asyncio.TimeoutError))):
+                    with attempt:
+                        self.requests += 1
+                        assert self.http is not None
+                        page = await _get(self.http, self.url, params, self.headers)
+            except RateLimited as exc:
+                raise SourceError(f"{self.exchange} {self.symbol}: trade history refused after {self.attempts} "
+                                  f"attempts ({exc})") from exc
+            page = [r for r in page if isinstance(r, dict) and isinstance(r.get("id"), int)
+                    and isinstance(r.get("time"), int) and from_id <= r["id"] < upto]
+            rows.extend(page)
+            if not page or page[-1]["id"] >= upto - 1:
+                break
+            from_id = page[-1]["id"] + 1
+        return rows
 
 
 async def _get(http: aiohttp.ClientSession, url: str, params: dict, headers: dict) -> list:

@@ -101,3 +101,43 @@ def test_with_heal_off_the_outage_stays_feed(tmp_path):
     assert not history.requests
     assert latest.filter(pl.col("gap") == "feed").height >= 3  # the start, and the 15 s outage
     assert len(ids) == len([m for _, _, m in server.log if m])  # what the feed sent, nothing more
+
+
+def test_the_partial_window_at_start_is_healed_from_rest(tmp_path):
+    """The market trades for 20 s before the job starts: the 15 s window holding the start instant is filled from
+    the history back to its start, from the first trade id the feed delivers, and is no longer feed."""
+    async def scenario():
+        server = await FaultServer(market(), rate=200).start()
+        history = await HistoryServer(lambda: [history_row(m) for m in server.missed]
+                                      + [history_row(m) for _, _, m in server.log if m]).start()
+        await server.outage(20.0)  # nobody listens yet: these trades exist only in the history
+        job = CliStream(tmp_path, "binance-futures", ",".join(SYMBOLS), server.url, "--timeframes", "15s",
+                        "--heal-url", history.url)
+        try:
+            await job.start()
+            while server.position < len(server.missed) + 4_500:  # past the end of the window holding the start
+                await asyncio.sleep(0.05)
+            server.stall(60.0)
+            await asyncio.sleep(3.0)
+            assert await job.stop() == 0, job.output()
+            return server, job, history
+        finally:
+            await job.kill()
+            await server.stop()
+            await history.stop()
+
+    server, job, history = asyncio.run(scenario())
+    assert history.requests, "the job never asked the history"
+    latest, revised, ids = stored(job)
+    everything = server.missed + [m for _, _, m in server.log if m]
+    live_first = min(int(m["data"]["t"]) for _, _, m in server.log if m)
+    first = latest.filter(pl.col("trades") > 0).group_by("symbol").agg(pl.col("w").min()).rows()
+    want = traded(everything)
+    for symbol, window in first:
+        row = latest.filter((pl.col("symbol") == symbol) & (pl.col("w") == window)).row(0, named=True)
+        truth = want.filter((pl.col("symbol") == symbol) & (pl.col("w") == window)).row(0, named=True)
+        assert row["gap"] != "feed", (row, job.output()[-3000:])
+        assert (row["trades"], round(row["volume"], 9)) == (truth["trades"], round(truth["volume"], 9))
+        # the window began before the feed's first trade: the history supplied its start
+        assert any(int(m["data"]["t"]) < live_first for m in server.missed if m["data"]["s"] == symbol)
+    assert re.search(r"'complete': [1-9]", job.output()), job.output()[-2000:]

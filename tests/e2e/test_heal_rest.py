@@ -13,7 +13,7 @@ import pytest
 
 from mdstream.contract import columns as c
 from mdstream.contract.errors import SourceError
-from mdstream.sources.heal import fill_binance_gap
+from mdstream.sources.heal import fill_binance_gap, fill_binance_since
 from support.rest_history import HistoryServer
 
 T0 = 1_764_000_000_000  # epoch ms
@@ -68,6 +68,39 @@ def test_a_venue_that_keeps_refusing_is_a_clear_error():
     server = HistoryServer(history(10), throttle=100, retry_after=0.01)
     with pytest.raises(SourceError, match="refused after 3 attempts"):
         run(server, 5_000, 5_005, attempts=3)
+
+
+def since(server: HistoryServer, next_id: int, since_ms: int):
+    """fill_binance_since against the stand-in."""
+    async def scenario():
+        await server.start()
+        try:
+            return await fill_binance_since("binance-futures", "BTCUSDT", next_id,
+                                            datetime.fromtimestamp(since_ms / 1000, UTC), now=datetime.now(UTC),
+                                            base_url=server.url)
+        finally:
+            await server.stop()
+    return asyncio.run(scenario())
+
+
+def test_the_start_of_a_window_is_filled_back_from_the_first_trade_seen():
+    """At start the first trade seen is id 7_800 (t = T0 + 2_800 * 7 ms); the window began at T0 + 10 s: the pages
+    are read backwards until one holds a trade before it, and only the window's trades come back."""
+    rows = history(4_000)
+    fill = since(HistoryServer(rows, throttle=1, retry_after=0.05), 7_800, T0 + 10_000)
+    want = [r for r in rows if r["time"] >= T0 + 10_000 and r["id"] < 7_800]
+    assert fill.complete and fill.reason == "contiguous ids since the window start"
+    assert fill.ticks[c.ID].to_list() == [str(r["id"]) for r in want] and len(want) == 1_371
+    assert fill.ticks[c.TIMESTAMP].dt.epoch("ms").min() >= T0 + 10_000
+    assert fill.requests == 3  # 6_800.., 5_800.. (holds the window start), plus the one refused
+
+
+def test_a_start_the_history_cannot_reach_or_with_a_hole_stays_unproven():
+    rows = history(1_000)
+    short = since(HistoryServer(rows), 5_900, T0 - 1)  # the window began before the oldest trade held
+    assert not short.complete and short.reason == "the history does not reach back to the window start"
+    holed = since(HistoryServer(rows, hole={5_700}), 5_900, T0 + 3_000)
+    assert not holed.complete and holed.reason == "trade ids missing from the history"
 
 
 def test_okx_gap_filled_through_ccxt_history_by_trade_id():
