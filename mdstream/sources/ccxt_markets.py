@@ -24,6 +24,12 @@ VENUES = ("okx", "bybit", "coinbase", "kraken", "deribit", "hyperliquid")
 # A venue id shared by several markets (Bybit's BTCUSDT: spot and the linear swap) means the first of these types,
 # as Tardis' `bybit` means its derivatives; the unified symbol (BTC/USDT) or a Tardis id (bybit-spot) picks another.
 PREFERENCE = ("swap", "future", "spot", "option")
+# The ccxt market field holding the symbol a venue's ticks carry, where ccxt's id is not the venue's stable name:
+# Kraken's pair as its WebSocket v1 and Tardis write it (XBT/USD), not the REST pair id (XXBTZUSD) nor the v2
+# WebSocket's BTC/USD, so ticks of this source and of tardis-machine's `kraken` match.
+TICK_SYMBOL = {"kraken": "wsId"}
+# Market fields a symbol may also be given as (Kraken: XBT/USD, XBTUSD), besides ccxt's id and unified symbol.
+OTHER_FORMS = ("wsId", "altname")
 _HOST = re.compile(r"^(https?|wss?)://[^/]+")
 
 
@@ -46,6 +52,11 @@ def point_at(urls: Any, base: str) -> Any:
     return urls
 
 
+def symbol_of(venue: str, market: dict) -> str:
+    """The symbol the venue's ticks carry: ccxt's market id, or the field TICK_SYMBOL names for the venue."""
+    return str(market.get(TICK_SYMBOL.get(venue, "id")) or market["id"])
+
+
 def label_of(venue: str, market: dict) -> str:
     """The Tardis exchange id of a ccxt market (okex-swap for an OKX swap), else ccxt's id."""
     labels = LABELS.get(venue, venue)
@@ -53,13 +64,14 @@ def label_of(venue: str, market: dict) -> str:
 
 
 def find_market(markets: dict[str, dict], symbol: str, types: tuple[str, ...] | None) -> dict:
-    """The market of `symbol` written in ccxt's unified form (BTC/USDT:USDT) or the venue's (BTC-USDT-SWAP),
-    within `types`; raises ConfigError naming close matches when none fits."""
+    """The market of `symbol` written in ccxt's unified form (BTC/USDT:USDT) or the venue's (BTC-USDT-SWAP; for
+    Kraken also XBT/USD or XBTUSD), within `types`; raises ConfigError naming close matches when none fits."""
     allowed = [m for m in markets.values() if types is None or m.get("type") in types]
     for m in allowed:
         if m.get("symbol") == symbol:
             return m
-    by_id = [m for m in allowed if str(m.get("id")).upper() == symbol.upper()]
+    by_id = [m for m in allowed if symbol.upper() in
+             {str(m.get(k)).upper() for k in ("id", *OTHER_FORMS) if m.get(k) is not None}]
     if by_id:
         return min(by_id, key=lambda m: PREFERENCE.index(m["type"]) if m.get("type") in PREFERENCE else 99)
     near = sorted({str(m.get("id")) for m in allowed if symbol.upper().replace("/", "").replace("-", "")[:3]
@@ -68,13 +80,14 @@ def find_market(markets: dict[str, dict], symbol: str, types: tuple[str, ...] | 
     raise ConfigError(f"unknown symbol {symbol!r} on this venue{hint}")
 
 
-def instrument_of(label: str, market: dict) -> Instrument:
-    """The instrument of a ccxt market: kind from spot/linear/inverse, one unit of amount = contractSize of the
-    base asset (linear) or of the quote currency (inverse)."""
+def instrument_of(label: str, market: dict, symbol: str | None = None) -> Instrument:
+    """The instrument of a ccxt market under `symbol` (default its id): kind from spot/linear/inverse, one unit of
+    amount = contractSize of the base asset (linear) or of the quote currency (inverse)."""
     base, quote = market.get("base"), market.get("quote")
+    symbol = symbol or str(market["id"])
     if market.get("spot") or not market.get("contract"):
-        return Instrument(label, str(market["id"]), SPOT, 1.0, base, base, quote, source=VENUE)
+        return Instrument(label, symbol, SPOT, 1.0, base, base, quote, source=VENUE)
     size = float(market.get("contractSize") or 1.0)
     if market.get("inverse"):
-        return Instrument(label, str(market["id"]), INVERSE, size, quote, base, quote, source=VENUE)
-    return Instrument(label, str(market["id"]), LINEAR, size, base, base, quote, source=VENUE)
+        return Instrument(label, symbol, INVERSE, size, quote, base, quote, source=VENUE)
+    return Instrument(label, symbol, LINEAR, size, base, base, quote, source=VENUE)

@@ -23,7 +23,7 @@ from ..inputs.decode import MAX_AMOUNT, MAX_PRICE, MAX_TRADE_MS, MIN_TRADE_MS, T
 from ..inputs.parse import LINE, RAW, Check, any_failure, no_quarantine, not_positive, split_checked
 from .base import FeedTracker
 from .binance import backoff_delays
-from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, venue_of
+from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, symbol_of, venue_of
 from .status import FeedStatus, tally
 
 log = logging.getLogger(__name__)
@@ -89,9 +89,10 @@ class CcxtSource:
             raise ConfigError(f"symbols {', '.join(symbols)} span markets {', '.join(labels)}: run one stream per market")
         self.exchange = labels[0]
         self.unified = tuple(dict.fromkeys(str(m["symbol"]) for m in found))
-        self.ids = {str(m["symbol"]): str(m["id"]) for m in found}  # unified -> the venue's own symbol
+        self.ids = {str(m["symbol"]): symbol_of(self.venue, m) for m in found}  # unified -> the venue's own symbol
         self.symbols = tuple(self.ids[u] for u in self.unified)
-        self.instruments: list[Instrument] = [instrument_of(self.exchange, m) for m in found]
+        self.instruments: list[Instrument] = [instrument_of(self.exchange, m, self.ids[str(m["symbol"])])
+                                              for m in found]
         self.source = self.url or f"ccxt:{self.venue}"
         self.status = FeedStatus(self.exchange)
         self.tracker = FeedTracker(self.exchange, self.symbols, source=self.source)

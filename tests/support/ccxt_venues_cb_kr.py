@@ -1,0 +1,231 @@
+"""Local stand-ins for Coinbase (Advanced Trade) and Kraken (spot) reached through ccxt, on the base of
+support.ccxt_venues: the REST calls ccxt's load_markets makes and each venue's public trades WebSocket, shapes as
+the venues document them. A connection may open with messages of the venue's own and one client message may be
+answered with several (Kraken acknowledges each symbol), so the connection loop is this module's."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import time
+from datetime import datetime, timezone
+
+from aiohttp import WSMsgType, web
+
+from support.ccxt_venues import Trade, VenueServer, make_trades
+
+__all__ = ["CoinbaseServer", "KrakenServer", "Trade", "coinbase_product", "kraken_pair", "make_trades"]
+
+COINBASE_PRODUCTS = "/api/v3/brokerage/market/products"
+KRAKEN_PAIRS = "/0/public/AssetPairs"
+
+
+def rfc3339(ms: int) -> str:
+    """Epoch ms as the venues write trade times: RFC 3339, microseconds, Z."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class SessionServer(VenueServer):
+    """A venue whose connections open with messages of its own (`greeting`) and whose replies may be several
+    messages (`answers`); `on_connect` resets what a venue counts per connection."""
+
+    def greeting(self) -> list[dict]:
+        """Messages the venue sends as a connection opens."""
+        return []
+
+    def on_connect(self) -> None:
+        """A new connection: per-connection counters start again."""
+
+    def answers(self, message: dict) -> tuple[list[str], list[dict]]:
+        """(venue symbols subscribed, reply messages) of a client message."""
+        raise NotImplementedError
+
+    def subscribed(self, message: dict) -> tuple[list[str], dict | None]:
+        """The base's contract: the first reply only."""
+        names, replies = self.answers(message)
+        return names, replies[0] if replies else None
+
+    async def _feed(self, request: web.Request) -> web.WebSocketResponse:
+        """As the base's loop, with the greeting first and every reply sent."""
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self.connections += 1
+        self.on_connect()
+        for message in self.greeting():
+            await ws.send_str(json.dumps(message))
+        symbols: set[str] = set()
+        pusher: asyncio.Task | None = None
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                names, replies = self.answers(json.loads(msg.data))
+                for reply in replies:
+                    await ws.send_str(json.dumps(reply))
+                symbols.update(names)
+                if names and pusher is None:
+                    if self.connections > 1:
+                        self.pos = max(0, self.pos - self.resend_on_connect)
+                    pusher = asyncio.ensure_future(self._push(ws, symbols))
+        finally:
+            if pusher is not None:
+                pusher.cancel()
+        return ws
+
+
+def coinbase_product(product_id: str, price: str, base_name: str) -> dict:
+    """One entry of Coinbase's public GET /api/v3/brokerage/market/products (a SPOT product)."""
+    base, quote = product_id.split("-")
+    return {"product_id": product_id, "price": price, "price_percentage_change_24h": "1.2", "volume_24h": "9876.5",
+            "volume_percentage_change_24h": "-3.4", "base_increment": "0.00000001", "quote_increment": "0.01",
+            "quote_min_size": "1", "quote_max_size": "150000000", "base_min_size": "0.00000001",
+            "base_max_size": "3400", "base_name": base_name, "quote_name": "US Dollar", "watched": False,
+            "is_disabled": False, "new": False, "status": "online", "cancel_only": False, "limit_only": False,
+            "post_only": False, "trading_disabled": False, "auction_mode": False, "product_type": "SPOT",
+            "quote_currency_id": quote, "base_currency_id": base, "fcm_trading_session_details": None,
+            "mid_market_price": "", "alias": "", "alias_to": [], "base_display_symbol": base,
+            "quote_display_symbol": quote, "view_only": False, "price_increment": "0.01",
+            "display_name": product_id, "product_venue": "CBE"}
+
+
+class CoinbaseServer(SessionServer):
+    """Coinbase Advanced Trade: ccxt's load_markets reads GET /v2/currencies, /v2/currencies/crypto,
+    /v2/exchange-rates and /api/v3/brokerage/market/products (spot, then FUTURE and PERPETUAL); the WebSocket
+    channel `market_trades` by product_id, a `subscriptions` reply, a snapshot then updates, one sequence_num per
+    connection."""
+
+    venue = "coinbase"
+
+    def __init__(self, trades: list[Trade], products: list[dict], **kw):
+        super().__init__(trades, **kw)
+        self.products = products
+        self._sequence = itertools.count()
+        self._snapshot_sent: set[str] = set()
+
+    def rest(self, path: str, query: dict) -> dict | None:
+        """Currencies (fiat, crypto), exchange rates and the public products (futures: none)."""
+        bases = sorted({p["base_currency_id"] for p in self.products})
+        if path == "/v2/currencies":
+            return {"data": [{"id": "USD", "name": "US Dollar", "min_size": "0.01"},
+                             {"id": "EUR", "name": "Euro", "min_size": "0.01"}]}
+        if path == "/v2/currencies/crypto":
+            return {"data": [{"asset_id": f"00000000-0000-0000-0000-{i:012d}", "code": b, "name": b, "color": "#0052FF",
+                              "sort_index": i, "exponent": 8, "type": "crypto", "address_regex": "^.+$"}
+                             for i, b in enumerate(bases)]}
+        if path == "/v2/exchange-rates":
+            rates = {p["base_currency_id"]: f"{1 / float(p['price']):.10f}" for p in self.products}
+            return {"data": {"currency": "USD", "rates": {"USD": "1.0", "EUR": "0.92", **rates}}}
+        if path == COINBASE_PRODUCTS:
+            spot = query.get("product_type", "SPOT") == "SPOT"
+            products = self.products if spot else []
+            return {"products": products, "num_products": len(products)}
+        return None
+
+    def on_connect(self) -> None:
+        """sequence_num counts from 0 on each connection, each product's first trades come as a snapshot."""
+        self._sequence = itertools.count()
+        self._snapshot_sent = set()
+
+    def _envelope(self, channel: str, events: list[dict]) -> dict:
+        """The frame every Coinbase message has: channel, client_id, timestamp, sequence_num, events."""
+        return {"channel": channel, "client_id": "", "timestamp": rfc3339(int(time.time() * 1000)),
+                "sequence_num": next(self._sequence), "events": events}
+
+    def answers(self, message: dict) -> tuple[list[str], list[dict]]:
+        """{"type":"subscribe","product_ids":[...],"channel":"market_trades"} -> a `subscriptions` message."""
+        if message.get("type") != "subscribe" or message.get("channel") != "market_trades":
+            return [], []
+        names = list(message.get("product_ids", []))
+        return names, [self._envelope("subscriptions", [{"subscriptions": {"market_trades": names}}])]
+
+    def push(self, trades: list[Trade]) -> dict:
+        """A market_trades message: events [{type: snapshot|update, trades: [{trade_id, product_id, price, size,
+        side, time}]}], side in capitals."""
+        product = trades[0].symbol
+        kind = "update" if product in self._snapshot_sent else "snapshot"
+        self._snapshot_sent.add(product)
+        return self._envelope("market_trades", [{"type": kind, "trades": [
+            {"trade_id": t.id, "product_id": product, "price": t.price, "size": t.amount, "side": t.side.upper(),
+             "time": rfc3339(t.ts)} for t in trades]}])
+
+
+def kraken_pair(wsname: str, base: str, quote: str, pair_decimals: int, ordermin: str) -> tuple[str, dict]:
+    """(pair id, entry) of Kraken's GET /0/public/AssetPairs: `base`/`quote` are Kraken's asset ids (XXBT,
+    ZUSD), the pair id their concatenation, altname and wsname from the asset altnames (XBTUSD, XBT/USD)."""
+    alt_base, alt_quote = wsname.split("/")
+    fees = [[0, 0.4], [10000, 0.35], [50000, 0.24], [100000, 0.22], [250000, 0.2], [500000, 0.18]]
+    makers = [[0, 0.25], [10000, 0.2], [50000, 0.14], [100000, 0.12], [250000, 0.1], [500000, 0.08]]
+    return base + quote, {
+        "altname": alt_base + alt_quote, "wsname": wsname, "aclass_base": "currency", "base": base,
+        "aclass_quote": "currency", "quote": quote, "lot": "unit", "cost_decimals": 5, "pair_decimals": pair_decimals,
+        "lot_decimals": 8, "lot_multiplier": 1, "leverage_buy": [2, 3, 4, 5], "leverage_sell": [2, 3, 4, 5],
+        "fees": fees, "fees_maker": makers, "fee_volume_currency": "ZUSD", "margin_call": 80, "margin_stop": 40,
+        "ordermin": ordermin, "costmin": "0.5", "tick_size": str(10 ** -pair_decimals), "status": "online",
+        "long_position_limit": 250, "short_position_limit": 200}
+
+
+# Kraken's spot assets as GET /0/public/Assets lists them (id -> altname, decimals)
+KRAKEN_ASSETS = {"XXBT": ("XBT", 10), "XETH": ("ETH", 10), "ZUSD": ("USD", 4)}
+
+
+class KrakenServer(SessionServer):
+    """Kraken spot: ccxt's load_markets reads GET /0/public/Assets and /0/public/AssetPairs; trades come over the
+    WebSocket v2 (/v2): a `status` message on connect, `trade` subscriptions acknowledged per symbol, a snapshot then
+    updates with numeric price/qty and an integer trade_id, `ping` answered with `pong`. Trades carry the pair's
+    wsname (XBT/USD); v2 writes symbols its own way (BTC/USD), given in `v2_names`."""
+
+    venue = "kraken"
+
+    def __init__(self, trades: list[Trade], pairs: dict[str, dict], v2_names: dict[str, str], **kw):
+        super().__init__(trades, **kw)
+        self.pairs, self.v2_names = pairs, v2_names
+        self.wsnames = {v: k for k, v in v2_names.items()}
+        self._snapshot_sent: set[str] = set()
+
+    def rest(self, path: str, query: dict) -> dict | None:
+        """Assets and asset pairs, in Kraken's {"error": [], "result": {...}} envelope."""
+        if path == "/0/public/Assets":
+            return {"error": [], "result": {
+                asset: {"aclass": "currency", "altname": alt, "decimals": decimals, "display_decimals": 5,
+                        "collateral_value": 1.0, "status": "enabled"}
+                for asset, (alt, decimals) in KRAKEN_ASSETS.items()}}
+        if path == KRAKEN_PAIRS:
+            return {"error": [], "result": self.pairs}
+        return None
+
+    def on_connect(self) -> None:
+        """Each symbol's first trades on a connection come as its snapshot."""
+        self._snapshot_sent = set()
+
+    def greeting(self) -> list[dict]:
+        """The `status` update Kraken's v2 sends as a connection opens."""
+        return [{"channel": "status", "type": "update", "data": [
+            {"version": "2.0.10", "system": "online", "api_version": "v2", "connection_id": 12393906104898154338}]}]
+
+    def answers(self, message: dict) -> tuple[list[str], list[dict]]:
+        """{"method":"subscribe","params":{"channel":"trade","symbol":[...]},"req_id":n} -> one ack per symbol;
+        {"method":"ping","req_id":n} -> pong."""
+        now = rfc3339(int(time.time() * 1000))
+        method, req_id = message.get("method"), message.get("req_id")
+        if method == "ping":
+            return [], [{"method": "pong", "req_id": req_id, "time_in": now, "time_out": now}]
+        params = message.get("params") or {}
+        if method != "subscribe" or params.get("channel") != "trade":
+            return [], []
+        symbols = list(params.get("symbol", []))
+        acks = [{"method": "subscribe", "result": {"channel": "trade", "snapshot": params.get("snapshot", True),
+                                                   "symbol": s}, "success": True, "time_in": now, "time_out": now,
+                 "req_id": req_id} for s in symbols]
+        return [self.wsnames.get(s, s) for s in symbols], acks
+
+    def push(self, trades: list[Trade]) -> dict:
+        """A `trade` message: {"channel": "trade", "type": snapshot|update, "data": [{symbol, side, price, qty,
+        ord_type, trade_id, timestamp}]}, price and qty JSON numbers."""
+        symbol = self.v2_names[trades[0].symbol]
+        kind = "update" if symbol in self._snapshot_sent else "snapshot"
+        self._snapshot_sent.add(symbol)
+        return {"channel": "trade", "type": kind, "data": [
+            {"symbol": symbol, "side": t.side, "price": float(t.price), "qty": float(t.amount),
+             "ord_type": "market" if int(t.id) % 3 else "limit", "trade_id": int(t.id), "timestamp": rfc3339(t.ts)}
+            for t in trades]}
