@@ -77,3 +77,11 @@ def cursor_marks(cursor: pl.DataFrame, base: str) -> tuple[int | None, int | Non
         pl.col(NEXT).filter(pl.col(STARTED) & (pl.col(c.TIMEFRAME) == base)).dt.epoch("us").max().alias("upto"),
     ).row(0)
     return row[0], row[1]
+
+
+def healed_windows(forgotten: pl.DataFrame, remaining: pl.DataFrame, timeframes: Sequence[str]) -> int:
+    """How many windows of `timeframes` the `forgotten` (closed) gaps covered that no `remaining` gap covers."""
+    keys = [c.EXCHANGE, c.SYMBOL, c.TIMEFRAME, c.TIMESTAMP_IN]
+    was = gp.gap_windows(forgotten.lazy(), timeframes)
+    still = gp.gap_windows(remaining.filter(pl.col(gp.GAP_END).is_not_null()).lazy(), timeframes)
+    return was.join(still, on=keys, how="anti", nulls_equal=True).select(pl.len()).collect().item()

@@ -18,7 +18,7 @@ from ..kernel.grid import stamp
 from .admission import Band, screen
 from .ahead import Prepared, still_valid
 from .core import REEMIT, Spec, fold
-from .frames import cursor_marks, gaps_frame, late_ticks, merge_gaps, reopened
+from .frames import cursor_marks, gaps_frame, healed_windows, late_ticks, merge_gaps, reopened
 from .ledger import Ledger
 from .output import NEVER, EngineOutput, dt_of, first_us, us_of
 from .state import NEXT, SeriesState, state_from_candles, tail_rows
@@ -100,22 +100,21 @@ class CandleEngine:
         self._epoch += 1
         self._reopen(fresh)
 
-    def heal(self, gaps: pl.DataFrame | Sequence[FeedGap]) -> int:
+    def heal(self, gaps: pl.DataFrame | Sequence[FeedGap], keep: Sequence[FeedGap] = ()) -> int:
         """Forget feed gaps a fill proved complete (matched on exchange, symbol, start; give the fill's trades to
-        `step` with or before this): the emitted windows they reached, within the revision horizon, are emitted
-        again without the flag. Returns how many gap rows were forgotten."""
+        `step` with or before this), `keep` taking their place (a narrower gap that stays): the emitted windows
+        they reached, within the revision horizon, are emitted again. Returns how many windows it made whole."""
         healed = gaps_frame(gaps)
-        if healed.height == 0 or self.state.gaps.height == 0:
-            return 0
         key = [c.EXCHANGE, c.SYMBOL, gp.GAP_START]
         found = self.state.gaps.join(healed.select(key), on=key, how="semi", nulls_equal=True)
         if found.height == 0:
             return 0
-        self.state = self.state.evolve(gaps=self.state.gaps.join(found.select(key), on=key, how="anti", nulls_equal=True))
+        rest = self.state.gaps.join(found.select(key), on=key, how="anti", nulls_equal=True)
+        self.state = self.state.evolve(gaps=merge_gaps(rest, keep)[0] if keep else rest)
         self._epoch += 1
         self._reopen(found)
         self._refresh()
-        return found.height
+        return healed_windows(found, self.state.gaps, self.timeframes)
 
     def _reopen(self, fresh: pl.DataFrame) -> None:
         """Queue the series whose emitted windows a new (or healed) gap reaches, to be emitted again from it."""

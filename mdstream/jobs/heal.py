@@ -76,11 +76,13 @@ class HealStats:
     partial: int = 0
     failed: int = 0
     trades: int = 0
+    windows: int = 0  # windows emitted again without feed (counted by the engine's ledger)
     reasons: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """The counters for the run summary."""
         return {"complete": self.complete, "partial": self.partial, "failed": self.failed, "trades": self.trades,
+                "windows": self.windows,
                 **({"reasons": dict(self.reasons)} if self.reasons else {})}
 
 

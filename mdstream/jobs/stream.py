@@ -194,9 +194,7 @@ class StreamRunner:
             ticks = pl.concat([ticks, *(conform(f, TICK_SCHEMA) for f in filled)])
         for fill in fills or []:
             if fill.heal:
-                self.engine.heal(fill.heal)
-            if fill.keep:
-                self.engine.add_gaps(fill.keep)
+                self._healed(self.engine.heal(fill.heal, fill.keep))
         if batch is not None and batch.gaps:
             self.engine.add_gaps(batch.gaps)
             self.stats.gaps += len(batch.gaps)
@@ -224,6 +222,13 @@ class StreamRunner:
         # file sink costs a connection and a transaction, more than folding an hour of trades).
         self._commit(force=final or (self.opts.live and out.candles.height > 0))
         self._observe(out, rejected, now)
+
+    def _healed(self, windows: int) -> None:
+        """Count the windows a fill made whole."""
+        if self.healer is not None and windows:
+            self.healer.stats.windows += windows
+            if self.metrics:
+                self.metrics.healed_windows(windows)
 
     def _account(self, batch: SourceBatch | None, out: EngineOutput, filled: int = 0) -> None:
         """received (the feed's records and REST-filled trades) = accepted + quarantined (source and engine) +

@@ -103,6 +103,8 @@ class StreamMetrics:
                                    "cleared; partial or failed: it stays feed).", ["outcome"], namespace=ns, registry=r)
         self.healed_trades_total = Counter("healed_trades", "Trades fetched from a venue's REST history to fill gaps.",
                                            namespace=ns, registry=r)
+        self.healed_windows_total = Counter("healed_windows", "Windows emitted again without gap = feed after a fill "
+                                            "made them whole.", namespace=ns, registry=r)
         self.emit_latency_seconds = Histogram(
             "emit_latency_seconds", "Seconds from window close to candle emission.",
             namespace=ns, registry=r, buckets=LATENCY_BUCKETS,
@@ -162,6 +164,11 @@ class StreamMetrics:
         self.heals_total.labels(outcome).inc()
         if trades:
             self.healed_trades_total.inc(trades)
+
+    def healed_windows(self, windows: int) -> None:
+        """Count windows a heal made whole (emitted again without feed)."""
+        if windows:
+            self.healed_windows_total.inc(windows)
 
     def gap(self, count: int = 1) -> None:
         """Count detected feed gaps."""

@@ -45,6 +45,7 @@ async def run_outage(tmp_path, *extra: str) -> tuple[FaultServer, CliStream, His
             await asyncio.sleep(0.05)
         server.stall(60.0)  # the market pauses: everything sent is taken in before the stop
         await asyncio.sleep(3.0)  # the fill lands and the revisions are written
+        job.last_metrics = await asyncio.to_thread(job.metrics)  # type: ignore[attr-defined]
         assert await job.stop() == 0, job.output()
         return server, job, history
     finally:
@@ -92,7 +93,12 @@ def test_a_fifteen_second_outage_healed_from_rest_equals_the_uninterrupted_feed(
     got = inner.join(want, on=["symbol", "w"], how="left", suffix="_want")
     assert got.filter(pl.col("trades") != pl.col("trades_want").fill_null(0)).height == 0, got
     assert got.filter((pl.col("volume") - pl.col("volume_want").fill_null(0.0)).abs() > 1e-9).height == 0
-    assert re.search(r"'complete': [1-9]", job.output()), job.output()[-2000:]  # the run summary counts the fills
+    # the run summary counts the fills and the windows they made whole
+    assert re.search(r"'complete': [1-9]", job.output()) and re.search(r"'windows': [1-9]", job.output()), \
+        job.output()[-2000:]
+    assert job.total("mdstream_heals_total", job.last_metrics, outcome="complete") >= 1
+    assert job.total("mdstream_healed_windows_total", job.last_metrics) >= 3  # the outage's 15 s windows at least
+    assert job.total("mdstream_healed_trades_total", job.last_metrics) >= len(server.missed)
 
 
 def test_with_heal_off_the_outage_stays_feed(tmp_path):
@@ -140,4 +146,6 @@ def test_the_partial_window_at_start_is_healed_from_rest(tmp_path):
         assert (row["trades"], round(row["volume"], 9)) == (truth["trades"], round(truth["volume"], 9))
         # the window began before the feed's first trade: the history supplied its start
         assert any(int(m["data"]["t"]) < live_first for m in server.missed if m["data"]["s"] == symbol)
-    assert re.search(r"'complete': [1-9]", job.output()), job.output()[-2000:]
+    # one fill per symbol, each making at least the window holding the start whole
+    assert re.search(r"'complete': 2", job.output()) and re.search(r"'windows': [2-9]", job.output()), \
+        job.output()[-2000:]

@@ -204,7 +204,10 @@ def test_a_gap_healed_by_a_complete_fill_gives_the_uninterrupted_candles_as_revi
     emitted.append(engine.step(ticks_of([row for row in live if t(36) <= row[0] <= t(47)]), now=t(47.5)).candles)
     flagged = pl.concat(emitted).filter(pl.col(c.GAP) == c.GAP_FEED)
     assert flagged.height > 0
-    assert engine.heal([FeedGap("binance", ("BTCUSDT",), t(18), t(41), GAP_DISCONNECT)]) == 1
+    # the windows made whole are counted: the 15 s ones at 15 and 30 s (emitted as feed) and the 1 m one at 0 s
+    # (not emitted yet)
+    assert flagged.select(c.TIMEFRAME, c.TIMESTAMP_IN).unique().sort(c.TIMESTAMP_IN).rows() == [("15s", t(15)), ("15s", t(30))]
+    assert engine.heal([FeedGap("binance", ("BTCUSDT",), t(18), t(41), GAP_DISCONNECT)]) == 3
     emitted.append(engine.step(ticks_of(missed), now=t(48)).candles)
     rest = [row for row in live if row[0] > t(47)]
     emitted.append(engine.step(ticks_of(rest), now=t(101.5)).candles)

@@ -70,7 +70,7 @@ def test_a_complete_start_fill_heals_the_start_and_keeps_what_came_before_the_wi
     assert fill.heal == [job_start, FeedGap("binance", ("BTCUSDT",), T, T + timedelta(seconds=1), GAP_STARTUP)]
     assert fill.keep == [FeedGap("binance", ("BTCUSDT",), job_start.start, start_from - timedelta(microseconds=1),
                                  GAP_STARTUP)]
-    assert healer.stats.as_dict() == {"complete": 1, "partial": 0, "failed": 0, "trades": 10}
+    assert healer.stats.as_dict() == {"complete": 1, "partial": 0, "failed": 0, "trades": 10, "windows": 0}
     # the symbol is filled once: later trades start nothing
     assert run(healer, [([], ticks("BTCUSDT", 101, [T + timedelta(seconds=2)]))]) == [] and len(asked) == 1
 
