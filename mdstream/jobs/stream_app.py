@@ -77,7 +77,8 @@ def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
 async def run_stream(req: StreamRequest, sink_opts: SinkOptions):
     """Build everything, run the job until it ends or is stopped, and release every resource."""
     from ..observe.console import Console
-    from ..observe.metrics import BatchHealth, StreamMetrics, start_metrics_server
+    from ..observe.metrics import BatchHealth, StreamMetrics
+    from ..observe.metrics_http import start_metrics_server
 
     source, clock = build_source(req)
     console = Console(quiet=req.quiet, log_format=req.log_format)

@@ -21,7 +21,8 @@ from mdstream.cli import main
 from mdstream.contract import columns as c
 from mdstream.contract.clock import WallClock
 from mdstream.contract.errors import ConfigError
-from mdstream.observe.metrics import BatchHealth, StreamMetrics, start_metrics_server
+from mdstream.observe.metrics import BatchHealth, StreamMetrics
+from mdstream.observe.metrics_http import start_metrics_server
 from mdstream.ops.readonly import open_readonly
 from mdstream.ops.serve import check_bind, is_loopback
 from mdstream.sinks.duckdb import DuckDBSink

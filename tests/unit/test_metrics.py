@@ -16,12 +16,8 @@ from mdstream.contract import columns as c
 from mdstream.contract import schema
 from mdstream.contract.clock import ManualClock
 from mdstream.contract.feed import SourceChunk
-from mdstream.observe.metrics import (
-    BatchHealth,
-    StreamMetrics,
-    default_host,
-    start_metrics_server,
-)
+from mdstream.observe.metrics import BatchHealth, StreamMetrics
+from mdstream.observe.metrics_http import default_host, start_metrics_server
 from mdstream.sources.status import MAX_LABELS, FeedStatus
 
 T0 = datetime(2024, 8, 9, 0, 0, tzinfo=timezone.utc)
