@@ -28,20 +28,26 @@ def market() -> list[dict]:
     return messages
 
 
-async def run_outage(tmp_path, *extra: str) -> tuple[FaultServer, CliStream, HistoryServer]:
-    """Stream ~6 s, drop the feed for 15 s (the market goes on), stream ~6 s more, stop the job."""
+async def run_market(tmp_path, *extra: str, before: float = 0.0, outage: float = 15.0, timeframes: str = "15s,1m",
+                     after: int = 1_200) -> tuple[FaultServer, CliStream, HistoryServer]:
+    """The market trades `before` s with nobody listening; the job streams (~6 s, then an `outage` of that many
+    s while the market goes on, if any), then `after` more messages; the market pauses and the job stops. The
+    history stand-in holds every trade, sent or missed."""
     server = await FaultServer(market(), rate=200).start()
     history = await HistoryServer(lambda: [history_row(m) for _, _, m in server.log if m]
                                   + [history_row(m) for m in server.missed]).start()
-    job = CliStream(tmp_path, "binance-futures", ",".join(SYMBOLS), server.url, "--timeframes", "15s,1m",
+    if before:
+        await server.outage(before)  # these trades exist only in the history
+    job = CliStream(tmp_path, "binance-futures", ",".join(SYMBOLS), server.url, "--timeframes", timeframes,
                     "--heal-url", history.url, *extra)
     try:
         await job.start()
-        while server.position < 1_200:
-            await asyncio.sleep(0.05)
-        await server.outage(15.0)
+        if outage:
+            while server.position < len(server.missed) + 1_200:
+                await asyncio.sleep(0.05)
+            await server.outage(outage)
         resumed = server.position
-        while server.position < resumed + 1_200:
+        while server.position < resumed + after:
             await asyncio.sleep(0.05)
         server.stall(60.0)  # the market pauses: everything sent is taken in before the stop
         await asyncio.sleep(3.0)  # the fill lands and the revisions are written
@@ -75,7 +81,7 @@ def stored(job: CliStream) -> tuple[pl.DataFrame, int, set[str]]:
 
 
 def test_a_fifteen_second_outage_healed_from_rest_equals_the_uninterrupted_feed(tmp_path):
-    server, job, history = asyncio.run(run_outage(tmp_path))
+    server, job, history = asyncio.run(run_market(tmp_path))
     assert len(server.missed) > 1_000, "the outage must have skipped trades"
     assert history.requests, "the job never asked the history"
     sent = [m for _, _, m in server.log if m]
@@ -102,7 +108,7 @@ def test_a_fifteen_second_outage_healed_from_rest_equals_the_uninterrupted_feed(
 
 
 def test_with_heal_off_the_outage_stays_feed(tmp_path):
-    server, job, history = asyncio.run(run_outage(tmp_path, "--heal", "off"))
+    server, job, history = asyncio.run(run_market(tmp_path, "--heal", "off"))
     latest, revised, ids = stored(job)
     assert not history.requests
     assert latest.filter(pl.col("gap") == "feed").height >= 3  # the start, and the 15 s outage
@@ -112,27 +118,8 @@ def test_with_heal_off_the_outage_stays_feed(tmp_path):
 def test_the_partial_window_at_start_is_healed_from_rest(tmp_path):
     """The market trades for 20 s before the job starts: the 15 s window holding the start instant is filled from
     the history back to its start, from the first trade id the feed delivers, and is no longer feed."""
-    async def scenario():
-        server = await FaultServer(market(), rate=200).start()
-        history = await HistoryServer(lambda: [history_row(m) for m in server.missed]
-                                      + [history_row(m) for _, _, m in server.log if m]).start()
-        await server.outage(20.0)  # nobody listens yet: these trades exist only in the history
-        job = CliStream(tmp_path, "binance-futures", ",".join(SYMBOLS), server.url, "--timeframes", "15s",
-                        "--heal-url", history.url)
-        try:
-            await job.start()
-            while server.position < len(server.missed) + 4_500:  # past the end of the window holding the start
-                await asyncio.sleep(0.05)
-            server.stall(60.0)
-            await asyncio.sleep(3.0)
-            assert await job.stop() == 0, job.output()
-            return server, job, history
-        finally:
-            await job.kill()
-            await server.stop()
-            await history.stop()
-
-    server, job, history = asyncio.run(scenario())
+    # past the end of the window holding the start
+    server, job, history = asyncio.run(run_market(tmp_path, before=20.0, outage=0.0, timeframes="15s", after=4_500))
     assert history.requests, "the job never asked the history"
     latest, revised, ids = stored(job)
     everything = server.missed + [m for _, _, m in server.log if m]
