@@ -7,6 +7,7 @@ from typing import Any
 
 from ..contract.errors import ConfigError
 from ..contract.instruments import INVERSE, LINEAR, SPOT, VENUE, Instrument
+from .ccxt_venue_rules import contract_size, venue_symbol
 
 # --exchange accepts a ccxt id or a Tardis exchange id; a Tardis id also narrows the market types.
 ALIASES: dict[str, tuple[str, tuple[str, ...] | None]] = {
@@ -52,29 +53,29 @@ def label_of(venue: str, market: dict) -> str:
     return labels if isinstance(labels, str) else labels.get(market.get("type") or "", venue)
 
 
-def find_market(markets: dict[str, dict], symbol: str, types: tuple[str, ...] | None) -> dict:
-    """The market of `symbol` written in ccxt's unified form (BTC/USDT:USDT) or the venue's (BTC-USDT-SWAP),
-    within `types`; raises ConfigError naming close matches when none fits."""
+def find_market(markets: dict[str, dict], symbol: str, types: tuple[str, ...] | None, venue: str = "") -> dict:
+    """The market of `symbol` written in ccxt's unified form (BTC/USDT:USDT) or the venue's (BTC-USDT-SWAP; see
+    venue_symbol), within `types`; raises ConfigError naming close matches when none fits."""
     allowed = [m for m in markets.values() if types is None or m.get("type") in types]
     for m in allowed:
         if m.get("symbol") == symbol:
             return m
-    by_id = [m for m in allowed if str(m.get("id")).upper() == symbol.upper()]
+    by_id = [m for m in allowed if venue_symbol(venue, m).upper() == symbol.upper()]
     if by_id:
         return min(by_id, key=lambda m: PREFERENCE.index(m["type"]) if m.get("type") in PREFERENCE else 99)
-    near = sorted({str(m.get("id")) for m in allowed if symbol.upper().replace("/", "").replace("-", "")[:3]
-                   in str(m.get("id")).upper()})[:8]
+    near = sorted({venue_symbol(venue, m) for m in allowed if symbol.upper().replace("/", "").replace("-", "")[:3]
+                   in venue_symbol(venue, m).upper()})[:8]
     hint = f"; close: {', '.join(near)}" if near else ""
     raise ConfigError(f"unknown symbol {symbol!r} on this venue{hint}")
 
 
-def instrument_of(label: str, market: dict) -> Instrument:
-    """The instrument of a ccxt market: kind from spot/linear/inverse, one unit of amount = contractSize of the
-    base asset (linear) or of the quote currency (inverse)."""
-    base, quote = market.get("base"), market.get("quote")
+def instrument_of(label: str, market: dict, venue: str = "") -> Instrument:
+    """The instrument of a ccxt market under the venue's symbol: kind from spot/linear/inverse, one unit of
+    amount = contractSize (see contract_size) of the base asset (linear) or of the quote currency (inverse)."""
+    base, quote, symbol = market.get("base"), market.get("quote"), venue_symbol(venue, market)
     if market.get("spot") or not market.get("contract"):
-        return Instrument(label, str(market["id"]), SPOT, 1.0, base, base, quote, source=VENUE)
-    size = float(market.get("contractSize") or 1.0)
+        return Instrument(label, symbol, SPOT, 1.0, base, base, quote, source=VENUE)
+    size = contract_size(venue, market)
     if market.get("inverse"):
-        return Instrument(label, str(market["id"]), INVERSE, size, quote, base, quote, source=VENUE)
-    return Instrument(label, str(market["id"]), LINEAR, size, base, base, quote, source=VENUE)
+        return Instrument(label, symbol, INVERSE, size, quote, base, quote, source=VENUE)
+    return Instrument(label, symbol, LINEAR, size, base, base, quote, source=VENUE)

@@ -24,6 +24,7 @@ from ..inputs.parse import LINE, RAW, Check, any_failure, no_quarantine, not_pos
 from .base import FeedTracker
 from .binance import backoff_delays
 from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, venue_of
+from .ccxt_venue_rules import venue_symbol
 from .status import FeedStatus, tally
 
 log = logging.getLogger(__name__)
@@ -83,15 +84,15 @@ class CcxtSource:
         self.backoff_initial, self.backoff_max, self.max_retries = backoff_initial, backoff_max, max_retries
         self.rng = random.Random(seed)
         self._markets = markets if markets is not None else self._load_markets(_exchange_class(ccxt, self.venue))
-        found = [find_market(self._markets, s, types) for s in symbols]
+        found = [find_market(self._markets, s, types, self.venue) for s in symbols]
         labels = sorted({label_of(self.venue, m) for m in found})
         if len(labels) > 1:
             raise ConfigError(f"symbols {', '.join(symbols)} span markets {', '.join(labels)}: run one stream per market")
         self.exchange = labels[0]
         self.unified = tuple(dict.fromkeys(str(m["symbol"]) for m in found))
-        self.ids = {str(m["symbol"]): str(m["id"]) for m in found}  # unified -> the venue's own symbol
+        self.ids = {str(m["symbol"]): venue_symbol(self.venue, m) for m in found}  # unified -> the venue's own
         self.symbols = tuple(self.ids[u] for u in self.unified)
-        self.instruments: list[Instrument] = [instrument_of(self.exchange, m) for m in found]
+        self.instruments: list[Instrument] = [instrument_of(self.exchange, m, self.venue) for m in found]
         self.source = self.url or f"ccxt:{self.venue}"
         self.status = FeedStatus(self.exchange)
         self.tracker = FeedTracker(self.exchange, self.symbols, source=self.source)

@@ -1,0 +1,25 @@
+"""What some venues' trades mean beyond ccxt's market data: the name the venue's own API gives a market, and the
+unit of a trade's amount when it is not ccxt's contract."""
+
+from __future__ import annotations
+
+# Deribit's trades report the amount in USD (inverse perpetuals and futures) or in the base coin (linear ones and
+# options), never in contracts: one unit of amount is 1 USD or 1 coin, whatever contract size ccxt reports
+# (BTC-PERPETUAL contracts are 10 USD, BTC_USDC-PERPETUAL ones 0.001 BTC).
+AMOUNT_NOT_IN_CONTRACTS = frozenset({"deribit"})
+
+
+def venue_symbol(venue: str, market: dict) -> str:
+    """The symbol the venue's API and Tardis name `market` by: ccxt's market id, except Hyperliquid perpetuals,
+    whose ccxt id is the asset index ("0") while the venue names them by coin (BTC, or dex:COIN)."""
+    if venue == "hyperliquid" and market.get("swap") and market.get("baseName"):
+        return str(market["baseName"])
+    return str(market["id"])
+
+
+def contract_size(venue: str, market: dict) -> float:
+    """The value of one unit of a trade's amount: ccxt's contractSize, or 1 (USD or coin) for a venue whose trades
+    count USD or coins rather than contracts."""
+    if venue in AMOUNT_NOT_IN_CONTRACTS:
+        return 1.0
+    return float(market.get("contractSize") or 1.0)
