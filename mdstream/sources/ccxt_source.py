@@ -23,6 +23,7 @@ from ..inputs.decode import MAX_AMOUNT, MAX_PRICE, MAX_TRADE_MS, MIN_TRADE_MS, T
 from ..inputs.parse import LINE, RAW, Check, any_failure, no_quarantine, not_positive, split_checked
 from .base import FeedTracker
 from .binance import backoff_delays
+from .ccxt_clients import close_clients, track_clients
 from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, venue_of
 from .ccxt_venue_rules import venue_symbol
 from .status import FeedStatus, tally
@@ -98,6 +99,7 @@ class CcxtSource:
         self.tracker = FeedTracker(self.exchange, self.symbols, source=self.source)
         self._last_read: dict[str, tuple[Any, dict]] = {}  # unified symbol -> (ccxt's store, newest trade read)
         self._clients: dict[str, Any] = {}  # WebSocket URL -> ccxt's connection object seen at the last read
+        self._made: list[Any] = []  # every ccxt client of the running watch loop (ccxt_clients)
 
     def _apply_url(self, ex: Any) -> Any:
         """Point a ccxt exchange at `url` (every REST and WebSocket endpoint keeps its path)."""
@@ -127,6 +129,7 @@ class CcxtSource:
 
         ex = self._apply_url(_exchange_class(ccxt.pro, self.venue)(_config()))
         ex.set_markets(self._markets)
+        self._made = track_clients(ex)
         multi = bool(ex.has.get("watchTradesForSymbols"))
         delays = backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
         tasks: dict[str, asyncio.Future] = {}
@@ -221,16 +224,14 @@ class CcxtSource:
         self._clients.update((url, conn) for url, conn in now.items() if conn is not None)  # a closed one is kept
         return replaced
 
-    @staticmethod
-    async def _drop(ex: Any, tasks: dict[str, asyncio.Future]) -> None:
-        """Close every WebSocket connection and forget the pending watches (the next watch reconnects)."""
-        with contextlib.suppress(Exception):
-            await ex.close_ws_clients()
-        for task in tasks.values():
+    async def _drop(self, ex: Any, tasks: dict[str, asyncio.Future]) -> None:
+        """Forget the pending watches and close every WebSocket connection (the next watch reconnects)."""
+        for task in tasks.values():  # first: none dials again while the connections close
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
         tasks.clear()
+        await close_clients(ex, self._made)
 
     def _chunk(self, trades: list[dict], clock: Clock) -> SourceChunk:
         """ccxt trades -> checked, deduplicated ticks, quarantine and accounting of one read."""

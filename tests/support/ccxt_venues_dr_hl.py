@@ -9,10 +9,14 @@ notifications (prices and amounts are JSON numbers; inverse amounts are USD). Hy
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import itertools
 import random
 import time
 from dataclasses import replace
+
+from aiohttp import web
 
 from .ccxt_venues import Trade, VenueServer, make_trades
 
@@ -131,3 +135,112 @@ class DeribitServer(VenueServer):
             data.append(trade)
         return {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": f"trades.{name}.100ms",
                                                                        "data": data}}
+
+
+SUBSCRIPTIONS_SETTLE = 0.5  # seconds a new Hyperliquid connection waits for its subscriptions before trades flow
+
+
+def hyperliquid_perp(name: str, sz_decimals: int, max_leverage: int, mark: str) -> tuple[dict, dict]:
+    """(universe entry, asset context) of one perpetual of Hyperliquid's {"type": "metaAndAssetCtxs"}."""
+    return ({"name": name, "szDecimals": sz_decimals, "maxLeverage": max_leverage, "marginTableId": max_leverage},
+            {"funding": "0.0000125", "openInterest": "10764.48", "prevDayPx": mark, "dayNtlVlm": "9450588.2273",
+             "premium": "0.00031774", "oraclePx": mark, "markPx": mark, "midPx": mark, "impactPxs": [mark, mark],
+             "dayBaseVlm": "157.2"})
+
+
+def hyperliquid_token(name: str, index: int, sz_decimals: int, wei_decimals: int) -> dict:
+    """One entry of `tokens` in Hyperliquid's {"type": "spotMeta"} (listed in index order)."""
+    return {"name": name, "szDecimals": sz_decimals, "weiDecimals": wei_decimals, "index": index,
+            "tokenId": "0x" + hashlib.md5(name.encode()).hexdigest(), "isCanonical": index < 2,
+            "evmContract": None, "fullName": None, "deployerTradingFeeShare": "0.0"}
+
+
+HYPERLIQUID_PERPS = [hyperliquid_perp("BTC", 5, 40, "60000.0"), hyperliquid_perp("ETH", 4, 25, "3000.0")]
+HYPERLIQUID_TOKENS = [hyperliquid_token("USDC", 0, 8, 8), hyperliquid_token("PURR", 1, 0, 5),
+                      hyperliquid_token("HFUN", 2, 2, 8)]
+# spot pairs are named "PURR/USDC" for the first ones, "@<index>" for the others
+HYPERLIQUID_SPOT = [{"tokens": [1, 0], "name": "PURR/USDC", "index": 0, "isCanonical": True},
+                    {"tokens": [2, 0], "name": "@1", "index": 1, "isCanonical": False}]
+HYPERLIQUID_SPOT_CTXS = [{"prevDayPx": "0.2", "dayNtlVlm": "8906.0", "markPx": "0.21", "midPx": "0.2093",
+                          "circulatingSupply": "597626445.6", "coin": s["name"], "totalSupply": "599999953.5",
+                          "dayBaseVlm": "42000.0"} for s in HYPERLIQUID_SPOT]
+
+
+def hyperliquid_trades(n: int, *, seed: int = 7) -> list[Trade]:
+    """`n` trades alternating the BTC and ETH perpetuals, as Hyperliquid names them (by coin), with trade ids
+    (tid) large integers in no order."""
+    rng = random.Random(seed)
+    tids = rng.sample(range(10**14, 10**15), n)
+    return [replace(t, id=str(tid)) for t, tid in zip(make_trades(["BTC", "ETH"], n, seed=seed), tids)]
+
+
+class HyperliquidServer(VenueServer):
+    """Hyperliquid: POST /info by request type, WebSocket /ws with `trades` subscriptions by coin."""
+
+    venue = "hyperliquid"
+
+    async def start(self) -> HyperliquidServer:
+        """Serve on a free port: POST /info as well as the base's GET and WebSocket routes."""
+        app = web.Application()
+        app.router.add_route("GET", "/{tail:.*}", self._dispatch)
+        app.router.add_route("POST", "/{tail:.*}", self._post)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self
+
+    async def _push(self, ws: web.WebSocketResponse, symbols: set[str]) -> None:
+        """The base's pushes, once every coin's subscription arrived: ccxt sends one per coin, spaced by its rate
+        limiter (about 50 ms apart), and the shared feed passes over the trades of a coin not yet subscribed."""
+        await asyncio.sleep(SUBSCRIPTIONS_SETTLE)
+        await super()._push(ws, symbols)
+
+    def rest(self, path: str, query: dict) -> dict | None:
+        """No GET endpoint: Hyperliquid's info API is POST only."""
+        return None
+
+    def info(self, request: dict) -> object | None:
+        """The body of POST /info for `request` {"type": ...}, or None for a type this stand-in does not serve."""
+        kind = request.get("type")
+        if kind == "spotMeta":
+            return {"tokens": HYPERLIQUID_TOKENS, "universe": HYPERLIQUID_SPOT}
+        if kind == "spotMetaAndAssetCtxs":
+            return [{"tokens": HYPERLIQUID_TOKENS, "universe": HYPERLIQUID_SPOT}, HYPERLIQUID_SPOT_CTXS]
+        if kind in ("meta", "metaAndAssetCtxs") and not request.get("dex"):
+            meta = {"universe": [u for u, _ in HYPERLIQUID_PERPS], "marginTables": [], "collateralToken": 0}
+            return meta if kind == "meta" else [meta, [ctx for _, ctx in HYPERLIQUID_PERPS]]
+        if kind == "perpDexs":
+            return [None]  # the first perp dex (null) only: no builder-deployed ones
+        return None
+
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        """POST /info with a JSON body; anything else is recorded and refused as the venue does (422)."""
+        body = await request.json() if request.path == "/info" else {}
+        answer = self.info(body) if request.path == "/info" else None
+        if answer is None:
+            self.unknown.append(f"POST {request.path} {body}")
+            return web.Response(status=422, text="Failed to deserialize the JSON body into the target type")
+        return web.json_response(answer)
+
+    def subscribed(self, message: dict) -> tuple[list[str], dict | None]:
+        """{"method": "subscribe", "subscription": {"type": "trades", "coin": "BTC"}} -> a subscriptionResponse
+        echoing it; {"method": "ping"} -> {"channel": "pong"}; other messages are recorded."""
+        method, subscription = message.get("method"), message.get("subscription") or {}
+        if method == "ping":
+            return [], {"channel": "pong"}
+        if method != "subscribe" or subscription.get("type") != "trades":
+            self.unknown.append(str(message))
+            return [], None
+        return [subscription["coin"]], {"channel": "subscriptionResponse", "data": message}
+
+    def push(self, trades: list[Trade]) -> dict:
+        """A `trades` message: [{coin, side (B buy, A sell), px, sz, time, hash, tid, users [buyer, seller]}]."""
+        data = []
+        for t in trades:
+            digest = hashlib.sha256(t.id.encode()).hexdigest()
+            data.append({"coin": t.symbol, "side": "B" if t.side == "buy" else "A", "px": t.price, "sz": t.amount,
+                         "time": t.ts, "hash": "0x" + digest, "tid": int(t.id),
+                         "users": ["0x" + digest[:40], "0x" + digest[24:]]})
+        return {"channel": "trades", "data": data}
