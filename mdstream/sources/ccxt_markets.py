@@ -7,6 +7,7 @@ from typing import Any
 
 from ..contract.errors import ConfigError
 from ..contract.instruments import INVERSE, LINEAR, SPOT, VENUE, Instrument
+from .ccxt_venue_rules import accepted_forms, contract_size, venue_symbol
 
 # --exchange accepts a ccxt id or a Tardis exchange id; a Tardis id also narrows the market types.
 ALIASES: dict[str, tuple[str, tuple[str, ...] | None]] = {
@@ -24,12 +25,6 @@ VENUES = ("okx", "bybit", "coinbase", "kraken", "deribit", "hyperliquid")
 # A venue id shared by several markets (Bybit's BTCUSDT: spot and the linear swap) means the first of these types,
 # as Tardis' `bybit` means its derivatives; the unified symbol (BTC/USDT) or a Tardis id (bybit-spot) picks another.
 PREFERENCE = ("swap", "future", "spot", "option")
-# The ccxt market field holding the symbol a venue's ticks carry, where ccxt's id is not the venue's stable name:
-# Kraken's pair as its WebSocket v1 and Tardis write it (XBT/USD), not the REST pair id (XXBTZUSD) nor the v2
-# WebSocket's BTC/USD, so ticks of this source and of tardis-machine's `kraken` match.
-TICK_SYMBOL = {"kraken": "wsId"}
-# Market fields a symbol may also be given as (Kraken: XBT/USD, XBTUSD), besides ccxt's id and unified symbol.
-OTHER_FORMS = ("wsId", "altname")
 _HOST = re.compile(r"^(https?|wss?)://[^/]+")
 
 
@@ -52,42 +47,35 @@ def point_at(urls: Any, base: str) -> Any:
     return urls
 
 
-def symbol_of(venue: str, market: dict) -> str:
-    """The symbol the venue's ticks carry: ccxt's market id, or the field TICK_SYMBOL names for the venue."""
-    return str(market.get(TICK_SYMBOL.get(venue, "id")) or market["id"])
-
-
 def label_of(venue: str, market: dict) -> str:
     """The Tardis exchange id of a ccxt market (okex-swap for an OKX swap), else ccxt's id."""
     labels = LABELS.get(venue, venue)
     return labels if isinstance(labels, str) else labels.get(market.get("type") or "", venue)
 
 
-def find_market(markets: dict[str, dict], symbol: str, types: tuple[str, ...] | None) -> dict:
-    """The market of `symbol` written in ccxt's unified form (BTC/USDT:USDT) or the venue's (BTC-USDT-SWAP; for
-    Kraken also XBT/USD or XBTUSD), within `types`; raises ConfigError naming close matches when none fits."""
+def find_market(markets: dict[str, dict], symbol: str, types: tuple[str, ...] | None, venue: str = "") -> dict:
+    """The market of `symbol` written in ccxt's unified form (BTC/USDT:USDT) or the venue's (BTC-USDT-SWAP; see
+    venue_symbol), within `types`; raises ConfigError naming close matches when none fits."""
     allowed = [m for m in markets.values() if types is None or m.get("type") in types]
     for m in allowed:
         if m.get("symbol") == symbol:
             return m
-    by_id = [m for m in allowed if symbol.upper() in
-             {str(m.get(k)).upper() for k in ("id", *OTHER_FORMS) if m.get(k) is not None}]
+    by_id = [m for m in allowed if symbol.upper() in {form.upper() for form in accepted_forms(venue, m)}]
     if by_id:
         return min(by_id, key=lambda m: PREFERENCE.index(m["type"]) if m.get("type") in PREFERENCE else 99)
-    near = sorted({str(m.get("id")) for m in allowed if symbol.upper().replace("/", "").replace("-", "")[:3]
-                   in str(m.get("id")).upper()})[:8]
+    near = sorted({venue_symbol(venue, m) for m in allowed if symbol.upper().replace("/", "").replace("-", "")[:3]
+                   in venue_symbol(venue, m).upper()})[:8]
     hint = f"; close: {', '.join(near)}" if near else ""
     raise ConfigError(f"unknown symbol {symbol!r} on this venue{hint}")
 
 
-def instrument_of(label: str, market: dict, symbol: str | None = None) -> Instrument:
-    """The instrument of a ccxt market under `symbol` (default its id): kind from spot/linear/inverse, one unit of
-    amount = contractSize of the base asset (linear) or of the quote currency (inverse)."""
-    base, quote = market.get("base"), market.get("quote")
-    symbol = symbol or str(market["id"])
+def instrument_of(label: str, market: dict, venue: str = "") -> Instrument:
+    """The instrument of a ccxt market under the venue's symbol: kind from spot/linear/inverse, one unit of
+    amount = contractSize (see contract_size) of the base asset (linear) or of the quote currency (inverse)."""
+    base, quote, symbol = market.get("base"), market.get("quote"), venue_symbol(venue, market)
     if market.get("spot") or not market.get("contract"):
         return Instrument(label, symbol, SPOT, 1.0, base, base, quote, source=VENUE)
-    size = float(market.get("contractSize") or 1.0)
+    size = contract_size(venue, market)
     if market.get("inverse"):
         return Instrument(label, symbol, INVERSE, size, quote, base, quote, source=VENUE)
     return Instrument(label, symbol, LINEAR, size, base, base, quote, source=VENUE)

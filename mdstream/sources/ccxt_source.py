@@ -23,7 +23,9 @@ from ..inputs.decode import MAX_AMOUNT, MAX_PRICE, MAX_TRADE_MS, MIN_TRADE_MS, T
 from ..inputs.parse import LINE, RAW, Check, any_failure, no_quarantine, not_positive, split_checked
 from .base import FeedTracker
 from .binance import backoff_delays
-from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, symbol_of, venue_of
+from .ccxt_clients import close_clients, track_clients
+from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, venue_of
+from .ccxt_venue_rules import venue_symbol
 from .status import FeedStatus, tally
 
 log = logging.getLogger(__name__)
@@ -83,21 +85,21 @@ class CcxtSource:
         self.backoff_initial, self.backoff_max, self.max_retries = backoff_initial, backoff_max, max_retries
         self.rng = random.Random(seed)
         self._markets = markets if markets is not None else self._load_markets(_exchange_class(ccxt, self.venue))
-        found = [find_market(self._markets, s, types) for s in symbols]
+        found = [find_market(self._markets, s, types, self.venue) for s in symbols]
         labels = sorted({label_of(self.venue, m) for m in found})
         if len(labels) > 1:
             raise ConfigError(f"symbols {', '.join(symbols)} span markets {', '.join(labels)}: run one stream per market")
         self.exchange = labels[0]
         self.unified = tuple(dict.fromkeys(str(m["symbol"]) for m in found))
-        self.ids = {str(m["symbol"]): symbol_of(self.venue, m) for m in found}  # unified -> the venue's own symbol
+        self.ids = {str(m["symbol"]): venue_symbol(self.venue, m) for m in found}  # unified -> the venue's own
         self.symbols = tuple(self.ids[u] for u in self.unified)
-        self.instruments: list[Instrument] = [instrument_of(self.exchange, m, self.ids[str(m["symbol"])])
-                                              for m in found]
+        self.instruments: list[Instrument] = [instrument_of(self.exchange, m, self.venue) for m in found]
         self.source = self.url or f"ccxt:{self.venue}"
         self.status = FeedStatus(self.exchange)
         self.tracker = FeedTracker(self.exchange, self.symbols, source=self.source)
         self._last_read: dict[str, tuple[Any, dict]] = {}  # unified symbol -> (ccxt's store, newest trade read)
         self._clients: dict[str, Any] = {}  # WebSocket URL -> ccxt's connection object seen at the last read
+        self._made: list[Any] = []  # every ccxt client of the running watch loop (ccxt_clients)
 
     def _apply_url(self, ex: Any) -> Any:
         """Point a ccxt exchange at `url` (every REST and WebSocket endpoint keeps its path)."""
@@ -127,6 +129,7 @@ class CcxtSource:
 
         ex = self._apply_url(_exchange_class(ccxt.pro, self.venue)(_config()))
         ex.set_markets(self._markets)
+        self._made = track_clients(ex)
         multi = bool(ex.has.get("watchTradesForSymbols"))
         delays = backoff_delays(self.backoff_initial, self.backoff_max, self.rng)
         tasks: dict[str, asyncio.Future] = {}
@@ -221,16 +224,14 @@ class CcxtSource:
         self._clients.update((url, conn) for url, conn in now.items() if conn is not None)  # a closed one is kept
         return replaced
 
-    @staticmethod
-    async def _drop(ex: Any, tasks: dict[str, asyncio.Future]) -> None:
-        """Close every WebSocket connection and forget the pending watches (the next watch reconnects)."""
-        with contextlib.suppress(Exception):
-            await ex.close_ws_clients()
-        for task in tasks.values():
+    async def _drop(self, ex: Any, tasks: dict[str, asyncio.Future]) -> None:
+        """Forget the pending watches and close every WebSocket connection (the next watch reconnects)."""
+        for task in tasks.values():  # first: none dials again while the connections close
             task.cancel()
             with contextlib.suppress(BaseException):
                 await task
         tasks.clear()
+        await close_clients(ex, self._made)
 
     def _chunk(self, trades: list[dict], clock: Clock) -> SourceChunk:
         """ccxt trades -> checked, deduplicated ticks, quarantine and accounting of one read."""
