@@ -6,19 +6,13 @@ ccxt` whose candles equal a Decimal aggregation of the trades the venue sent."""
 from __future__ import annotations
 
 import asyncio
-import signal
-import time
-from dataclasses import replace
-from datetime import timedelta
 
-import polars as pl
 import pytest
 
-from mdstream.contract import columns as c
-from mdstream.contract.clock import WallClock
 from mdstream.contract.errors import ConfigError
-from mdstream.contract.feed import GAP_DISCONNECT, GAP_SILENT, GAP_STARTUP
+from mdstream.contract.feed import GAP_SILENT, GAP_STARTUP
 from mdstream.sources.ccxt_source import CcxtSource
+from support.ccxt_checks import burst_is_read_whole, collect, drop_is_counted, stream_matches_decimal
 from support.ccxt_venues import (
     BybitServer,
     OkxServer,
@@ -30,9 +24,6 @@ from support.ccxt_venues import (
     okx_spot,
     okx_swap,
 )
-from support.contracts import assert_matches_decimal, decimal_candles
-from support.stream_cli import CliStream
-from support.stream_helpers import read_db
 
 OKX_MARKETS = [okx_spot("BTC-USDT"), okx_swap("BTC-USDT-SWAP", "0.01"), okx_swap("ETH-USDT-SWAP", "0.1"),
                okx_swap("BTC-USD-SWAP", "100", inverse=True)]
@@ -57,62 +48,11 @@ VENUES = {
 }
 
 
-async def collect(source: CcxtSource, until, timeout: float = 20.0) -> list:
-    """Chunks of the source until `until(status)` holds."""
-    chunks = []
-    deadline = time.monotonic() + timeout
-    gen = source.chunks(WallClock())
-    try:
-        async for chunk in gen:
-            chunks.append(chunk)
-            if until(source.status) or time.monotonic() > deadline:
-                break
-    finally:
-        await gen.aclose()
-    return chunks
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("venue", list(VENUES))
 def test_drop_and_repeats_give_a_counted_gap_and_duplicates(venue):
     factory, exchange, given, ids, label, uuids = VENUES[venue]
-    trades = make_trades(ids, 90, uuid_ids=uuids)
-    trades[40] = replace(trades[40], price="0")  # a venue's bad row: quarantined, never a tick
-
-    async def scenario():
-        server = await factory(trades, cut_after=50, overlap=8, rate=400).start()
-        try:
-            source = await asyncio.to_thread(CcxtSource, exchange, given, url=server.url, silence_timeout=3,
-                                             backoff_initial=0.05)
-            chunks = await collect(source, lambda s: s.accepted + sum(s.quarantined.values()) >= len(trades))
-            return source, chunks, server
-        finally:
-            await server.stop()
-
-    source, chunks, server = asyncio.run(scenario())
-    assert source.exchange == label and source.symbols == tuple(ids)
-    status = source.status
-    # every trade ccxt handed over is accounted for exactly once
-    assert status.received == status.accepted + status.duplicates + sum(status.quarantined.values()) \
-        + sum(status.ignored.values())
-    assert status.received == server.pushed == len(trades) + 8
-    assert status.duplicates == 8 and status.accepted == len(trades) - 1
-    assert status.quarantined == {"price not a positive number": 1}
-    assert status.reconnects == 1 and server.connections == 2
-    gaps = [g for ch in chunks for g in ch.gaps]
-    closed = [g for g in gaps if g.end is not None]
-    assert [g.reason for g in closed] == [GAP_STARTUP, GAP_DISCONNECT]
-    drop = closed[1]
-    assert drop.symbols == tuple(ids) and drop.start <= drop.end
-    # the gap starts at the last trade before the drop and ends at the first one after it
-    sent = [server.sent[i] for i in sorted(server.sent)]
-    assert drop.start == max(pl.Series([t.ts for t in sent[:50]]).cast(pl.Datetime("ms")).dt.replace_time_zone("UTC"))
-    ticks = pl.concat([ch.ticks for ch in chunks if ch.ticks is not None and ch.ticks.height])
-    assert ticks[c.EXCHANGE].unique().to_list() == [label]
-    got = set(zip(ticks[c.SYMBOL], ticks[c.ID], ticks[c.SIDE], ticks[c.PRICE], ticks[c.AMOUNT],
-                  ticks[c.TIMESTAMP].dt.epoch("ms")))
-    want = {(t.symbol, t.id, t.side, float(t.price), float(t.amount), t.ts) for t in sent if t.price != "0"}
-    assert got == want
+    drop_is_counted(factory, make_trades(ids, 90, uuid_ids=uuids), exchange, given, ids, label)
 
 
 def test_symbols_in_either_form_and_labels_by_market():
@@ -170,70 +110,16 @@ CONTRACT = {"okx": {"BTC-USDT-SWAP": 0.01, "ETH-USDT-SWAP": 0.1}, "bybit": {"BTC
 def test_stream_cli_candles_equal_decimal_of_the_venue_trades(venue, tmp_path, monkeypatch):
     monkeypatch.setenv("MDSTREAM_INSTRUMENTS_FETCH", "off")  # contract sizes come from ccxt's markets alone
     factory, exchange, given, ids, label, uuids = VENUES[venue]
-    count = 4_000  # 20 s at 200 trades/s: at least one whole 15 s window per symbol
-    trades = make_trades(ids, count, uuid_ids=uuids)
-
-    async def scenario():
-        server = await factory(trades, rate=200, batch=4, cut_after=count // 2, overlap=20,
-                               resend_on_connect=50).start()
-        job = CliStream(tmp_path, "ccxt", ",".join(given), server.url, "--exchange", exchange, "--timeframes", "15s")
-        try:
-            await job.start()
-            await job.wait_for(lambda: job.accounting(label)["accepted"] >= count, "every trade", timeout=90)
-            # the window of the last trade closes (its end + lateness, plus the feed's lag and a loaded machine's fold)
-            await asyncio.sleep(15 - time.time() % 15 + 3.0)
-            accounting = await asyncio.to_thread(job.accounting, label)
-            code = await job.stop(signal.SIGTERM)
-            return code, job, accounting, server
-        finally:
-            await job.kill()
-            await server.stop()
-
-    code, job, accounting, server = asyncio.run(scenario())
-    assert code == 0, job.output()[-3000:]
-    # the drop was seen and counted; the re-sent trades are duplicates, not volume
-    assert accounting["duplicates"] >= 20 and accounting["reconnects"] >= 1, accounting
-    assert accounting["received"] == accounting["accepted"] + accounting["duplicates"], accounting
-    assert accounting["accepted"] == count, accounting
-
-    ticks = read_db(job.db, "SELECT * FROM ticks ORDER BY symbol, timestamp, id")
-    assert ticks.height == count and ticks[c.EXCHANGE].unique().to_list() == [label]
-    candles = read_db(job.db, "SELECT * FROM candles_latest WHERE timeframe = '15s' AND trades > 0")
-    sent = [server.sent[i] for i in sorted(server.sent)]
-    checked = 0
-    for symbol, size in CONTRACT[venue].items():
-        # the truth is what the venue sent (its decimal text), in the order it sent it
-        mine = [t for t in sent if t.symbol == symbol]
-        truth = pl.DataFrame({c.TIMESTAMP: [t.ts * 1000 for t in mine], c.SIDE: [t.side for t in mine],
-                              c.PRICE: [float(t.price) for t in mine], c.AMOUNT: [float(t.amount) for t in mine]})
-        expected = decimal_candles(truth.sort(c.TIMESTAMP, maintain_order=True), "15s", "linear", size)
-        emitted = candles.filter(pl.col(c.SYMBOL) == symbol)
-        last_end = emitted[c.TIMESTAMP_IN].max() + timedelta(seconds=15)
-        closed = {s: w for s, w in expected.items() if s + timedelta(seconds=15) <= last_end}
-        assert len(closed) == len(expected) >= 2, (symbol, sorted(expected), last_end)
-        checked += assert_matches_decimal(emitted, closed)
-    assert checked >= 4
+    trades = make_trades(ids, 4_000, uuid_ids=uuids)  # 20 s at 200 trades/s: a whole 15 s window per symbol
+    sizes = {symbol: ("linear", size) for symbol, size in CONTRACT[venue].items()}
+    stream_matches_decimal(tmp_path, factory, trades, exchange, given, label, sizes)
 
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("venue", list(VENUES))
 def test_a_burst_across_symbols_is_read_whole(venue):
-    """Messages of several symbols arriving between two reads: ccxt answers a watch with one symbol's trades, the
-    others wait in its stores; every one is read, none waits for a later message of its symbol."""
     factory, exchange, given, ids, label, uuids = VENUES[venue]
-    trades = make_trades(ids, 400, uuid_ids=uuids)
-
-    async def scenario():
-        server = await factory(trades, rate=1e6, batch=4).start()
-        try:
-            source = await asyncio.to_thread(CcxtSource, exchange, given, url=server.url, silence_timeout=2)
-            await collect(source, lambda s: s.accepted >= len(trades), timeout=4)
-            return source
-        finally:
-            await server.stop()
-
-    status = asyncio.run(scenario()).status
-    assert (status.received, status.accepted, status.duplicates) == (len(trades), len(trades), 0)
+    burst_is_read_whole(factory, make_trades(ids, 400, uuid_ids=uuids), exchange, given)
 
 
 @pytest.mark.timeout(60)

@@ -115,6 +115,7 @@ class VenueServer:
         """Serve on a free port."""
         app = web.Application()
         app.router.add_route("GET", "/{tail:.*}", self._dispatch)
+        app.router.add_route("POST", "/{tail:.*}", self._post)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -141,6 +142,24 @@ class VenueServer:
         """The JSON body of a REST request, or None for a path this venue does not serve."""
         raise NotImplementedError
 
+    async def _post(self, request: web.Request) -> web.StreamResponse:
+        """A POST: 404 unless the venue answers POSTs (override)."""
+        self.unknown.append(f"POST {request.path_qs}")
+        return web.json_response({"code": "404", "msg": f"no such path {request.path}"}, status=404)
+
+    def greeting(self) -> list[dict]:
+        """Messages the venue sends as a connection opens (none unless overridden)."""
+        return []
+
+    def on_connect(self) -> None:
+        """A new connection: per-connection counters start again (override)."""
+
+    def answers(self, message: dict) -> tuple[list[str], list[dict]]:
+        """(venue symbols subscribed, reply messages) of a client message: `subscribed`'s one reply, unless a
+        venue answers with several (override)."""
+        names, reply = self.subscribed(message)
+        return names, [] if reply is None else [reply]
+
     def subscribed(self, message: dict) -> tuple[list[str], dict | None]:
         """(venue symbols, reply) of a client message that subscribes to trades; ([], reply) for other ones."""
         raise NotImplementedError
@@ -154,6 +173,9 @@ class VenueServer:
         ws = web.WebSocketResponse(autoping=True)
         await ws.prepare(request)
         self.connections += 1
+        self.on_connect()
+        for message in self.greeting():
+            await ws.send_str(json.dumps(message))
         symbols: set[str] = set()
         pusher: asyncio.Task | None = None
         try:
@@ -163,8 +185,8 @@ class VenueServer:
                 if msg.data == "ping":  # OKX's text ping
                     await ws.send_str("pong")
                     continue
-                names, reply = self.subscribed(json.loads(msg.data))
-                if reply is not None:
+                names, replies = self.answers(json.loads(msg.data))
+                for reply in replies:
                     await ws.send_str(json.dumps(reply))
                 symbols.update(names)
                 if names and pusher is None:

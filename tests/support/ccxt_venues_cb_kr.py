@@ -1,17 +1,13 @@
 """Local stand-ins for Coinbase (Advanced Trade) and Kraken (spot) reached through ccxt, on the base of
 support.ccxt_venues: the REST calls ccxt's load_markets makes and each venue's public trades WebSocket, shapes as
-the venues document them. A connection may open with messages of the venue's own and one client message may be
-answered with several (Kraken acknowledges each symbol), so the connection loop is this module's."""
+the venues document them. A Kraken connection opens with a status message and a subscription is acknowledged
+per symbol (the base's greeting and answers hooks)."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import json
 import time
 from datetime import datetime, timezone
-
-from aiohttp import WSMsgType, web
 
 from support.ccxt_venues import Trade, VenueServer, make_trades
 
@@ -24,54 +20,6 @@ KRAKEN_PAIRS = "/0/public/AssetPairs"
 def rfc3339(ms: int) -> str:
     """Epoch ms as the venues write trade times: RFC 3339, microseconds, Z."""
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class SessionServer(VenueServer):
-    """A venue whose connections open with messages of its own (`greeting`) and whose replies may be several
-    messages (`answers`); `on_connect` resets what a venue counts per connection."""
-
-    def greeting(self) -> list[dict]:
-        """Messages the venue sends as a connection opens."""
-        return []
-
-    def on_connect(self) -> None:
-        """A new connection: per-connection counters start again."""
-
-    def answers(self, message: dict) -> tuple[list[str], list[dict]]:
-        """(venue symbols subscribed, reply messages) of a client message."""
-        raise NotImplementedError
-
-    def subscribed(self, message: dict) -> tuple[list[str], dict | None]:
-        """The base's contract: the first reply only."""
-        names, replies = self.answers(message)
-        return names, replies[0] if replies else None
-
-    async def _feed(self, request: web.Request) -> web.WebSocketResponse:
-        """As the base's loop, with the greeting first and every reply sent."""
-        ws = web.WebSocketResponse(autoping=True)
-        await ws.prepare(request)
-        self.connections += 1
-        self.on_connect()
-        for message in self.greeting():
-            await ws.send_str(json.dumps(message))
-        symbols: set[str] = set()
-        pusher: asyncio.Task | None = None
-        try:
-            async for msg in ws:
-                if msg.type != WSMsgType.TEXT:
-                    continue
-                names, replies = self.answers(json.loads(msg.data))
-                for reply in replies:
-                    await ws.send_str(json.dumps(reply))
-                symbols.update(names)
-                if names and pusher is None:
-                    if self.connections > 1:
-                        self.pos = max(0, self.pos - self.resend_on_connect)
-                    pusher = asyncio.ensure_future(self._push(ws, symbols))
-        finally:
-            if pusher is not None:
-                pusher.cancel()
-        return ws
 
 
 def coinbase_product(product_id: str, price: str, base_name: str) -> dict:
@@ -89,7 +37,7 @@ def coinbase_product(product_id: str, price: str, base_name: str) -> dict:
             "display_name": product_id, "product_venue": "CBE"}
 
 
-class CoinbaseServer(SessionServer):
+class CoinbaseServer(VenueServer):
     """Coinbase Advanced Trade: ccxt's load_markets reads GET /v2/currencies, /v2/currencies/crypto,
     /v2/exchange-rates and /api/v3/brokerage/market/products (spot, then FUTURE and PERPETUAL); the WebSocket
     channel `market_trades` by product_id, a `subscriptions` reply, a snapshot then updates, one sequence_num per
@@ -169,7 +117,7 @@ def kraken_pair(wsname: str, base: str, quote: str, pair_decimals: int, ordermin
 KRAKEN_ASSETS = {"XXBT": ("XBT", 10), "XETH": ("ETH", 10), "ZUSD": ("USD", 4)}
 
 
-class KrakenServer(SessionServer):
+class KrakenServer(VenueServer):
     """Kraken spot: ccxt's load_markets reads GET /0/public/Assets and /0/public/AssetPairs; trades come over the
     WebSocket v2 (/v2): a `status` message on connect, `trade` subscriptions acknowledged per symbol, a snapshot then
     updates with numeric price/qty and an integer trade_id, `ping` answered with `pong`. Trades carry the pair's

@@ -179,18 +179,6 @@ class HyperliquidServer(VenueServer):
 
     venue = "hyperliquid"
 
-    async def start(self) -> HyperliquidServer:
-        """Serve on a free port: POST /info as well as the base's GET and WebSocket routes."""
-        app = web.Application()
-        app.router.add_route("GET", "/{tail:.*}", self._dispatch)
-        app.router.add_route("POST", "/{tail:.*}", self._post)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return self
-
     async def _push(self, ws: web.WebSocketResponse, symbols: set[str]) -> None:
         """The base's pushes, once every coin's subscription arrived: ccxt sends one per coin, spaced by its rate
         limiter (about 50 ms apart), and the shared feed passes over the trades of a coin not yet subscribed."""
