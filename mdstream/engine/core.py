@@ -115,14 +115,16 @@ def fold(
                 *SERIES, at.alias(gp.GAP_START), at.alias(gp.GAP_END), pl.lit(GAP_INPUT_END).alias(gp.GAP_REASON))
             marks = pl.concat([marks, ends])
         featured = _build(open_, segments, state.tail, marks, spec, now)
-        tail = advance_tail(state.tail, featured, spec.tail_rows)
     out = _NO_CANDLES
     if featured is not None and featured.height:
         old = cursor.select(*_KEY, pl.col(NEXT).alias(_NEXT), pl.col(STARTED).alias(_STARTED))
         flag = featured.join(old, on=_KEY, how="left").select(
             (pl.col(_STARTED) & (pl.col(c.TIMESTAMP_IN) < pl.col(_NEXT))).fill_null(False).alias(REEMIT))
         out = featured.select(list(CANDLE_SCHEMA)).with_columns(flag.to_series())
-        if state.tail is not None and out.get_column(REEMIT).any():
+        # rows not emitted before lie past every series' cursor, so past its tail: no window of the tail again
+        again = bool(out.get_column(REEMIT).any())
+        tail = advance_tail(state.tail, featured, spec.tail_rows, overlap=again)
+        if state.tail is not None and again:
             out = _without_unchanged(out, state.tail)
     new_state = SeriesState(cursor=_advance(bounds, featured), tail=tail, open=open_, gaps=gaps)
     return out, _pruned(new_state, keep_us)

@@ -175,11 +175,12 @@ def tail_state(featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS) -> pl.
 
 
 def advance_tail(
-    tail: pl.DataFrame | None, featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS
+    tail: pl.DataFrame | None, featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS, *, overlap: bool = True
 ) -> pl.DataFrame:
-    """The carry after a step: tail_state of (previous tail + new add_features output), newest row per window."""
+    """The carry after a step: tail_state of (previous tail + new add_features output), newest row per window.
+    `overlap=False` says no new row is a window the tail holds (all lie past it): no per-window dedupe then."""
     fresh = featured.collect(engine="in-memory") if isinstance(featured, pl.LazyFrame) else featured
     if tail is None or tail.height == 0:
         return tail_state(fresh, n)
     both = pl.concat([tail, fresh.select(tail.columns)], how="vertical_relaxed")
-    return tail_state(both.unique(subset=_ORDER, keep="last", maintain_order=True), n)
+    return tail_state(both.unique(subset=_ORDER, keep="last", maintain_order=True) if overlap else both, n)
