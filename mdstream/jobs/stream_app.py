@@ -58,8 +58,26 @@ def build_source(req: StreamRequest):
 
 
 def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
-    """The REST gap filler of the request's venue (Binance spot and USD-M: ids are consecutive), or None."""
-    if not req.heal or req.source not in ("binance", "binance-futures"):
+    """The REST gap filler of the request's venue, or None: Binance spot and USD-M (trade ids are consecutive) and
+    Deribit through ccxt (trade_seq is consecutive per instrument)."""
+    if not req.heal:
+        return None
+    if req.source == "ccxt" and req.exchange:
+        from ..sources.ccxt_markets import venue_of
+
+        if venue_of(req.exchange)[0] != "deribit":
+            return None
+        from ..sources.heal_ccxt import fill_deribit_gap
+
+        # a local stand-in serves REST and WebSocket on one host: --url, unless --heal-url names another
+        base_url = req.heal_url or req.url
+
+        async def fetch_seq(exchange: str, symbol: str, last_seq: int, next_seq: int):
+            """The trades between two sequence numbers, stamped as received now."""
+            return await fill_deribit_gap(exchange, symbol, last_seq, next_seq, now=clock.now(), base_url=base_url)
+
+        return Healer(fetch_seq, on_result=metrics.healed)
+    if req.source not in ("binance", "binance-futures"):
         return None
     from ..sources.heal import fill_binance_gap, fill_binance_since
 

@@ -25,7 +25,7 @@ from .base import FeedTracker
 from .binance import backoff_delays
 from .ccxt_clients import close_clients, track_clients
 from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, venue_of
-from .ccxt_venue_rules import venue_symbol
+from .ccxt_venue_rules import SEQUENCE_FIELD, venue_symbol
 from .status import FeedStatus, tally
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,8 @@ class CcxtSource:
     """Trades of one venue's symbols through ccxt.pro (`watch_trades_for_symbols`, else one `watch_trades` per
     symbol). Markets load once at start (REST): symbols in the venue's form or ccxt's unified form, labels as Tardis
     names the venue's market (okex-swap, bybit, ...), instruments from ccxt's market data (contractSize, linear,
-    inverse, spot). Ticks carry the venue's own symbol; dedupe is exact on (symbol, id)."""
+    inverse, spot). Ticks carry the venue's own symbol; dedupe is exact on (symbol, id), or on (symbol, sequence
+    number) where the venue numbers trades consecutively (SEQUENCE_FIELD), whose jumps are then reported as gaps."""
 
     def __init__(self, exchange: str, symbols: list[str] | tuple[str, ...], *, url: str | None = None,
                  silence_timeout: float = 10.0, flush_interval: float = 0.25, max_rows: int = 50_000,
@@ -96,7 +97,9 @@ class CcxtSource:
         self.instruments: list[Instrument] = [instrument_of(self.exchange, m, self.venue) for m in found]
         self.source = self.url or f"ccxt:{self.venue}"
         self.status = FeedStatus(self.exchange)
-        self.tracker = FeedTracker(self.exchange, self.symbols, source=self.source)
+        self.seq_field = SEQUENCE_FIELD.get(self.venue)
+        self.tracker = FeedTracker(self.exchange, self.symbols, source=self.source,
+                                   check_id_jumps=self.seq_field is not None)
         self._last_read: dict[str, tuple[Any, dict]] = {}  # unified symbol -> (ccxt's store, newest trade read)
         self._clients: dict[str, Any] = {}  # WebSocket URL -> ccxt's connection object seen at the last read
         self._made: list[Any] = []  # every ccxt client of the running watch loop (ccxt_clients)
@@ -247,8 +250,9 @@ class CcxtSource:
                            received=len(trades), duplicates=kept.duplicates, ignored=ignored)
 
     def _frame(self, trades: list[dict], now: datetime) -> pl.DataFrame:
-        """One row per ccxt trade: the venue's symbol (null for another symbol), fields as ccxt parsed them."""
-        ids = self.ids
+        """One row per ccxt trade: the venue's symbol (null for another symbol), fields as ccxt parsed them, and
+        the venue's sequence number (`_seq`, SEQUENCE_FIELD of the raw trade; null where the venue has none)."""
+        ids, field = self.ids, self.seq_field
         return pl.DataFrame({
             c.SYMBOL: [ids.get(t.get("symbol") or "") for t in trades],
             "_ms": [t.get("timestamp") for t in trades],
@@ -256,8 +260,9 @@ class CcxtSource:
             c.SIDE: [t.get("side") for t in trades],
             c.PRICE: [t.get("price") for t in trades],
             c.AMOUNT: [t.get("amount") for t in trades],
+            "_seq": [(t.get("info") or {}).get(field) if field else None for t in trades],
         }, schema={c.SYMBOL: pl.String, "_ms": pl.Int64, c.ID: pl.String, c.SIDE: pl.String, c.PRICE: pl.Float64,
-                   c.AMOUNT: pl.Float64}, strict=False).with_columns(
+                   c.AMOUNT: pl.Float64, "_seq": pl.Int64}, strict=False).with_columns(
             pl.lit(now).cast(schema.TS).alias(c.LOCAL_TIMESTAMP))
 
     def _check(self, frame: pl.DataFrame, now: datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -273,7 +278,8 @@ class CcxtSource:
             pl.lit(self.exchange).alias(c.EXCHANGE),
             pl.from_epoch(ms.clip(MIN_TRADE_MS, MAX_TRADE_MS), time_unit="ms").cast(schema.TS).alias(c.TIMESTAMP),
             pl.when(side.is_in([c.SIDE_BUY, c.SIDE_SELL])).then(side).otherwise(pl.lit(c.SIDE_UNKNOWN)).alias(c.SIDE),
-            pl.col(c.ID).cast(pl.Int64, strict=False).alias(TRADE_ID),
+            # the integer key of dedupe and id jumps: the venue's sequence number, else a numeric trade id
+            (pl.col("_seq") if self.seq_field else pl.col(c.ID).cast(pl.Int64, strict=False)).alias(TRADE_ID),
             pl.format("{} {} {} {} {} {}", c.SYMBOL, c.ID, "_ms", c.SIDE, c.PRICE, c.AMOUNT).alias(RAW),
             pl.lit(None, pl.Int64).alias(LINE),
             any_failure(checks),

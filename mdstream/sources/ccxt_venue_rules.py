@@ -1,5 +1,5 @@
-"""What some venues' trades mean beyond ccxt's market data: the name the venue's own API gives a market, and the
-unit of a trade's amount when it is not ccxt's contract."""
+"""What some venues' trades mean beyond ccxt's market data: the name the venue's own API gives a market, the
+unit of a trade's amount when it is not ccxt's contract, and the field numbering a market's trades consecutively."""
 
 from __future__ import annotations
 
@@ -7,6 +7,12 @@ from __future__ import annotations
 # options), never in contracts: one unit of amount is 1 USD or 1 coin, whatever contract size ccxt reports
 # (BTC-PERPETUAL contracts are 10 USD, BTC_USDC-PERPETUAL ones 0.001 BTC).
 AMOUNT_NOT_IN_CONTRACTS = frozenset({"deribit"})
+
+# The field of a venue's raw trade (ccxt's `info`) that numbers each market's trades consecutively, where its trade
+# id does not: a jump in it names exactly the trades an outage missed, so the gap can be filled from REST and
+# proven complete. Deribit's `trade_seq` is "the sequence number of the trade within instrument"; its trade_id is
+# not consecutive per instrument (and is "ETH-<n>" text for ETH).
+SEQUENCE_FIELD = {"deribit": "trade_seq"}
 
 
 # The ccxt market field holding the symbol a venue's ticks carry, where ccxt's id is not the venue's stable name:

@@ -4,9 +4,8 @@ seen before an outage and the first one after it, and say whether the fill is pr
 Binance spot and USD-M number each market's trades consecutively, so a fill is complete exactly when the fetched
 ids run without a hole from `last_id + 1` to `next_id - 1`. `historicalTrades` (by `fromId`, 1000 a page) returns
 one row per trade, so ticks, counts and volumes equal the uninterrupted feed's. Rate limits: HTTP 429/418 and 5xx
-are retried (tenacity) after the venue's Retry-After, else with exponential backoff. OKX goes through ccxt's
-`fetch_trades` on its history-trades endpoint, paged back by trade id (ccxt's rate limiter paces it); its fill is
-likewise proven only by ids running without a hole.
+are retried (tenacity) after the venue's Retry-After, else with exponential backoff. The venues reached through
+ccxt (OKX, Deribit) are filled in heal_ccxt.
 """
 
 from __future__ import annotations
@@ -196,55 +195,3 @@ async def _get(http: aiohttp.ClientSession, url: str, params: dict, headers: dic
         if not isinstance(body, list):
             raise SourceError(f"{url}: expected a list of trades, got {type(body).__name__}")
         return body
-
-
-async def fill_okx_gap(exchange: str, symbol: str, last_id: int, next_id: int, *, now: datetime,
-                       base_url: str | None = None, max_pages: int = MAX_PAGES) -> Fill:
-    """Trades with ids in (last_id, next_id) of an OKX instrument (venue symbol, e.g. BTC-USDT-SWAP) through ccxt's
-    `fetch_trades` on OKX's history-trades, paged back from `next_id` by trade id (100 a page, ccxt's rate
-    limiter on); complete when the ids run without a hole from last_id+1 to next_id-1."""
-    import ccxt.async_support as ccxt_async
-
-    from .ccxt_markets import point_at
-
-    ex = ccxt_async.okx({"enableRateLimit": True})
-    if base_url:
-        ex.urls["api"] = point_at(ex.urls["api"], base_url.rstrip("/"))
-        ex.hostname = base_url.rstrip("/").split("://", 1)[-1]
-    rows: dict[int, dict] = {}
-    requests = 0
-    try:
-        await ex.load_markets()
-        unified = ex.safe_symbol(symbol)
-        cursor = next_id
-        for _ in range(max_pages):
-            params = {"method": "publicGetMarketHistoryTrades", "type": "1", "after": str(cursor)}
-            try:
-                requests += 1
-                page = await ex.fetch_trades(unified, limit=100, params=params)
-            except ccxt_async.BaseError as exc:
-                raise SourceError(f"{exchange} {symbol}: trade history: {type(exc).__name__}: {exc}") from exc
-            fresh = [t for t in page if str(t.get("id", "")).isdigit() and last_id < int(t["id"]) < cursor]
-            rows.update((int(t["id"]), t) for t in fresh)
-            if not fresh:
-                break
-            cursor = min(int(t["id"]) for t in fresh)
-            if cursor <= last_id + 1:
-                break
-    finally:
-        await ex.close()
-    ids = sorted(rows)
-    want = next_id - last_id - 1
-    complete = ids == list(range(last_id + 1, next_id))
-    reason = "contiguous ids" if complete else f"{want - len(ids)} of {want} trade ids missing from the history"
-    trades = [rows[i] for i in ids]
-    frame = pl.DataFrame({
-        c.ID: [str(t["id"]) for t in trades], "_ms": [t.get("timestamp") for t in trades],
-        c.SIDE: [t.get("side") or c.SIDE_UNKNOWN for t in trades], c.PRICE: [t.get("price") for t in trades],
-        c.AMOUNT: [t.get("amount") for t in trades],
-    }, schema={c.ID: pl.String, "_ms": pl.Int64, c.SIDE: pl.String, c.PRICE: pl.Float64, c.AMOUNT: pl.Float64})
-    ticks = schema.conform(frame.with_columns(
-        pl.lit(exchange).alias(c.EXCHANGE), pl.lit(symbol).alias(c.SYMBOL),
-        pl.from_epoch("_ms", time_unit="ms").cast(schema.TS).alias(c.TIMESTAMP),
-        pl.lit(now).cast(schema.TS).alias(c.LOCAL_TIMESTAMP)), schema.TICK_SCHEMA)
-    return Fill(exchange, symbol, ticks, complete, reason, requests)

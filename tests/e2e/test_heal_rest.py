@@ -105,7 +105,7 @@ def test_a_start_the_history_cannot_reach_or_with_a_hole_stays_unproven():
 
 def test_okx_gap_filled_through_ccxt_history_by_trade_id():
     """OKX's history-trades through ccxt, paged back by trade id from the first id after the gap."""
-    from mdstream.sources.heal import fill_okx_gap
+    from mdstream.sources.heal_ccxt import fill_okx_gap
     from support.ccxt_venues import OkxServer, make_trades, okx_swap
 
     trades = [replace(t, ts=T0 + i) for i, t in enumerate(make_trades(["BTC-USDT-SWAP"], 400))]

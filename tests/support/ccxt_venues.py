@@ -2,7 +2,8 @@
 markets endpoint (REST) and speaking its public trades WebSocket protocol (subscribe reply, pings, trade pushes),
 shapes as the venues document them (OKX v5, Bybit v5). Trades are stamped with the wall clock when first sent;
 `cut_after` closes the connection mid-feed (or, with `stall`, leaves it open and silent) and `overlap` re-sends
-trades after the reconnect."""
+trades after the reconnect; with `skip` the market goes on while the feed is down: the next `skip` trades are
+stamped at `rate` but never pushed (`skipped`, for a venue's trade history)."""
 
 from __future__ import annotations
 
@@ -92,15 +93,18 @@ class VenueServer:
     venue = ""
 
     def __init__(self, trades: list[Trade], *, rate: float = 200.0, batch: int = 3, cut_after: int | None = None,
-                 overlap: int = 0, stall: bool = False, resend_on_connect: int = 0):
+                 overlap: int = 0, stall: bool = False, resend_on_connect: int = 0, skip: int = 0):
         self.trades, self.rate, self.batch = list(trades), rate, batch
-        self.cut_after, self.overlap, self.stall = cut_after, overlap, stall
+        self.cut_after, self.overlap, self.stall, self.skip = cut_after, overlap, stall, skip
         # a new connection first gets this many trades again (as venues re-send recent trades): a message lost on
         # a connection the client dropped (its ping timed out under load) is then re-sent, not lost by the stand-in
         self.resend_on_connect = resend_on_connect
         self.pos = 0
         self.sent: dict[int, Trade] = {}  # index -> the trade as first sent (stamped)
         self.pushed = 0  # trade records pushed, re-sends included
+        self.skipped: dict[int, Trade] = {}  # index -> a trade of the outage, stamped, never pushed
+        self.skipping = False  # the outage's trades are being stamped: no connection is fed meanwhile
+        self._skipper: asyncio.Future | None = None
         self.connections = 0
         self.unknown: list[str] = []
         self._runner: web.AppRunner | None = None
@@ -202,7 +206,7 @@ class VenueServer:
         """Send batches of one symbol's trades at `rate` trades/s; cut the connection once at `cut_after`."""
         await asyncio.sleep(0.05)  # every subscription of the connection arrives first
         while not ws.closed:
-            if self.pos >= len(self.trades):
+            if self.pos >= len(self.trades) or self.skipping:
                 await asyncio.sleep(0.05)
                 continue
             first = self.trades[self.pos]
@@ -220,9 +224,22 @@ class VenueServer:
                 self.pos -= self.overlap  # these are sent again after the reconnect
                 if self.stall:  # a connection that stays open and says nothing more
                     await asyncio.sleep(3600)
+                if self.skip:
+                    self.skipping = True
+                    self._skipper = asyncio.ensure_future(self._skip(self.skip))  # held: a bare task may be collected
                 await ws.close()
                 return
             await asyncio.sleep(len(group) / self.rate)
+
+    async def _skip(self, count: int) -> None:
+        """The market goes on while the feed is down: stamp the next `count` trades at `rate`, push none."""
+        try:
+            for _ in range(min(count, len(self.trades) - self.pos)):
+                self.skipped[self.pos] = replace(self.trades[self.pos], ts=int(time.time() * 1000))
+                self.pos += 1
+                await asyncio.sleep(1 / self.rate)
+        finally:
+            self.skipping = False
 
 
 class OkxServer(VenueServer):

@@ -2,7 +2,9 @@
 
 Deribit (API v2): GET /api/v2/public/get_currencies and /api/v2/public/get_instruments answer JSON-RPC envelopes;
 the WebSocket /ws/api/v2 takes `public/subscribe` to `trades.{instrument}.100ms` and pushes `subscription`
-notifications (prices and amounts are JSON numbers; inverse amounts are USD). Hyperliquid: POST /info
+notifications (prices and amounts are JSON numbers; inverse amounts are USD; `trade_seq` numbers each instrument's
+trades from 1); GET /api/v2/public/get_last_trades_by_instrument answers from every trade sent or skipped by
+`start_seq`/`end_seq` and `count`. Hyperliquid: POST /info
 {"type": "spotMeta" | "spotMetaAndAssetCtxs" | "metaAndAssetCtxs" | "perpDexs"}; the WebSocket /ws takes
 {"method": "subscribe", "subscription": {"type": "trades", "coin": ...}} and pushes {"channel": "trades", "data":
 [WsTrade]}, with {"method": "ping"} answered by {"channel": "pong"}."""
@@ -91,10 +93,33 @@ class DeribitServer(VenueServer):
         seqs: dict[str, itertools.count] = {}
         self.seq = {(t.symbol, t.id): next(seqs.setdefault(t.symbol, itertools.count(1))) for t in self.trades}
         self.last_price: dict[str, float] = {}
+        self.hole: set[int] = set()  # trade_seq the history leaves out (a venue's incomplete history)
+        self.history_requests: list[dict] = []
+
+    def record(self, t: Trade, tick_direction: int) -> dict:
+        """The public trade fields of `t` as the trades channel and the trade history carry them."""
+        price, amount = float(t.price), float(t.amount)
+        trade = {"trade_seq": self.seq[(t.symbol, t.id)], "trade_id": t.id, "timestamp": t.ts,
+                 "tick_direction": tick_direction, "price": price, "mark_price": price, "instrument_name": t.symbol,
+                 "index_price": price, "direction": t.side, "amount": amount}
+        if t.symbol in self.inverse:  # amounts are USD; `contracts` says how many contracts that is
+            trade["contracts"] = amount / self.contract_size[t.symbol]
+        return trade
+
+    def last_trades(self, query: dict) -> dict:
+        """public/get_last_trades_by_instrument: the instrument's trades with trade_seq in [start_seq, end_seq]
+        (sent or skipped), ascending unless sorting=desc, at most `count` (default 10, max 1000), and has_more."""
+        self.history_requests.append(query)
+        name, count = query.get("instrument_name"), min(int(query.get("count") or 10), 1000)
+        lo, hi = int(query.get("start_seq") or 0), int(query.get("end_seq") or 10**18)
+        held = [t for t in [*self.sent.values(), *self.skipped.values()] if t.symbol == name
+                and lo <= self.seq[(name, t.id)] <= hi and self.seq[(name, t.id)] not in self.hole]
+        held.sort(key=lambda t: self.seq[(name, t.id)], reverse=query.get("sorting") == "desc")
+        return _envelope({"trades": [self.record(t, 1) for t in held[:count]], "has_more": len(held) > count})
 
     def rest(self, path: str, query: dict) -> dict | None:
         """public/get_currencies; public/get_instruments (every currency unless `currency` is given, `kind` and
-        `expired` filtering as documented); public/get_time."""
+        `expired` filtering as documented); public/get_time; public/get_last_trades_by_instrument."""
         if path == DERIBIT_API + "get_currencies":
             return _envelope(DERIBIT_CURRENCIES)
         if path == DERIBIT_API + "get_instruments":
@@ -106,6 +131,8 @@ class DeribitServer(VenueServer):
                               and kind in (None, i["kind"])])
         if path == DERIBIT_API + "get_time":
             return _envelope(int(time.time() * 1000))
+        if path == DERIBIT_API + "get_last_trades_by_instrument":
+            return self.last_trades(query)
         return None
 
     def subscribed(self, message: dict) -> tuple[list[str], dict | None]:
@@ -123,16 +150,10 @@ class DeribitServer(VenueServer):
         name = trades[0].symbol
         data = []
         for t in trades:
-            price, amount = float(t.price), float(t.amount)
+            price = float(t.price)
             last = self.last_price.get(name, price)
             self.last_price[name] = price
-            trade = {"trade_seq": self.seq[(name, t.id)], "trade_id": t.id, "timestamp": t.ts,
-                     "tick_direction": 0 if price > last else (2 if price < last else 1), "price": price,
-                     "mark_price": price, "instrument_name": name, "index_price": price, "direction": t.side,
-                     "amount": amount}
-            if name in self.inverse:  # amounts are USD; `contracts` says how many contracts that is
-                trade["contracts"] = amount / self.contract_size[name]
-            data.append(trade)
+            data.append(self.record(t, 0 if price > last else (2 if price < last else 1)))
         return {"jsonrpc": "2.0", "method": "subscription", "params": {"channel": f"trades.{name}.100ms",
                                                                        "data": data}}
 

@@ -1,0 +1,135 @@
+"""The REST half of healing for venues reached through ccxt: their trade history fetched by ccxt's async client
+(its rate limiter paces the requests), a fill proven complete only when the venue's trade numbers run without a hole.
+
+OKX: history-trades through `fetch_trades`, paged back by trade id. Deribit: `public/get_last_trades_by_instrument`
+paged forward by `trade_seq`, the trade's number within its instrument (consecutive, so a jump in it says exactly
+what an outage missed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import polars as pl
+
+from ..contract import columns as c
+from ..contract import schema
+from ..contract.errors import SourceError
+from .ccxt_markets import point_at
+from .heal import MAX_PAGES, PAGE, Fill
+
+Row = tuple[str, Any, Any, Any, Any]  # (trade id text, trade time in epoch ms, side, price, amount)
+
+
+def _client(venue: str, base_url: str | None) -> Any:
+    """ccxt's async client of `venue`, rate limiter on, every endpoint pointed at `base_url` when given."""
+    import ccxt.async_support as ccxt_async
+
+    ex = getattr(ccxt_async, venue)({"enableRateLimit": True})
+    if base_url:
+        ex.urls["api"] = point_at(ex.urls["api"], base_url.rstrip("/"))
+        ex.hostname = base_url.rstrip("/").split("://", 1)[-1]
+    return ex
+
+
+def trade_ticks(rows: Sequence[Row], exchange: str, symbol: str, now: datetime) -> pl.DataFrame:
+    """Ticks of `rows` as the ccxt source builds them: the venue's symbol, time from epoch ms, side buy/sell (else
+    unknown), price and amount as the venue reports them, received `now`."""
+    frame = pl.DataFrame({
+        c.ID: [r[0] for r in rows], "_ms": [r[1] for r in rows],
+        c.SIDE: [r[2] if r[2] in (c.SIDE_BUY, c.SIDE_SELL) else c.SIDE_UNKNOWN for r in rows],
+        c.PRICE: [r[3] for r in rows], c.AMOUNT: [r[4] for r in rows],
+    }, schema={c.ID: pl.String, "_ms": pl.Int64, c.SIDE: pl.String, c.PRICE: pl.Float64, c.AMOUNT: pl.Float64},
+        strict=False)
+    return schema.conform(frame.with_columns(
+        pl.lit(exchange).alias(c.EXCHANGE), pl.lit(symbol).alias(c.SYMBOL),
+        pl.from_epoch("_ms", time_unit="ms").cast(schema.TS).alias(c.TIMESTAMP),
+        pl.lit(now).cast(schema.TS).alias(c.LOCAL_TIMESTAMP)), schema.TICK_SCHEMA)
+
+
+def _proof(numbers: list[int], last: int, nxt: int, what: str) -> tuple[bool, str]:
+    """(complete, reason): complete exactly when the sorted distinct `numbers` are last+1 .. nxt-1."""
+    want = nxt - last - 1
+    if numbers == list(range(last + 1, nxt)):
+        return True, f"contiguous {what}"
+    return False, f"{want - len(numbers)} of {want} {what} missing from the history"
+
+
+async def fill_okx_gap(exchange: str, symbol: str, last_id: int, next_id: int, *, now: datetime,
+                       base_url: str | None = None, max_pages: int = MAX_PAGES) -> Fill:
+    """Trades with ids in (last_id, next_id) of an OKX instrument (venue symbol, e.g. BTC-USDT-SWAP) through ccxt's
+    `fetch_trades` on OKX's history-trades, paged back from `next_id` by trade id (100 a page, ccxt's rate
+    limiter on); complete when the ids run without a hole from last_id+1 to next_id-1."""
+    import ccxt.async_support as ccxt_async
+
+    ex = _client("okx", base_url)
+    rows: dict[int, dict] = {}
+    requests = 0
+    try:
+        await ex.load_markets()
+        unified = ex.safe_symbol(symbol)
+        cursor = next_id
+        for _ in range(max_pages):
+            params = {"method": "publicGetMarketHistoryTrades", "type": "1", "after": str(cursor)}
+            try:
+                requests += 1
+                page = await ex.fetch_trades(unified, limit=100, params=params)
+            except ccxt_async.BaseError as exc:
+                raise SourceError(f"{exchange} {symbol}: trade history: {type(exc).__name__}: {exc}") from exc
+            fresh = [t for t in page if str(t.get("id", "")).isdigit() and last_id < int(t["id"]) < cursor]
+            rows.update((int(t["id"]), t) for t in fresh)
+            if not fresh:
+                break
+            cursor = min(int(t["id"]) for t in fresh)
+            if cursor <= last_id + 1:
+                break
+    finally:
+        await ex.close()
+    ids = sorted(rows)
+    complete, reason = _proof(ids, last_id, next_id, "trade ids")
+    trades = [rows[i] for i in ids]
+    ticks = trade_ticks([(str(t["id"]), t.get("timestamp"), t.get("side"), t.get("price"), t.get("amount"))
+                         for t in trades], exchange, symbol, now)
+    return Fill(exchange, symbol, ticks, complete, reason, requests)
+
+
+async def fill_deribit_gap(exchange: str, symbol: str, last_seq: int, next_seq: int, *, now: datetime,
+                           base_url: str | None = None, max_pages: int = MAX_PAGES) -> Fill:
+    """Trades with trade_seq in (last_seq, next_seq) of a Deribit instrument (e.g. BTC-PERPETUAL) from
+    public/get_last_trades_by_instrument through ccxt (rate limiter on), pages of PAGE from start_seq to end_seq in
+    ascending order; complete exactly when their trade_seq run last_seq+1 .. next_seq-1 without a hole."""
+    if next_seq <= last_seq + 1:
+        return Fill(exchange, symbol, schema.empty_ticks(), True, "nothing missing", 0)
+    import ccxt.async_support as ccxt_async
+
+    ex = _client("deribit", base_url)
+    rows: dict[int, dict] = {}
+    requests, start = 0, last_seq + 1
+    try:
+        while start < next_seq and requests < max_pages:
+            params = {"instrument_name": symbol, "start_seq": start, "end_seq": next_seq - 1, "count": PAGE,
+                      "include_old": "true", "sorting": "asc"}
+            try:
+                requests += 1
+                body = await ex.public_get_get_last_trades_by_instrument(params)
+            except ccxt_async.BaseError as exc:
+                raise SourceError(f"{exchange} {symbol}: trade history: {type(exc).__name__}: {exc}") from exc
+            result = body.get("result") if isinstance(body, dict) else None
+            if not isinstance(result, dict) or not isinstance(result.get("trades"), list):
+                raise SourceError(f"{exchange} {symbol}: trade history: no trades in {str(body)[:200]}")
+            page = result["trades"]
+            fresh = [t for t in page if isinstance(t, dict) and isinstance(t.get("trade_seq"), int)
+                     and start <= t["trade_seq"] < next_seq and t.get("instrument_name", symbol) == symbol]
+            rows.update((t["trade_seq"], t) for t in fresh)
+            if not fresh or not result.get("has_more"):
+                break
+            start = max(t["trade_seq"] for t in fresh) + 1
+    finally:
+        await ex.close()
+    seqs = sorted(rows)
+    complete, reason = _proof(seqs, last_seq, next_seq, "trade_seq")
+    ticks = trade_ticks([(str(t.get("trade_id")), t.get("timestamp"), t.get("direction"), t.get("price"),
+                          t.get("amount")) for t in (rows[s] for s in seqs)], exchange, symbol, now)
+    return Fill(exchange, symbol, ticks, complete, reason, requests)

@@ -1,0 +1,178 @@
+"""Deribit outages healed exactly from its trade sequence numbers, against the local Deribit stand-in reached
+through ccxt: `public/get_last_trades_by_instrument` paged by trade_seq gives back every trade an outage missed (a
+hole in the history leaves the fill unproven, with the reason), and `mdstream stream --source ccxt --exchange
+deribit` through an outage of a few seconds while the market goes on stores windows equal to a Decimal aggregation
+of every trade, sent or missed, with no `gap = feed` left; with `--heal off` the hole stays feed."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+import pytest
+
+from mdstream.contract import columns as c
+from mdstream.contract.feed import GAP_DISCONNECT
+from mdstream.sources.ccxt_source import CcxtSource
+from mdstream.sources.heal_ccxt import fill_deribit_gap
+from support.ccxt_checks import collect
+from support.ccxt_venues_dr_hl import DeribitServer, deribit_trades
+from support.contracts import assert_matches_decimal, decimal_candles
+from support.stream_cli import CliStream
+from support.stream_helpers import read_db
+
+T0 = 1_760_000_000_000
+SYMBOLS = ["BTC-PERPETUAL", "ETH-PERPETUAL"]
+
+
+def fill(trades, last_seq: int, next_seq: int, hole: frozenset[int] = frozenset()):
+    """(fill of BTC-PERPETUAL between two trade_seq, the stand-in) from a history holding `trades` but `hole`."""
+    async def scenario():
+        server = await DeribitServer(trades).start()
+        server.sent = dict(enumerate(trades))
+        server.hole = set(hole)
+        try:
+            got = await fill_deribit_gap("deribit", "BTC-PERPETUAL", last_seq, next_seq, now=datetime.now(UTC),
+                                         base_url=server.url)
+            return got, server
+        finally:
+            await server.stop()
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.timeout(60)
+def test_a_gap_is_filled_exactly_across_pages_by_trade_seq():
+    trades = [replace(t, ts=T0 + i) for i, t in enumerate(deribit_trades(5_000))]
+    got, server = fill(trades, 100, 2_400)
+    btc = [t for t in trades if t.symbol == "BTC-PERPETUAL"]  # trade_seq 1, 2, ... in order
+    want = btc[100:2_399]
+    assert got.complete and got.reason == "contiguous trade_seq" and got.ticks.height == 2_299
+    assert got.requests == 3 and [int(q["count"]) for q in server.history_requests] == [1000] * 3
+    assert {(q["include_old"], q["sorting"]) for q in server.history_requests} == {("true", "asc")}
+    assert [int(q["start_seq"]) for q in server.history_requests] == [101, 1101, 2101]
+    assert got.ticks[c.EXCHANGE].unique().to_list() == ["deribit"]
+    assert got.ticks[c.SYMBOL].unique().to_list() == ["BTC-PERPETUAL"]
+    assert got.ticks[c.ID].to_list() == [t.id for t in want]
+    assert got.ticks[c.PRICE].to_list() == [float(t.price) for t in want]
+    assert got.ticks[c.AMOUNT].to_list() == [float(t.amount) for t in want]
+    assert got.ticks[c.SIDE].to_list() == [t.side for t in want]
+    assert got.ticks[c.TIMESTAMP].dt.epoch("ms").to_list() == [t.ts for t in want]
+    nothing, _ = fill(trades, 7, 8)
+    assert nothing.complete and nothing.ticks.height == 0 and nothing.requests == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_hole_in_the_history_leaves_the_fill_unproven():
+    trades = [replace(t, ts=T0 + i) for i, t in enumerate(deribit_trades(600))]
+    got, _ = fill(trades, 10, 200, hole=frozenset({50, 51}))
+    assert not got.complete and got.reason == "2 of 189 trade_seq missing from the history"
+    assert got.ticks.height == 187
+    short, _ = fill(trades, 250, 400)  # the history ends at trade_seq 300
+    assert not short.complete and short.reason == "99 of 149 trade_seq missing from the history"
+
+
+@pytest.mark.timeout(60)
+def test_a_missed_run_of_trades_is_a_gap_naming_the_trade_seq_on_each_side():
+    """The stand-in drops the feed after 100 trades and stamps 60 more while it is down: each instrument's jump
+    in trade_seq is one gap with ids (last seen, next seen); nothing else counts as a repeat."""
+    trades = deribit_trades(400)
+
+    async def scenario():
+        server = await DeribitServer(trades, cut_after=100, skip=60, rate=400).start()
+        try:
+            source = await asyncio.to_thread(CcxtSource, "deribit", SYMBOLS, url=server.url, silence_timeout=3,
+                                             backoff_initial=0.05)
+            chunks = await collect(source, lambda s: s.accepted >= len(trades) - 60)
+            return source, chunks, server
+        finally:
+            await server.stop()
+
+    source, chunks, server = asyncio.run(scenario())
+    assert len(server.skipped) == 60 and source.status.duplicates == 0
+    gaps = [g for ch in chunks for g in ch.gaps]
+    jumps = sorted((g.symbols, g.ids) for g in gaps if g.ids is not None)
+    # BTC and ETH alternate: trades 0..99 sent (seq 1..50 each), 100..159 skipped (seq 51..80 each)
+    assert jumps == [(("BTC-PERPETUAL",), (50, 81)), (("ETH-PERPETUAL",), (50, 81))]
+    assert any(g.reason.startswith(GAP_DISCONNECT) for g in gaps if g.ids is None)
+
+
+def run_outage(tmp_path, *extra: str, count: int = 12_000, cut: int = 5_400, skip: int = 1_200):
+    """`mdstream stream --source ccxt --exchange deribit` on the stand-in at 300 trades/s, which drops the feed
+    after `cut` trades (18 s: past the first window) and goes on trading `skip` more (4 s) while it is down, then
+    the rest (18 s: the outage's windows lie before the last one); returns once every window with a trade closed."""
+    async def scenario():
+        server = await DeribitServer(deribit_trades(count), rate=300, batch=4, cut_after=cut, skip=skip).start()
+        job = CliStream(tmp_path, "ccxt", ",".join(SYMBOLS), server.url, "--exchange", "deribit",
+                        "--timeframes", "15s", *extra)
+        try:
+            await job.start()
+            await job.wait_for(lambda: job.accounting("deribit")["accepted"] >= count - skip, "every trade sent",
+                               timeout=90)
+            # the window of the last trade closes, and the fill lands and is written
+            await asyncio.sleep(15 - time.time() % 15 + 3.0)
+            metrics = await asyncio.to_thread(job.metrics)
+            code = await job.stop()
+            return code, job, server, metrics
+        finally:
+            await job.kill()
+            await server.stop()
+
+    code, job, server, metrics = asyncio.run(scenario())
+    assert code == 0, job.output()[-3000:]
+    return job, server, metrics
+
+
+def inner_windows(job: CliStream) -> pl.DataFrame:
+    """Latest 15 s candles with trades, between each symbol's first and last window (those two are partial)."""
+    latest = read_db(job.db, "SELECT * FROM candles_latest WHERE timeframe = '15s' AND trades > 0")
+    w = pl.col(c.TIMESTAMP_IN)
+    return latest.filter((w > w.min().over(c.SYMBOL)) & (w < w.max().over(c.SYMBOL)))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_an_outage_is_healed_from_trade_seq_and_equals_every_trade_in_decimal(tmp_path):
+    job, server, metrics = run_outage(tmp_path)
+    assert len(server.skipped) == 1_200 and server.history_requests, job.output()[-3000:]
+    everything = [*server.sent.values(), *server.skipped.values()]
+    ticks = read_db(job.db, "SELECT symbol, id FROM ticks")
+    assert set(zip(ticks[c.SYMBOL], ticks[c.ID])) == {(t.symbol, t.id) for t in everything}
+    assert ticks.height == len(everything)  # each once
+    inner = inner_windows(job)
+    assert inner.filter(pl.col("gap") == "feed").height == 0, inner.select(c.SYMBOL, c.TIMESTAMP_IN, "gap")
+    checked = 0
+    for symbol in SYMBOLS:
+        mine = sorted((t for t in everything if t.symbol == symbol), key=lambda t: server.seq[(symbol, t.id)])
+        truth = pl.DataFrame({c.TIMESTAMP: [t.ts * 1000 for t in mine], c.SIDE: [t.side for t in mine],
+                              c.PRICE: [float(t.price) for t in mine], c.AMOUNT: [float(t.amount) for t in mine]})
+        expected = decimal_candles(truth, "15s", "inverse", 1.0)  # amounts are USD: one unit is 1 USD
+        emitted = inner.filter(pl.col(c.SYMBOL) == symbol)
+        assert emitted.height >= 1
+        checked += assert_matches_decimal(emitted, {w: v for w, v in expected.items()
+                                                    if w in set(emitted[c.TIMESTAMP_IN].to_list())})
+    assert checked >= 2
+    # the outage's windows are among those checked, and none is missing between the first and the last
+    for symbol in SYMBOLS:
+        missed = {datetime.fromtimestamp(t.ts // 15_000 * 15, UTC) for t in server.skipped.values() if t.symbol == symbol}
+        assert missed <= set(inner.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].to_list()), missed
+        ws = sorted(inner.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].to_list())
+        assert all(b - a == timedelta(seconds=15) for a, b in zip(ws, ws[1:])), ws
+    assert re.search(r"'complete': [1-9]", job.output()), job.output()[-2000:]
+    assert job.total("mdstream_heals_total", metrics, outcome="complete") >= 1
+    assert job.total("mdstream_healed_windows_total", metrics) >= 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_with_heal_off_the_deribit_outage_stays_feed(tmp_path):
+    job, server, metrics = run_outage(tmp_path, "--heal", "off")
+    assert not server.history_requests
+    ticks = read_db(job.db, "SELECT symbol, id FROM ticks")
+    assert ticks.height == len(server.sent)  # what the feed sent, nothing more
+    assert inner_windows(job).filter(pl.col("gap") == "feed").height >= 1
+    assert job.total("mdstream_heals_total", metrics) == 0
