@@ -47,6 +47,15 @@ def point_at(urls: Any, base: str) -> Any:
     return urls
 
 
+def aim(ex: Any, base_url: str | None) -> Any:
+    """A ccxt exchange with every REST and WebSocket endpoint sent to `base_url` (paths kept), when given."""
+    if base_url:
+        base = base_url.rstrip("/")
+        ex.urls["api"] = point_at(ex.urls["api"], base)
+        ex.hostname = base.split("://", 1)[-1]
+    return ex
+
+
 def label_of(venue: str, market: dict) -> str:
     """The Tardis exchange id of a ccxt market (okex-swap for an OKX swap), else ccxt's id."""
     labels = LABELS.get(venue, venue)

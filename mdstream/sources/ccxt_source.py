@@ -24,7 +24,7 @@ from ..inputs.parse import LINE, RAW, Check, any_failure, no_quarantine, not_pos
 from .base import FeedTracker
 from .binance import backoff_delays
 from .ccxt_clients import close_clients, track_clients
-from .ccxt_markets import VENUES, find_market, instrument_of, label_of, point_at, venue_of
+from .ccxt_markets import VENUES, aim, find_market, instrument_of, label_of, venue_of
 from .ccxt_venue_rules import SEQUENCE_FIELD, venue_symbol
 from .status import FeedStatus, tally
 
@@ -106,10 +106,7 @@ class CcxtSource:
 
     def _apply_url(self, ex: Any) -> Any:
         """Point a ccxt exchange at `url` (every REST and WebSocket endpoint keeps its path)."""
-        if self.url:
-            ex.urls["api"] = point_at(ex.urls["api"], self.url)
-            ex.hostname = self.url.split("://", 1)[-1]
-        return ex
+        return aim(ex, self.url)
 
     def _load_markets(self, cls: Any) -> dict[str, dict]:
         """The venue's markets over REST (once, at start); SourceError naming the venue when it cannot be read."""

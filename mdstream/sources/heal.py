@@ -88,10 +88,7 @@ async def fill_binance_gap(exchange: str, symbol: str, last_id: int, next_id: in
         return Fill(exchange, symbol, schema.empty_ticks(), True, "nothing missing", 0)
     async with _History(exchange, symbol, base_url, attempts, session) as history:
         rows = await history.forward(last_id + 1, next_id)
-    ids = sorted({r["id"] for r in rows})
-    want = next_id - last_id - 1
-    complete = ids == list(range(last_id + 1, next_id))
-    reason = "contiguous ids" if complete else f"{want - len(ids)} of {want} trade ids missing from the history"
+    complete, reason = proof(sorted({r["id"] for r in rows}), last_id, next_id)
     return Fill(exchange, symbol, _unique(binance_ticks(rows, exchange, symbol, now)), complete, reason,
                 history.requests)
 
@@ -122,6 +119,15 @@ async def fill_binance_since(exchange: str, symbol: str, next_id: int, since: da
     kept = [r for r in rows if r["time"] >= since_ms]
     return Fill(exchange, symbol, _unique(binance_ticks(kept, exchange, symbol, now)), complete, reason,
                 history.requests)
+
+
+def proof(numbers: list[int], last: int, nxt: int, what: str = "trade ids", named: str = "ids") -> tuple[bool, str]:
+    """(complete, reason) of a fill: complete exactly when the sorted distinct trade `numbers` are last+1 .. nxt-1;
+    else the reason counts the missing ones."""
+    want = nxt - last - 1
+    if numbers == list(range(last + 1, nxt)):
+        return True, f"contiguous {named}"
+    return False, f"{want - len(numbers)} of {want} {what} missing from the history"
 
 
 def _unique(ticks: pl.DataFrame) -> pl.DataFrame:

@@ -17,8 +17,8 @@ import polars as pl
 from ..contract import columns as c
 from ..contract import schema
 from ..contract.errors import SourceError
-from .ccxt_markets import point_at
-from .heal import MAX_PAGES, PAGE, Fill
+from .ccxt_markets import aim
+from .heal import MAX_PAGES, PAGE, Fill, proof
 
 Row = tuple[str, Any, Any, Any, Any]  # (trade id text, trade time in epoch ms, side, price, amount)
 
@@ -27,11 +27,7 @@ def _client(venue: str, base_url: str | None) -> Any:
     """ccxt's async client of `venue`, rate limiter on, every endpoint pointed at `base_url` when given."""
     import ccxt.async_support as ccxt_async
 
-    ex = getattr(ccxt_async, venue)({"enableRateLimit": True})
-    if base_url:
-        ex.urls["api"] = point_at(ex.urls["api"], base_url.rstrip("/"))
-        ex.hostname = base_url.rstrip("/").split("://", 1)[-1]
-    return ex
+    return aim(getattr(ccxt_async, venue)({"enableRateLimit": True}), base_url)
 
 
 def trade_ticks(rows: Sequence[Row], exchange: str, symbol: str, now: datetime) -> pl.DataFrame:
@@ -47,14 +43,6 @@ def trade_ticks(rows: Sequence[Row], exchange: str, symbol: str, now: datetime) 
         pl.lit(exchange).alias(c.EXCHANGE), pl.lit(symbol).alias(c.SYMBOL),
         pl.from_epoch("_ms", time_unit="ms").cast(schema.TS).alias(c.TIMESTAMP),
         pl.lit(now).cast(schema.TS).alias(c.LOCAL_TIMESTAMP)), schema.TICK_SCHEMA)
-
-
-def _proof(numbers: list[int], last: int, nxt: int, what: str) -> tuple[bool, str]:
-    """(complete, reason): complete exactly when the sorted distinct `numbers` are last+1 .. nxt-1."""
-    want = nxt - last - 1
-    if numbers == list(range(last + 1, nxt)):
-        return True, f"contiguous {what}"
-    return False, f"{want - len(numbers)} of {want} {what} missing from the history"
 
 
 async def fill_okx_gap(exchange: str, symbol: str, last_id: int, next_id: int, *, now: datetime,
@@ -88,7 +76,7 @@ async def fill_okx_gap(exchange: str, symbol: str, last_id: int, next_id: int, *
     finally:
         await ex.close()
     ids = sorted(rows)
-    complete, reason = _proof(ids, last_id, next_id, "trade ids")
+    complete, reason = proof(ids, last_id, next_id)
     trades = [rows[i] for i in ids]
     ticks = trade_ticks([(str(t["id"]), t.get("timestamp"), t.get("side"), t.get("price"), t.get("amount"))
                          for t in trades], exchange, symbol, now)
@@ -129,7 +117,7 @@ async def fill_deribit_gap(exchange: str, symbol: str, last_seq: int, next_seq: 
     finally:
         await ex.close()
     seqs = sorted(rows)
-    complete, reason = _proof(seqs, last_seq, next_seq, "trade_seq")
+    complete, reason = proof(seqs, last_seq, next_seq, "trade_seq", "trade_seq")
     ticks = trade_ticks([(str(t.get("trade_id")), t.get("timestamp"), t.get("direction"), t.get("price"),
                           t.get("amount")) for t in (rows[s] for s in seqs)], exchange, symbol, now)
     return Fill(exchange, symbol, ticks, complete, reason, requests)
