@@ -7,10 +7,12 @@ critical path, a few at a time), hands them to the engine as late trades and, wh
 an uninterrupted feed, without `gap = feed`. A partial or failed fill leaves the windows `feed`, with the reason
 logged and counted.
 
-At the job's start the window holding the start instant is partial. Given the first trade id the feed delivers
-for a symbol, the healer fetches the trades from the start of that window (of the longest timeframe that began
-at most half the revision horizon before the start, so the fill is still admitted) up to it; complete, the
-symbol's startup gap shrinks to end before that window. Longer windows stay partial: they began before it.
+At the job's start the window holding the start instant is partial. Given the ids of the first trades the feed
+delivers for a symbol (those at its earliest time), the healer fetches the trades from the start of that window
+(of the longest timeframe that began at most half the revision horizon before the start, so the fill is still
+admitted) up to them; complete, the symbol's startup gap shrinks to end before that window. Longer windows stay
+partial: they began before it. The ids are the venue's trade numbers (Binance) or, where those are not consecutive,
+located in the history by the fill (Deribit: their trade_seq).
 
 A fill is counted when the runner collects it: one whose oldest trade is older than what the engine can still
 revise is counted partial, its gaps kept (its trades would be quarantined as too late).
@@ -46,7 +48,8 @@ class FillResult(Protocol):
 
 
 Fetch = Callable[[str, str, int, int], Awaitable[FillResult]]  # (exchange, symbol, last id, next id) -> fill
-Since = Callable[[str, str, int, datetime], Awaitable[FillResult]]  # (exchange, symbol, next id, from) -> fill
+# (exchange, symbol, ids of the feed's earliest trades of the symbol, their time, from) -> fill
+Since = Callable[[str, str, tuple[str, ...], datetime, datetime], Awaitable[FillResult]]
 PAST_HORIZON = "older than the revision horizon"
 _US = timedelta(microseconds=1)
 
@@ -120,12 +123,13 @@ class Healer:
             elif gap.end is not None:
                 self._outages = [*self._outages, gap][-RECENT_OUTAGES:]
         if self._starts and ticks is not None and ticks.height:
-            firsts = (ticks.filter(pl.col(c.SYMBOL).is_in(list(self._starts)))
-                      .group_by(c.SYMBOL).agg(pl.col(c.ID).cast(pl.Int64, strict=False).min()).rows())
-            for symbol, first in firsts:
-                if first is not None:
-                    gap = self._starts.pop(symbol)
-                    self._queue.append(partial(self._fill_start, gap, first))
+            ts = pl.col(c.TIMESTAMP)
+            firsts = (ticks.filter(pl.col(c.SYMBOL).is_in(list(self._starts)) & pl.col(c.ID).is_not_null())
+                      .filter(ts == ts.min().over(c.SYMBOL))
+                      .group_by(c.SYMBOL).agg(pl.col(c.ID).unique().sort(), ts.first()).rows())
+            for symbol, ids, at in firsts:
+                gap = self._starts.pop(symbol)
+                self._queue.append(partial(self._fill_start, gap, tuple(ids), at))
         self._start()
 
     def collect(self, revisable_from: datetime | None = None) -> list[Healed]:
@@ -175,13 +179,13 @@ class Healer:
             heal = [jump, *self._within(jump, symbol)] if fill.complete else []
             self._done.append((Healed(fill.ticks, heal), None if fill.complete else fill.reason, what))
 
-    async def _fill_start(self, gap: FeedGap, first: int) -> None:
-        """Fetch a symbol's trades from the start window up to its first trade seen; complete, the startup gap
-        ends before that window."""
+    async def _fill_start(self, gap: FeedGap, first: tuple[str, ...], at: datetime) -> None:
+        """Fetch a symbol's trades from the start window up to its first trades seen (`first`: their ids, at `at`);
+        complete, the startup gap ends before that window."""
         assert self.since is not None and self._from is not None
         symbol, start_from = gap.symbols[0], self._from
-        what = f"{gap.exchange} {symbol} from {start_from.isoformat()} to id {first}"
-        fill = await self._fetch(what, self.since(gap.exchange, symbol, first, start_from))
+        what = f"{gap.exchange} {symbol} from {start_from.isoformat()} to id {first[0]}"
+        fill = await self._fetch(what, self.since(gap.exchange, symbol, first, at, start_from))
         if fill is not None:
             narrowed = [FeedGap(gap.exchange, gap.symbols, gap.start, start_from - _US, gap.reason)]
             # the feed's own startup gap (connect to first trade) lies within what the fill covers

@@ -59,7 +59,7 @@ def build_source(req: StreamRequest):
 
 def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
     """The REST gap filler of the request's venue, or None: Binance spot and USD-M (trade ids are consecutive) and
-    Deribit through ccxt (trade_seq is consecutive per instrument)."""
+    Deribit through ccxt (trade_seq is consecutive per instrument); both heal outages and the job's start."""
     if not req.heal:
         return None
     if req.source == "ccxt" and req.exchange:
@@ -67,7 +67,7 @@ def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
 
         if venue_of(req.exchange)[0] != "deribit":
             return None
-        from ..sources.heal_ccxt import fill_deribit_gap
+        from ..sources.heal_ccxt import fill_deribit_gap, fill_deribit_since
 
         # a local stand-in serves REST and WebSocket on one host: --url, unless --heal-url names another
         base_url = req.heal_url or req.url
@@ -76,7 +76,11 @@ def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
             """The trades between two sequence numbers, stamped as received now."""
             return await fill_deribit_gap(exchange, symbol, last_seq, next_seq, now=clock.now(), base_url=base_url)
 
-        return Healer(fetch_seq, on_result=metrics.healed)
+        async def seq_since(exchange: str, symbol: str, ids: tuple[str, ...], at, start_from):
+            """The trades from a window start up to the feed's first trades, stamped as received now."""
+            return await fill_deribit_since(exchange, symbol, ids, at, start_from, now=clock.now(), base_url=base_url)
+
+        return Healer(fetch_seq, since=seq_since, on_result=metrics.healed)
     if req.source not in ("binance", "binance-futures"):
         return None
     from ..sources.heal import fill_binance_gap, fill_binance_since
@@ -85,9 +89,10 @@ def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
         """The trades between two ids, stamped as received now."""
         return await fill_binance_gap(exchange, symbol, last_id, next_id, now=clock.now(), base_url=req.heal_url)
 
-    async def since(exchange: str, symbol: str, next_id: int, start_from):
-        """The trades from a window start up to an id, stamped as received now."""
-        return await fill_binance_since(exchange, symbol, next_id, start_from, now=clock.now(), base_url=req.heal_url)
+    async def since(exchange: str, symbol: str, ids: tuple[str, ...], at, start_from):
+        """The trades from a window start up to the feed's first trade id, stamped as received now."""
+        first = min(int(i) for i in ids)  # Binance trade ids are integers (the source quarantines others)
+        return await fill_binance_since(exchange, symbol, first, start_from, now=clock.now(), base_url=req.heal_url)
 
     return Healer(fetch, since=since, on_result=metrics.healed)
 

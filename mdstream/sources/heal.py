@@ -110,15 +110,23 @@ async def fill_binance_since(exchange: str, symbol: str, next_id: int, since: da
             if not page or page[0]["time"] < since_ms or start == 0:
                 break
             upto = start
-    ids = [r["id"] for r in rows]
-    reached = bool(rows) and (rows[0]["time"] < since_ms or ids[0] == 0)
-    contiguous = ids == list(range(ids[0], next_id)) if ids else False
-    complete = reached and contiguous
-    reason = ("contiguous ids since the window start" if complete else
-              "the history does not reach back to the window start" if not reached else "trade ids missing from the history")
+    complete, reason = reaches_back([r["id"] for r in rows], [r["time"] for r in rows], next_id, since_ms, 0)
     kept = [r for r in rows if r["time"] >= since_ms]
     return Fill(exchange, symbol, _unique(binance_ticks(kept, exchange, symbol, now)), complete, reason,
                 history.requests)
+
+
+def reaches_back(numbers: list[int], times_ms: list[int], nxt: int, since_ms: int, origin: int,
+                 what: str = "trade ids", named: str = "ids") -> tuple[bool, str]:
+    """(complete, reason) of a fill read backwards from trade number `nxt` (exclusive) to `since_ms`: complete when
+    its oldest trade is before since_ms (or is the market's first, number `origin`) and the numbers run from it to
+    nxt-1 without a hole (numbers and times rise together)."""
+    reached = bool(numbers) and (times_ms[0] < since_ms or numbers[0] == origin)
+    if not reached:
+        return False, "the history does not reach back to the window start"
+    if numbers != list(range(numbers[0], nxt)):
+        return False, f"{what} missing from the history"
+    return True, f"contiguous {named} since the window start"
 
 
 def proof(numbers: list[int], last: int, nxt: int, what: str = "trade ids", named: str = "ids") -> tuple[bool, str]:

@@ -18,7 +18,7 @@ import pytest
 from mdstream.contract import columns as c
 from mdstream.contract.feed import GAP_DISCONNECT
 from mdstream.sources.ccxt_source import CcxtSource
-from mdstream.sources.heal_ccxt import fill_deribit_gap
+from mdstream.sources.heal_ccxt import fill_deribit_gap, fill_deribit_since
 from support.ccxt_checks import collect
 from support.ccxt_venues_dr_hl import DeribitServer, deribit_trades
 from support.contracts import assert_matches_decimal, decimal_candles
@@ -74,6 +74,54 @@ def test_a_hole_in_the_history_leaves_the_fill_unproven():
     assert got.ticks.height == 187
     short, _ = fill(trades, 250, 400)  # the history ends at trade_seq 300
     assert not short.complete and short.reason == "99 of 149 trade_seq missing from the history"
+
+
+def fill_since(trades, first: int, since_seq: int, hole: frozenset[int] = frozenset(), ids: tuple[str, ...] = ()):
+    """(fill of BTC-PERPETUAL from the time of trade_seq `since_seq` up to the feed's first trade, trade_seq
+    `first`, the stand-in) from a history holding `trades` but `hole`."""
+    async def scenario():
+        server = await DeribitServer(trades).start()
+        server.sent = dict(enumerate(trades))
+        server.hole = set(hole)
+        btc = [t for t in trades if t.symbol == "BTC-PERPETUAL"]
+        at = datetime.fromtimestamp(btc[first - 1].ts / 1000, UTC)
+        since = datetime.fromtimestamp(btc[since_seq - 1].ts / 1000, UTC)
+        try:
+            got = await fill_deribit_since("deribit", "BTC-PERPETUAL", ids or (btc[first - 1].id,), at, since,
+                                           now=datetime.now(UTC), base_url=server.url)
+            return got, server
+        finally:
+            await server.stop()
+
+    return asyncio.run(scenario())
+
+
+@pytest.mark.timeout(60)
+def test_the_start_is_filled_back_from_the_feeds_first_trade_to_the_window_start():
+    """The feed's first trade is located by its time and id, then pages are read backwards by trade_seq until one
+    holds a trade before the window start; from there on every trade is kept."""
+    trades = [replace(t, ts=T0 + 2 * i) for i, t in enumerate(deribit_trades(5_000))]  # BTC every 4 ms
+    got, server = fill_since(trades, 2_300, 1_000)
+    btc = [t for t in trades if t.symbol == "BTC-PERPETUAL"]
+    assert got.complete and got.reason == "contiguous trade_seq since the window start", got.reason
+    assert got.ticks[c.ID].to_list() == [t.id for t in btc[999:2_299]]  # trade_seq 1000 .. 2299
+    first, *pages = server.history_requests
+    assert (int(first["start_timestamp"]), int(first["end_timestamp"])) == (btc[2_299].ts, btc[2_299].ts)
+    assert [(int(q["start_seq"]), int(q["end_seq"])) for q in pages] == [(1_300, 2_299), (300, 1_299)]
+    assert got.requests == 3
+    # a window start before the market's first trade: complete once trade_seq 1 is reached
+    early, _ = fill_since(trades, 600, 1)
+    assert early.complete and early.ticks.height == 599
+
+
+@pytest.mark.timeout(60)
+def test_a_start_fill_with_a_hole_or_without_the_first_trade_is_unproven():
+    trades = [replace(t, ts=T0 + 2 * i) for i, t in enumerate(deribit_trades(3_000))]
+    holed, _ = fill_since(trades, 1_200, 500, hole=frozenset({700}))
+    assert not holed.complete and holed.reason == "trade_seq missing from the history"
+    unknown, server = fill_since(trades, 1_200, 500, ids=("999",))
+    assert not unknown.complete and unknown.reason == "the feed's first trades are not in the history"
+    assert unknown.ticks.height == 0 and len(server.history_requests) == 1
 
 
 @pytest.mark.timeout(60)
@@ -176,3 +224,44 @@ def test_with_heal_off_the_deribit_outage_stays_feed(tmp_path):
     assert ticks.height == len(server.sent)  # what the feed sent, nothing more
     assert inner_windows(job).filter(pl.col("gap") == "feed").height >= 1
     assert job.total("mdstream_heals_total", metrics) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_partial_window_at_start_is_healed_from_trade_seq(tmp_path):
+    """The market trades for 3 s before the job connects: the 15 s window holding the start is filled from the
+    history back to its start, from the feed's first trades, and equals every trade in Decimal, not `feed`."""
+    async def scenario():
+        server = await DeribitServer(deribit_trades(9_000), rate=300, batch=4).start()
+        job = CliStream(tmp_path, "ccxt", ",".join(SYMBOLS), server.url, "--exchange", "deribit",
+                        "--timeframes", "15s")
+        try:
+            await asyncio.sleep((16 - time.time() % 15) % 15)  # 1 s into a window: the job starts within it
+            await server.trade_unseen(900)
+            await job.start()
+            await job.wait_for(lambda: job.accounting("deribit")["accepted"] >= 4_800, "16 s of the feed", timeout=90)
+            await asyncio.sleep(15 - time.time() % 15 + 3.0)
+            code = await job.stop()
+            return code, job, server
+        finally:
+            await job.kill()
+            await server.stop()
+
+    code, job, server = asyncio.run(scenario())
+    assert code == 0, job.output()[-3000:]
+    unseen = list(server.skipped.values())
+    everything = [*unseen, *server.sent.values()]
+    latest = read_db(job.db, "SELECT * FROM candles_latest WHERE timeframe = '15s' AND trades > 0")
+    for symbol in SYMBOLS:
+        window = latest.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].min()
+        mine = sorted((t for t in everything if t.symbol == symbol), key=lambda t: server.seq[(symbol, t.id)])
+        assert any(t.ts // 15_000 * 15 == window.timestamp() for t in unseen if t.symbol == symbol), window
+        row = latest.filter((pl.col(c.SYMBOL) == symbol) & (pl.col(c.TIMESTAMP_IN) == window))
+        assert row["gap"].to_list() != ["feed"], (row, job.output()[-3000:])
+        truth = pl.DataFrame({c.TIMESTAMP: [t.ts * 1000 for t in mine], c.SIDE: [t.side for t in mine],
+                              c.PRICE: [float(t.price) for t in mine], c.AMOUNT: [float(t.amount) for t in mine]})
+        expected = decimal_candles(truth, "15s", "inverse", 1.0)
+        assert assert_matches_decimal(row, {window: expected[window]}) == 1
+    assert any("start_timestamp" in q for q in server.history_requests)
+    assert re.search(r"'complete': 2", job.output()) and re.search(r"'windows': [2-9]", job.output()), \
+        job.output()[-2000:]

@@ -231,6 +231,11 @@ class VenueServer:
                 return
             await asyncio.sleep(len(group) / self.rate)
 
+    async def trade_unseen(self, count: int) -> None:
+        """The market trades `count` trades at `rate` that no connection is sent (before a client connects)."""
+        self.skipping = True
+        await self._skip(count)
+
     async def _skip(self, count: int) -> None:
         """The market goes on while the feed is down: stamp the next `count` trades at `rate`, push none."""
         try:

@@ -4,7 +4,7 @@ Deribit (API v2): GET /api/v2/public/get_currencies and /api/v2/public/get_instr
 the WebSocket /ws/api/v2 takes `public/subscribe` to `trades.{instrument}.100ms` and pushes `subscription`
 notifications (prices and amounts are JSON numbers; inverse amounts are USD; `trade_seq` numbers each instrument's
 trades from 1); GET /api/v2/public/get_last_trades_by_instrument answers from every trade sent or skipped by
-`start_seq`/`end_seq` and `count`. Hyperliquid: POST /info
+`start_seq`/`end_seq` and `count`, and ..._and_time by `start_timestamp`/`end_timestamp`. Hyperliquid: POST /info
 {"type": "spotMeta" | "spotMetaAndAssetCtxs" | "metaAndAssetCtxs" | "perpDexs"}; the WebSocket /ws takes
 {"method": "subscribe", "subscription": {"type": "trades", "coin": ...}} and pushes {"channel": "trades", "data":
 [WsTrade]}, with {"method": "ping"} answered by {"channel": "pong"}."""
@@ -106,20 +106,23 @@ class DeribitServer(VenueServer):
             trade["contracts"] = amount / self.contract_size[t.symbol]
         return trade
 
-    def last_trades(self, query: dict) -> dict:
-        """public/get_last_trades_by_instrument: the instrument's trades with trade_seq in [start_seq, end_seq]
-        (sent or skipped), ascending unless sorting=desc, at most `count` (default 10, max 1000), and has_more."""
+    def last_trades(self, query: dict, by: str = "seq") -> dict:
+        """public/get_last_trades_by_instrument (by="seq": trade_seq in [start_seq, end_seq]) or ..._and_time
+        (by="time": times in [start_timestamp, end_timestamp], epoch ms): the instrument's trades, sent or skipped,
+        ascending unless sorting=desc, at most `count` (default 10, max 1000), and has_more."""
         self.history_requests.append(query)
         name, count = query.get("instrument_name"), min(int(query.get("count") or 10), 1000)
-        lo, hi = int(query.get("start_seq") or 0), int(query.get("end_seq") or 10**18)
+        bound = "seq" if by == "seq" else "timestamp"
+        lo, hi = int(query.get(f"start_{bound}") or 0), int(query.get(f"end_{bound}") or 10**18)
+        key = (lambda t: self.seq[(name, t.id)]) if by == "seq" else (lambda t: t.ts)
         held = [t for t in [*self.sent.values(), *self.skipped.values()] if t.symbol == name
-                and lo <= self.seq[(name, t.id)] <= hi and self.seq[(name, t.id)] not in self.hole]
+                and lo <= key(t) <= hi and self.seq[(name, t.id)] not in self.hole]
         held.sort(key=lambda t: self.seq[(name, t.id)], reverse=query.get("sorting") == "desc")
         return _envelope({"trades": [self.record(t, 1) for t in held[:count]], "has_more": len(held) > count})
 
     def rest(self, path: str, query: dict) -> dict | None:
         """public/get_currencies; public/get_instruments (every currency unless `currency` is given, `kind` and
-        `expired` filtering as documented); public/get_time; public/get_last_trades_by_instrument."""
+        `expired` filtering as documented); public/get_time; public/get_last_trades_by_instrument(_and_time)."""
         if path == DERIBIT_API + "get_currencies":
             return _envelope(DERIBIT_CURRENCIES)
         if path == DERIBIT_API + "get_instruments":
@@ -133,6 +136,8 @@ class DeribitServer(VenueServer):
             return _envelope(int(time.time() * 1000))
         if path == DERIBIT_API + "get_last_trades_by_instrument":
             return self.last_trades(query)
+        if path == DERIBIT_API + "get_last_trades_by_instrument_and_time":
+            return self.last_trades(query, by="time")
         return None
 
     def subscribed(self, message: dict) -> tuple[list[str], dict | None]:

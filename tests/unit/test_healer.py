@@ -56,8 +56,8 @@ def test_a_complete_start_fill_heals_the_start_and_keeps_what_came_before_the_wi
     start_from = T - timedelta(seconds=15)
     asked = []
 
-    async def since(exchange, symbol, next_id, frm):
-        asked.append((exchange, symbol, next_id, frm))
+    async def since(exchange, symbol, ids, at, frm):
+        asked.append((exchange, symbol, ids, at, frm))
         return Fill(ticks(symbol, 90, [start_from + timedelta(seconds=i) for i in range(10)]), True, "")
 
     healer = Healer(lambda *a: None, since=since)  # type: ignore[arg-type, return-value]
@@ -65,7 +65,7 @@ def test_a_complete_start_fill_heals_the_start_and_keeps_what_came_before_the_wi
     healer.starting([job_start], start_from)
     connected = FeedGap("binance", ("BTCUSDT", "ETHUSDT"), T, T + timedelta(seconds=1), GAP_STARTUP)
     done = run(healer, [([connected], ticks("BTCUSDT", 100, [T + timedelta(seconds=1)]))])
-    assert asked == [("binance", "BTCUSDT", 100, start_from)]
+    assert asked == [("binance", "BTCUSDT", ("100",), T + timedelta(seconds=1), start_from)]
     (fill,) = done
     assert fill.heal == [job_start, FeedGap("binance", ("BTCUSDT",), T, T + timedelta(seconds=1), GAP_STARTUP)]
     assert fill.keep == [FeedGap("binance", ("BTCUSDT",), job_start.start, start_from - timedelta(microseconds=1),
@@ -97,3 +97,21 @@ def test_a_failed_fetch_is_counted_and_the_outage_it_spans_stays():
     jump = FeedGap("binance", ("BTCUSDT",), T, T + timedelta(seconds=15), "id jump", ids=(10, 900))
     assert run(healer, [([outage, jump], None)]) == []
     assert healer.stats.failed == 1 and healer.stats.reasons == {"OSError: connection refused": 1}
+
+
+def test_a_start_fill_is_asked_up_to_the_feeds_earliest_trades_whatever_their_order():
+    """The first batch may hold a symbol's trades out of order and several at its earliest instant: the fill is
+    asked for all of those (the venue's numbers for them may be found only in its history)."""
+    asked = []
+
+    async def since(exchange, symbol, ids, at, frm):
+        asked.append((symbol, ids, at))
+        return Fill(ticks(symbol, 1, []), True, "")
+
+    healer = Healer(lambda *a: None, since=since)  # type: ignore[arg-type, return-value]
+    healer.starting([FeedGap("deribit", ("ETH-PERPETUAL",), T - timedelta(seconds=60), T, GAP_STARTUP)], T)
+    batch = ticks("ETH-PERPETUAL", 5, [T + timedelta(seconds=2), T + timedelta(seconds=1), T + timedelta(seconds=1)])
+    batch = batch.with_columns(pl.Series(c.ID, ["ETH-5", "ETH-7", "ETH-6"]))
+    other = ticks("BTC-PERPETUAL", 9, [T])  # not listed at the start: starts nothing
+    run(healer, [([], pl.concat([batch, other]))])
+    assert asked == [("ETH-PERPETUAL", ("ETH-6", "ETH-7"), T + timedelta(seconds=1))]
