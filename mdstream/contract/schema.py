@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 import polars as pl
-import pyarrow as pa
+
+if TYPE_CHECKING:  # pyarrow costs ~0.1 s to import; commands that never touch Arrow do not pay it
+    import pyarrow as pa
 
 from . import columns as c
 from .features import FEATURES
@@ -140,6 +142,23 @@ def newest(column: pl.Series) -> datetime | None:
 def oldest(column: pl.Series) -> datetime | None:
     """Earliest value of a timestamp column (None when it is empty or all null)."""
     return cast("datetime | None", column.min())
+
+
+class ArrowView:
+    """A Polars frame offered through the Arrow PyCapsule stream interface alone: DuckDB scans it (a new stream
+    for every scan) without pyarrow, which `DataFrame.to_arrow` would import."""
+
+    def __init__(self, frame: pl.DataFrame):
+        self.frame = frame
+
+    def __arrow_c_stream__(self, requested_schema: object | None = None) -> object:
+        """A fresh Arrow C stream of the frame (PyCapsule)."""
+        return self.frame.__arrow_c_stream__(requested_schema)
+
+
+def from_stream(source: object) -> pl.DataFrame:
+    """Any Arrow C stream (a DuckDB relation, an ArrowView) as a Polars frame, read without pyarrow."""
+    return pl.DataFrame(source)
 
 
 def from_arrow(table: pa.Table) -> pl.DataFrame:

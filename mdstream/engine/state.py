@@ -61,6 +61,24 @@ class SeriesState:
         tail = self.tail.height if self.tail is not None else 0
         return self.cursor.height + tail + self.open.height + self.gaps.height
 
+    def only(self, exchange: str, symbol: str) -> SeriesState:
+        """The state of one series: its rows of every frame, and the gaps of all its exchange's symbols."""
+        mine = (pl.col(c.EXCHANGE) == exchange) & (pl.col(c.SYMBOL) == symbol)
+        gaps = self.gaps.filter(pl.col(c.EXCHANGE).is_null() | (pl.col(c.EXCHANGE) == exchange))
+        return SeriesState(self.cursor.filter(mine), self.tail.filter(mine) if self.tail is not None else None,
+                           self.open.filter(mine), gaps.filter(pl.col(c.SYMBOL).is_null() | (pl.col(c.SYMBOL) == symbol)))
+
+
+def merge(states: Sequence[SeriesState | None]) -> SeriesState:
+    """One state holding several series' states (each of other series; None: a series not started): the engine
+    folds them in one pass as it does a stream's symbols. A gap of all symbols is held once."""
+    given = [s for s in states if s is not None]
+    if not given:
+        return SeriesState.empty()
+    tails = [s.tail for s in given if s.tail is not None]
+    return SeriesState(pl.concat([s.cursor for s in given]), pl.concat(tails, how="diagonal_relaxed") if tails else None,
+                       pl.concat([s.open for s in given]), pl.concat([s.gaps for s in given]).unique(maintain_order=True))
+
 
 def tail_rows(horizon_us: int, base_us: int) -> int:
     """Rows of tail a series keeps: the features' own need plus every window a revision may still reach."""

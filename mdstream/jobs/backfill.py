@@ -16,7 +16,7 @@ from ..contract.errors import InputError, Interrupted
 from ..contract.schema import QUARANTINE_SCHEMA, TICK_SCHEMA, conform, empty_ticks, newest
 from ..contract.timeframes import day_bounds, epoch_us
 from ..engine.core import REEMIT, Spec, fold
-from ..engine.state import SeriesState, state_from_candles
+from ..engine.state import SeriesState, merge, state_from_candles
 from ..engine.windows import trade_windows
 from ..inputs.instruments import InstrumentBook
 from ..inputs.tardis import TickRead
@@ -37,7 +37,7 @@ Committed = Callable[[DayResult], None]  # told of each day as soon as it is com
 
 
 def process_day(
-    ticks: pl.DataFrame,
+    ticks: pl.DataFrame | list[pl.DataFrame],
     *,
     single_series: bool = False,
     day: date,
@@ -52,10 +52,15 @@ def process_day(
     """Candles with features of one day's ticks through the engine core, continuing `prior` (the state after
     earlier days); returns (candles in contract columns, new state). `end`: the day's grid ends there (exclusive);
     None: the input ends at `input_end` (default: its last tick), and the windows holding that instant are cut
-    short, so feed. `single_series` skips re-checking a frame the caller already split; `instruments`
-    (INSTRUMENT_SCHEMA) gives each series' volume rule. Pure: no I/O, `now` passed in."""
+    short, so feed. `single_series` skips re-checking a frame the caller already split (a list holds frames of
+    one series each: several series fold in one pass); `instruments` (INSTRUMENT_SCHEMA) gives each series'
+    volume rule. Pure: no I/O, `now` passed in."""
     start, midnight = day_bounds(day)
-    parts = [ticks] if single_series and ticks.height else split_series(ticks)
+    if isinstance(ticks, list):
+        parts = [part for part in ticks if part.height]
+        ticks = pl.concat(parts, how="diagonal_relaxed") if parts and (not complete or end is None) else (parts[0] if parts else empty_ticks())
+    else:
+        parts = [ticks] if single_series and ticks.height else split_series(ticks)
     feed = gp.id_jump_gaps(parts).collect()
     if not complete and ticks.height:
         # A truncated file: whatever followed its last tick that day is missing, not quiet.
@@ -118,8 +123,8 @@ def run_backfill(opts: BackfillOptions, sink: base.DaySink, clock: Clock, progre
                 if state.last_day is None:
                     continue
                 days = _days_between(state.last_day + timedelta(days=1), opts.to_date)
-                _write_days(exchange, symbol, days, {}, state, opts, sink, clock, summary, guard, committed,
-                            ranged=True, complete=True, quarantine=None, sources=(), duplicates=0)
+                _write_days([_Job(exchange, symbol, days, {}, state, True, True, None, (), 0)], opts, sink, clock,
+                            summary, guard, committed)
         with guard.atomic():
             sink.flush()
     except KeyboardInterrupt as stop:
@@ -151,6 +156,7 @@ def _backfill_unit(unit: Unit, reads: list[TickRead], opts: BackfillOptions, sin
             for reason, n in r.quarantine[c.Q_REASON].value_counts().iter_rows():
                 summary.reasons[reason] = summary.reasons.get(reason, 0) + n
     claimed: set[int] = set()  # reads whose quarantine rows were written with a series
+    jobs: list[_Job] = []
     # Where the unit's input ends, over every file: a series' grid reaches it, and the windows holding it are cut.
     ends = [t for t in (newest(r.ticks.get_column(c.TIMESTAMP)) for r in reads if r.ticks.height) if t is not None]
     input_end = max(ends) if ends else None
@@ -178,48 +184,83 @@ def _backfill_unit(unit: Unit, reads: list[TickRead], opts: BackfillOptions, sin
         if opts.from_date and opts.to_date and unit.day is None:
             # An explicit range is one continuous grid, quiet days between the files' days included.
             days = _days_between(state.last_day + timedelta(days=1) if state.last_day else days[0], days[-1] + timedelta(days=1))
-        _write_days(exchange, symbol, days, by_day, state, opts, sink, clock, summary, guard, committed,
-                    ranged=ranged or unit.explicit_end, complete=all(r.complete for r in sources),
-                    quarantine=quarantine, sources=tuple(r.source for r in sources),
-                    duplicates=sum(r.duplicates for r in own) + cross_dups, input_end=input_end)
         carry[(exchange, symbol)] = state
+        jobs.append(_Job(exchange, symbol, days, by_day, state, ranged or unit.explicit_end,
+                         all(r.complete for r in sources), quarantine, tuple(r.source for r in sources),
+                         sum(r.duplicates for r in own) + cross_dups))
+    # Series with the same days and rules fold together, in one pass of the engine (as a stream's symbols do)
+    together: dict[tuple, list[_Job]] = {}
+    for job in jobs:
+        together.setdefault((tuple(job.days), job.ranged, job.complete), []).append(job)
+    for group in together.values():
+        _write_days(group, opts, sink, clock, summary, guard, committed, input_end=input_end)
     # Files that gave no written series (empty, all rejected) still leave their quarantine rows.
     orphans = [r.quarantine for r in reads if id(r) not in claimed and r.quarantine.height]
     if orphans:
         sink.write(base.QUARANTINE, conform(pl.concat(orphans), QUARANTINE_SCHEMA))
 
 
-def _write_days(exchange: str, symbol: str, days: list[date], by_day: dict[date, pl.DataFrame], state: _Carry,
-                opts: BackfillOptions, sink: base.DaySink, clock: Clock, summary: BackfillSummary, guard, committed,
-                *, ranged: bool, complete: bool, quarantine: pl.DataFrame | None, sources: tuple[str, ...],
-                duplicates: int, input_end: datetime | None = None) -> None:
-    """Compute and write `days` of one series in order, carrying `state`; the unit's quarantine rides with its
-    first day; only the last day can be cut short by a truncated file. Unless `ranged`, the series' last day
-    ends where the input does (`input_end`: its windows there are cut short, feed), or at midnight when the
-    input runs on past it (another series' trades)."""
-    empty = state.empty if state.empty is not None else empty_ticks()
+@dataclass
+class _Job:
+    """One series' days of a unit to compute and write, and what rides with them."""
+
+    exchange: str
+    symbol: str
+    days: list[date]
+    by_day: dict[date, pl.DataFrame]
+    state: _Carry
+    ranged: bool
+    complete: bool
+    quarantine: pl.DataFrame | None
+    sources: tuple[str, ...]
+    duplicates: int
+
+
+def _write_days(jobs: list[_Job], opts: BackfillOptions, sink: base.DaySink, clock: Clock, summary: BackfillSummary,
+                guard, committed, *, input_end: datetime | None = None) -> None:
+    """Compute and write the days (the same for every job) of one or more series in order, carrying their state
+    (several series fold in one pass, then each series-day is written on its own); a job's quarantine rides with
+    its first day; only the last day can be cut short by a truncated file. Unless `ranged`, the last day ends
+    where the input does (`input_end`: its windows there are cut short, feed), or at midnight when the input
+    runs on past it (another series' trades)."""
+    first = jobs[0]
+    days, ranged, complete = first.days, first.ranged, first.complete
+    prior = first.state.prior if len(jobs) == 1 else merge([job.state.prior for job in jobs])
+    rules = [job.state.instruments for job in jobs if job.state.instruments is not None]
+    instruments = (rules[0] if len(rules) == 1 else pl.concat(rules)) if rules else None
     for i, day in enumerate(days):
-        day_ticks = by_day.get(day, empty)
+        parts = [job.by_day.get(day, job.state.empty if job.state.empty is not None else empty_ticks()) for job in jobs]
         last = i == len(days) - 1
         midnight = day_bounds(day)[1]
         to_midnight = ranged or not last or input_end is None or input_end >= midnight
-        candles, state.prior = process_day(
-            day_ticks, single_series=True, day=day, timeframes=opts.timeframes, now=clock.now(),
-            end=midnight if to_midnight else None, complete=complete or not last, prior=state.prior,
-            input_end=input_end, instruments=state.instruments,
+        candles, prior = process_day(
+            parts if len(jobs) > 1 else parts[0], single_series=True, day=day, timeframes=opts.timeframes,
+            now=clock.now(), end=midnight if to_midnight else None, complete=complete or not last, prior=prior,
+            input_end=input_end, instruments=instruments,
         )
-        q = quarantine if (i == 0 and quarantine is not None) else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-        frames = {base.CANDLES: candles, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}
-        if opts.store_ticks:
-            frames[base.TICKS] = conform(day_ticks, TICK_SCHEMA)
-        with guard.atomic():
-            sink.write_day(exchange, symbol, day.isoformat(), frames)
-            result = DayResult(exchange, symbol, day, day_ticks.height, candles.height, q.height,
-                               duplicates if i == 0 else 0, complete or not last, sources)
-            summary.days.append(result)
-        state.last_day = day
-        if committed:
-            committed(result)
+        by_series = candles.partition_by(c.EXCHANGE, c.SYMBOL, as_dict=True) if len(jobs) > 1 else {}
+        for job, day_ticks in zip(jobs, parts):
+            mine = by_series.get((job.exchange, job.symbol), candles.clear()) if len(jobs) > 1 else candles
+            _write_day(job, day, i, day_ticks, mine, opts, sink, summary, guard, committed, complete or not last)
+    for job in jobs:
+        job.state.prior = prior if len(jobs) == 1 else prior.only(job.exchange, job.symbol)
+
+
+def _write_day(job: _Job, day: date, i: int, day_ticks: pl.DataFrame, candles: pl.DataFrame, opts: BackfillOptions,
+               sink: base.DaySink, summary: BackfillSummary, guard, committed, complete: bool) -> None:
+    """Write one series-day whole or not at all (its quarantine and duplicates with its first day), and count it."""
+    q = job.quarantine if (i == 0 and job.quarantine is not None) else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+    frames = {base.CANDLES: candles, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}
+    if opts.store_ticks:
+        frames[base.TICKS] = conform(day_ticks, TICK_SCHEMA)
+    with guard.atomic():
+        sink.write_day(job.exchange, job.symbol, day.isoformat(), frames)
+        result = DayResult(job.exchange, job.symbol, day, day_ticks.height, candles.height, q.height,
+                           job.duplicates if i == 0 else 0, complete, job.sources)
+        summary.days.append(result)
+    job.state.last_day = day
+    if committed:
+        committed(result)
 
 
 def _warm_state(sink: base.DaySink, exchange: str, symbol: str, day: date,

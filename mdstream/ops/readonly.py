@@ -70,7 +70,7 @@ def reading(path: str | Path, *, wait_s: float = LOCK_WAIT_S) -> Iterator[duckdb
 def frame(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> pl.DataFrame:
     """Result of `sql` with bound `params` as a Polars frame; a missing view names what to do."""
     try:
-        return schema.from_arrow(con.sql(sql, params=params or None).to_arrow_table())
+        return schema.from_stream(con.sql(sql, params=params or None))
     except duckdb.CatalogException as exc:
         raise InputError(f"not an mdstream database ({exc}); write candles with mdstream first") from exc
     except duckdb.Error as exc:

@@ -128,9 +128,9 @@ def recompute(con: duckdb.DuckDBPyConnection, *, symbols: Sequence[str] | None =
     volumes by `instruments` (INSTRUMENT_SCHEMA; unlisted series are linear, size 1)."""
     params = {"from_us": _epoch_us(start), "to_us": _epoch_us(end), "symbols": list(symbols) if symbols else None}
     rules = instruments if instruments is not None else pl.DataFrame(schema=INSTRUMENT_SCHEMA)
-    con.register("instruments", rules.select(list(INSTRUMENT_SCHEMA)).to_arrow())
+    con.register("instruments", schema.ArrowView(rules.select(list(INSTRUMENT_SCHEMA))))
     try:
-        return schema.from_arrow(con.sql(sqlfiles.read("duckdb/candles_from_ticks.sql"), params=params).to_arrow_table())
+        return schema.from_stream(con.sql(sqlfiles.read("duckdb/candles_from_ticks.sql"), params=params))
     finally:
         con.unregister("instruments")
 
@@ -156,12 +156,12 @@ def verify_duckdb(db: Path, *, symbols: Sequence[str] | None = None, from_: str 
     try:
         rules = instruments_of(con, InstrumentBook(instruments))
         expected = recompute(con, symbols=symbols, start=start, end=end, instruments=rules)
-        stored = schema.from_arrow(con.sql(
+        stored = schema.from_stream(con.sql(
             f"SELECT {', '.join(WINDOW_KEY + COMPARED)} FROM candles_latest "
             "WHERE ($symbols IS NULL OR list_contains($symbols, symbol)) "
             "AND ($start IS NULL OR timestamp_in >= $start) AND ($end IS NULL OR timestamp_in < $end)",
             params={"symbols": symbols, "start": start, "end": end},
-        ).to_arrow_table())
+        ))
     except duckdb.Error as exc:
         raise MdstreamError(f"verification query on {db} failed: {exc}") from exc
     finally:

@@ -166,7 +166,7 @@ class DuckDBSink:
             # fetchall: a half-read result would keep the connection busy for the query below.
             if self._untouched or not self.db.execute(probe, params).fetchall():
                 return schema.empty(schema.CANDLE_SCHEMA)
-            frame = schema.from_arrow(self.db.sql(sql, params=params).to_arrow_table())
+            frame = schema.from_stream(self.db.sql(sql, params=params))
         return schema.conform(frame, schema.CANDLE_SCHEMA)
 
     def close(self) -> None:

@@ -32,8 +32,8 @@ def prepare(kind: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _register(con: duckdb.DuckDBPyConnection, frame: pl.DataFrame) -> None:
-    """Expose `frame` to SQL as the relation _mdstream_batch (zero-copy Arrow)."""
-    con.register(_BATCH, frame.to_arrow())
+    """Expose `frame` to SQL as the relation _mdstream_batch (zero-copy Arrow, through the C stream interface)."""
+    con.register(_BATCH, schema.ArrowView(frame))
 
 
 def insert(con: duckdb.DuckDBPyConnection, kind: str, frame: pl.DataFrame) -> None:

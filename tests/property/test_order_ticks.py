@@ -11,7 +11,7 @@ from polars.testing import assert_frame_equal
 
 from mdstream.contract import columns as c
 from mdstream.contract.schema import TICK_SCHEMA
-from mdstream.kernel.candles import ID_NUMBER, _full_sort, order_ticks
+from mdstream.kernel.candles import ID_NUMBER, WINDOW_INPUTS, _full_sort, order_ticks
 
 _T0 = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1e6)
 
@@ -53,6 +53,8 @@ def test_fast_path_equals_full_sort(rows, presort_time, with_numbers):
     if with_numbers:  # the reader's parsed ids ride along, as in a backfill
         frame = frame.with_columns(pl.col(c.ID).cast(pl.Int64, strict=False).alias(ID_NUMBER))
     assert_frame_equal(order_ticks(frame), _full_sort(frame))
+    # only the columns the windows read are moved and returned: the same rows in the same order
+    assert_frame_equal(order_ticks(frame, WINDOW_INPUTS), _full_sort(frame).select(WINDOW_INPUTS))
 
 
 @settings(max_examples=100, deadline=None)
@@ -61,6 +63,19 @@ def test_rising_ids_with_jittered_receive_times_still_sorted(steps, rnd):
     """Ids rising but receive times jittered: the shortcut must not trust the ids alone."""
     rows = [(t, lt, str(1000 + k)) for k, (t, lt) in enumerate(sorted(steps, key=lambda s: s[0]))]
     frame = _frame(rows).with_columns(pl.col(c.ID).cast(pl.Int64).alias(ID_NUMBER))
+    assert_frame_equal(order_ticks(frame), _full_sort(frame))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.one_of(st.none(), st.integers(0, 3)), st.integers(0, 10**12)),
+                max_size=60), st.booleans())
+def test_integer_ids_order_like_their_text(rows, rising):
+    """Ids read as integers (a clean file whose ticks are not stored): the fast path skips the text-length check
+    only where that is the same order as comparing their text, i.e. for non-negative integers."""
+    if rising:  # a Tardis day: ids and times rise together
+        rows = [(t, lt, 10**9 + k) for k, (t, lt, _) in enumerate(sorted(rows, key=lambda r: r[0]))]
+    frame = _frame([(t, lt, str(i)) for t, lt, i in rows]).with_columns(pl.col(c.ID).cast(pl.Int64))
+    frame = frame.sort(c.TIMESTAMP, maintain_order=True).with_columns(pl.col(c.ID).alias(ID_NUMBER))
     assert_frame_equal(order_ticks(frame), _full_sort(frame))
 
 
