@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import polars as pl
 
@@ -156,7 +156,7 @@ class ArrowView:
         return self.frame.__arrow_c_stream__(requested_schema)
 
 
-def from_stream(source: object) -> pl.DataFrame:
+def from_stream(source: Any) -> pl.DataFrame:
     """Any Arrow C stream (a DuckDB relation, an ArrowView) as a Polars frame, read without pyarrow."""
     return pl.DataFrame(source)
 

@@ -58,7 +58,9 @@ def process_day(
     start, midnight = day_bounds(day)
     if isinstance(ticks, list):
         parts = [part for part in ticks if part.height]
-        ticks = pl.concat(parts, how="diagonal_relaxed") if parts and (not complete or end is None) else (parts[0] if parts else empty_ticks())
+        # the whole day is read only for a truncated input's cut or the input's end: else any part will do
+        whole = parts and (not complete or end is None)
+        ticks = pl.concat(parts, how="diagonal_relaxed") if whole else (parts[0] if parts else empty_ticks())
     else:
         parts = [ticks] if single_series and ticks.height else split_series(ticks)
     feed = gp.id_jump_gaps(parts).collect()
@@ -243,7 +245,7 @@ def _write_days(jobs: list[_Job], opts: BackfillOptions, sink: base.DaySink, clo
             mine = by_series.get((job.exchange, job.symbol), candles.clear()) if len(jobs) > 1 else candles
             _write_day(job, day, i, day_ticks, mine, opts, sink, summary, guard, committed, complete or not last)
     for job in jobs:
-        job.state.prior = prior if len(jobs) == 1 else prior.only(job.exchange, job.symbol)
+        job.state.prior = prior if len(jobs) == 1 or prior is None else prior.only(job.exchange, job.symbol)
 
 
 def _write_day(job: _Job, day: date, i: int, day_ticks: pl.DataFrame, candles: pl.DataFrame, opts: BackfillOptions,
