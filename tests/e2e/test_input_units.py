@@ -70,3 +70,26 @@ def same(one: pl.DataFrame, other: pl.DataFrame, columns: list[str] = COMPARED) 
             assert (left.is_null() == right.is_null()).all(), column
         else:
             assert left.to_list() == right.to_list(), column
+
+
+def into(db, *paths) -> None:
+    """One backfill run of `paths` into `db` (kept between runs)."""
+    run = mdstream("backfill", *[a for p in paths for a in ("--input", str(p))], "--duckdb", str(db), "--quiet")
+    assert run.code == 0, run.text
+
+
+def test_series_folded_in_one_pass_equal_each_series_alone(tmp_path):
+    """The series of one unit fold in one engine pass: day 2 of BTCUSDT (continuing day 1 from the file) beside
+    the first day of ETHUSDT gives the candles each series gets backfilled alone, features and gaps included."""
+    btc = day_files(tmp_path / "t", date(2024, 1, 1), 2, n=3_000)
+    eth = day_files(tmp_path / "t", date(2024, 1, 2), 1, n=2_000, symbol="ETHUSDT")
+    into(tmp_path / "together.duckdb", btc[0])
+    into(tmp_path / "together.duckdb", btc[1], eth[0])  # one unit: the day's two files
+    into(tmp_path / "btc.duckdb", btc[0])
+    into(tmp_path / "btc.duckdb", btc[1])
+    into(tmp_path / "eth.duckdb", eth[0])
+    together = candles(tmp_path / "together.duckdb")
+    for symbol, alone in (("BTCUSDT", "btc"), ("ETHUSDT", "eth")):
+        mine = together.filter(pl.col(c.SYMBOL) == symbol)
+        assert mine.height > 0
+        same(mine, candles(tmp_path / f"{alone}.duckdb"))
