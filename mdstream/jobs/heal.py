@@ -48,6 +48,8 @@ class FillResult(Protocol):
 
 
 Fetch = Callable[[str, str, int, int], Awaitable[FillResult]]  # (exchange, symbol, last id, next id) -> fill
+# the same, given also the time of the last trade before the jump: for a venue whose history is paged by time
+FetchFrom = Callable[[str, str, int, int, datetime], Awaitable[FillResult]]
 # (exchange, symbol, ids of the feed's earliest trades of the symbol, their time, from) -> fill
 Since = Callable[[str, str, tuple[str, ...], datetime, datetime], Awaitable[FillResult]]
 PAST_HORIZON = "older than the revision horizon"
@@ -90,12 +92,15 @@ class HealStats:
 
 
 class Healer:
-    """Schedules a fill for every id jump a batch reports (and, given `since`, for each symbol's start) and hands
-    back finished ones; runs on the event loop."""
+    """Schedules a fill for every id jump a batch reports, by `fetch` or, for a history paged by time, by
+    `fetch_from` (also given the jump's start: the time of its last trade before), and, given `since`, for each
+    symbol's start; hands back finished ones; runs on the event loop."""
 
-    def __init__(self, fetch: Fetch, *, since: Since | None = None,
-                 on_result: Callable[[str, int], None] | None = None):
-        self.fetch, self.since = fetch, since
+    def __init__(self, fetch: Fetch | None = None, *, fetch_from: FetchFrom | None = None,
+                 since: Since | None = None, on_result: Callable[[str, int], None] | None = None):
+        if (fetch is None) == (fetch_from is None):
+            raise ValueError("a healer needs exactly one of fetch and fetch_from")
+        self.fetch, self.fetch_from, self.since = fetch, fetch_from, since
         self.on_result = on_result  # (outcome, trades): metrics
         self.stats = HealStats()
         self._outages: list[FeedGap] = []
@@ -174,7 +179,12 @@ class Healer:
         assert jump.ids is not None
         symbol = jump.symbols[0]
         what = f"{jump.exchange} {symbol} ids {jump.ids}"
-        fill = await self._fetch(what, self.fetch(jump.exchange, symbol, *jump.ids))
+        if self.fetch_from is not None:
+            call = self.fetch_from(jump.exchange, symbol, *jump.ids, jump.start)
+        else:
+            assert self.fetch is not None
+            call = self.fetch(jump.exchange, symbol, *jump.ids)
+        fill = await self._fetch(what, call)
         if fill is not None:
             heal = [jump, *self._within(jump, symbol)] if fill.complete else []
             self._done.append((Healed(fill.ticks, heal), None if fill.complete else fill.reason, what))

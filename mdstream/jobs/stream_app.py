@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from ..contract.clock import WallClock
@@ -58,19 +59,31 @@ def build_source(req: StreamRequest):
 
 
 def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
-    """The REST gap filler of the request's venue, or None: Binance spot and USD-M (trade ids are consecutive) and
-    Deribit through ccxt (trade_seq is consecutive per instrument); both heal outages and the job's start."""
+    """The REST gap filler of the request's venue, or None: Binance spot and USD-M (trade ids are consecutive),
+    and through ccxt Deribit (trade_seq is consecutive per instrument) and Kraken spot (trade_id is, per pair).
+    Binance and Deribit heal outages and the job's start, Kraken its outages."""
     if not req.heal:
         return None
     if req.source == "ccxt" and req.exchange:
         from ..sources.ccxt_markets import venue_of
 
-        if venue_of(req.exchange)[0] != "deribit":
-            return None
-        from ..sources.heal_ccxt import fill_deribit_gap, fill_deribit_since
-
+        venue = venue_of(req.exchange)[0]
         # a local stand-in serves REST and WebSocket on one host: --url, unless --heal-url names another
         base_url = req.heal_url or req.url
+        if venue == "kraken":
+            from ..contract.timeframes import epoch_us
+            from ..sources.heal_kraken import fill_kraken_gap
+
+            async def fetch_from(exchange: str, symbol: str, last_id: int, next_id: int, start: datetime):
+                """The trades between two trade_ids, read from the time of the last one seen, stamped as received
+                now."""
+                return await fill_kraken_gap(exchange, symbol, last_id, next_id, now=clock.now(),
+                                             since_ms=epoch_us(start) // 1000, base_url=base_url)
+
+            return Healer(fetch_from=fetch_from, on_result=metrics.healed)
+        if venue != "deribit":
+            return None
+        from ..sources.heal_ccxt import fill_deribit_gap, fill_deribit_since
 
         async def fetch_seq(exchange: str, symbol: str, last_seq: int, next_seq: int):
             """The trades between two sequence numbers, stamped as received now."""

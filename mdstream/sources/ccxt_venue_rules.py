@@ -11,8 +11,10 @@ AMOUNT_NOT_IN_CONTRACTS = frozenset({"deribit"})
 # The field of a venue's raw trade (ccxt's `info`) that numbers each market's trades consecutively, where its trade
 # id does not: a jump in it names exactly the trades an outage missed, so the gap can be filled from REST and
 # proven complete. Deribit's `trade_seq` is "the sequence number of the trade within instrument"; its trade_id is
-# not consecutive per instrument (and is "ETH-<n>" text for ETH).
-SEQUENCE_FIELD = {"deribit": "trade_seq"}
+# not consecutive per instrument (and is "ETH-<n>" text for ETH). Kraken's spot WebSocket v2 `trade_id` is "a
+# sequence number, unique per book" (per pair), the same number its REST `Trades` rows end with; ccxt also makes it
+# the trade id, but naming it here makes the source report its jumps.
+SEQUENCE_FIELD = {"deribit": "trade_seq", "kraken": "trade_id"}
 
 
 # The ccxt market field holding the symbol a venue's ticks carry, where ccxt's id is not the venue's stable name:

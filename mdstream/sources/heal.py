@@ -5,7 +5,7 @@ Binance spot and USD-M number each market's trades consecutively, so a fill is c
 ids run without a hole from `last_id + 1` to `next_id - 1`. `historicalTrades` (by `fromId`, 1000 a page) returns
 one row per trade, so ticks, counts and volumes equal the uninterrupted feed's. Rate limits: HTTP 429/418 and 5xx
 are retried (tenacity) after the venue's Retry-After, else with exponential backoff. The venues reached through
-ccxt (OKX, Deribit) are filled in heal_ccxt.
+ccxt are filled in heal_ccxt (OKX, Deribit) and heal_kraken (Kraken spot).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 
 OKX: history-trades through `fetch_trades`, paged back by trade id. Deribit: `public/get_last_trades_by_instrument`
 paged by `trade_seq`, the trade's number within its instrument (consecutive, so a jump in it says exactly what an
-outage missed), forward over an outage and backwards from the feed's first trades at the start.
+outage missed), forward over an outage and backwards from the feed's first trades at the start. Kraken, whose
+history is paged by time, is filled in heal_kraken.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import asyncio
 import re
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -19,6 +19,7 @@ from mdstream.contract import columns as c
 from mdstream.contract.feed import GAP_DISCONNECT
 from mdstream.sources.ccxt_source import CcxtSource
 from mdstream.sources.heal_ccxt import fill_deribit_gap, fill_deribit_since
+from support import ccxt_heal_checks
 from support.ccxt_checks import collect
 from support.ccxt_venues_dr_hl import DeribitServer, deribit_trades
 from support.contracts import assert_matches_decimal, decimal_candles
@@ -150,80 +151,26 @@ def test_a_missed_run_of_trades_is_a_gap_naming_the_trade_seq_on_each_side():
 
 
 def run_outage(tmp_path, *extra: str, count: int = 12_000, cut: int = 5_400, skip: int = 1_200):
-    """`mdstream stream --source ccxt --exchange deribit` on the stand-in at 300 trades/s, which drops the feed
-    after `cut` trades (18 s: past the first window) and goes on trading `skip` more (4 s) while it is down, then
-    the rest (18 s: the outage's windows lie before the last one); returns once every window with a trade closed."""
-    async def scenario():
-        server = await DeribitServer(deribit_trades(count), rate=300, batch=4, cut_after=cut, skip=skip).start()
-        job = CliStream(tmp_path, "ccxt", ",".join(SYMBOLS), server.url, "--exchange", "deribit",
-                        "--timeframes", "15s", *extra)
-        try:
-            await job.start()
-            await job.wait_for(lambda: job.accounting("deribit")["accepted"] >= count - skip, "every trade sent",
-                               timeout=90)
-            # the window of the last trade closes, and the fill lands and is written
-            await asyncio.sleep(15 - time.time() % 15 + 3.0)
-            metrics = await asyncio.to_thread(job.metrics)
-            code = await job.stop()
-            return code, job, server, metrics
-        finally:
-            await job.kill()
-            await server.stop()
-
-    code, job, server, metrics = asyncio.run(scenario())
-    assert code == 0, job.output()[-3000:]
-    return job, server, metrics
-
-
-def inner_windows(job: CliStream) -> pl.DataFrame:
-    """Latest 15 s candles with trades, between each symbol's first and last window (those two are partial)."""
-    latest = read_db(job.db, "SELECT * FROM candles_latest WHERE timeframe = '15s' AND trades > 0")
-    w = pl.col(c.TIMESTAMP_IN)
-    return latest.filter((w > w.min().over(c.SYMBOL)) & (w < w.max().over(c.SYMBOL)))
+    """The stand-in at 300 trades/s drops the feed after `cut` trades (18 s: past the first window) and goes on
+    trading `skip` more (4 s) while it is down, then the rest (18 s: the outage's windows lie before the last one)."""
+    return ccxt_heal_checks.run_outage(tmp_path, DeribitServer, deribit_trades(count), "deribit", SYMBOLS, "deribit",
+                                       *extra, cut=cut, skip=skip)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_an_outage_is_healed_from_trade_seq_and_equals_every_trade_in_decimal(tmp_path):
     job, server, metrics = run_outage(tmp_path)
-    assert len(server.skipped) == 1_200 and server.history_requests, job.output()[-3000:]
-    everything = [*server.sent.values(), *server.skipped.values()]
-    ticks = read_db(job.db, "SELECT symbol, id FROM ticks")
-    assert set(zip(ticks[c.SYMBOL], ticks[c.ID])) == {(t.symbol, t.id) for t in everything}
-    assert ticks.height == len(everything)  # each once
-    inner = inner_windows(job)
-    assert inner.filter(pl.col("gap") == "feed").height == 0, inner.select(c.SYMBOL, c.TIMESTAMP_IN, "gap")
-    checked = 0
-    for symbol in SYMBOLS:
-        mine = sorted((t for t in everything if t.symbol == symbol), key=lambda t: server.seq[(symbol, t.id)])
-        truth = pl.DataFrame({c.TIMESTAMP: [t.ts * 1000 for t in mine], c.SIDE: [t.side for t in mine],
-                              c.PRICE: [float(t.price) for t in mine], c.AMOUNT: [float(t.amount) for t in mine]})
-        expected = decimal_candles(truth, "15s", "inverse", 1.0)  # amounts are USD: one unit is 1 USD
-        emitted = inner.filter(pl.col(c.SYMBOL) == symbol)
-        assert emitted.height >= 1
-        checked += assert_matches_decimal(emitted, {w: v for w, v in expected.items()
-                                                    if w in set(emitted[c.TIMESTAMP_IN].to_list())})
-    assert checked >= 2
-    # the outage's windows are among those checked, and none is missing between the first and the last
-    for symbol in SYMBOLS:
-        missed = {datetime.fromtimestamp(t.ts // 15_000 * 15, UTC) for t in server.skipped.values() if t.symbol == symbol}
-        assert missed <= set(inner.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].to_list()), missed
-        ws = sorted(inner.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].to_list())
-        assert all(b - a == timedelta(seconds=15) for a, b in zip(ws, ws[1:])), ws
-    assert re.search(r"'complete': [1-9]", job.output()), job.output()[-2000:]
-    assert job.total("mdstream_heals_total", metrics, outcome="complete") >= 1
-    assert job.total("mdstream_healed_windows_total", metrics) >= 1
+    assert len(server.skipped) == 1_200, job.output()[-3000:]
+    # amounts are USD: one unit is 1 USD
+    ccxt_heal_checks.outage_is_healed(job, server, metrics, SYMBOLS, lambda t: server.seq[(t.symbol, t.id)],
+                                      "inverse")
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_with_heal_off_the_deribit_outage_stays_feed(tmp_path):
-    job, server, metrics = run_outage(tmp_path, "--heal", "off")
-    assert not server.history_requests
-    ticks = read_db(job.db, "SELECT symbol, id FROM ticks")
-    assert ticks.height == len(server.sent)  # what the feed sent, nothing more
-    assert inner_windows(job).filter(pl.col("gap") == "feed").height >= 1
-    assert job.total("mdstream_heals_total", metrics) == 0
+    ccxt_heal_checks.outage_stays_feed(*run_outage(tmp_path, "--heal", "off"))
 
 
 @pytest.mark.slow

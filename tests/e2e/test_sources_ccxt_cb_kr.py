@@ -14,20 +14,10 @@ import pytest
 from mdstream.contract.errors import ConfigError
 from mdstream.sources.ccxt_source import CcxtSource
 from support.ccxt_checks import burst_is_read_whole, drop_is_counted, stream_matches_decimal
-from support.ccxt_venues_cb_kr import (
-    CoinbaseServer,
-    KrakenServer,
-    Trade,
-    coinbase_product,
-    kraken_pair,
-    make_trades,
-)
+from support.ccxt_venues_cb_kr import CoinbaseServer, KrakenServer, Trade, coinbase_product, make_trades
 
 COINBASE_PRODUCTS = [coinbase_product("BTC-USD", "60000.00", "Bitcoin"),
                      coinbase_product("ETH-USD", "3000.00", "Ethereum")]
-KRAKEN_PAIRS = dict([kraken_pair("XBT/USD", "XXBT", "ZUSD", 1, "0.00005"),
-                     kraken_pair("ETH/USD", "XETH", "ZUSD", 2, "0.002")])
-KRAKEN_V2 = {"XBT/USD": "BTC/USD", "ETH/USD": "ETH/USD"}  # the pair's wsname -> the v2 WebSocket's symbol
 
 
 def coinbase(trades: list[Trade], **kw) -> CoinbaseServer:
@@ -37,7 +27,7 @@ def coinbase(trades: list[Trade], **kw) -> CoinbaseServer:
 
 def kraken(trades: list[Trade], **kw) -> KrakenServer:
     """A Kraken stand-in with XBT/USD and ETH/USD."""
-    return KrakenServer(trades, KRAKEN_PAIRS, KRAKEN_V2, **kw)
+    return KrakenServer(trades, **kw)
 
 
 VENUES = {
@@ -58,7 +48,10 @@ def trades_of(ids: list[str], n: int) -> list[Trade]:
 @pytest.mark.parametrize("venue", list(VENUES))
 def test_drop_and_repeats_give_a_counted_gap_and_duplicates(venue):
     factory, exchange, given, ids, label = VENUES[venue]
-    drop_is_counted(factory, trades_of(ids, 90), exchange, given, ids, label)
+    # Kraken numbers each pair's trades (trade_id): trade 40 (XBT/USD's 21st, id 1000021) is quarantined, a jump
+    # 1000020 -> 1000022; Coinbase's ids are not taken as consecutive
+    jumps = (("XBT/USD", (1_000_020, 1_000_022)),) if venue == "kraken" else ()
+    drop_is_counted(factory, trades_of(ids, 90), exchange, given, ids, label, jumps=jumps)
 
 
 @pytest.mark.parametrize("venue, forms, symbol", [

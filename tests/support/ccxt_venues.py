@@ -213,7 +213,7 @@ class VenueServer:
             group: list[Trade] = []
             while self.pos < len(self.trades) and len(group) < self.batch and self.trades[self.pos].symbol == first.symbol:
                 if self.pos not in self.sent:
-                    self.sent[self.pos] = replace(self.trades[self.pos], ts=int(time.time() * 1000))
+                    self.sent[self.pos] = self.stamp(self.trades[self.pos])
                 group.append(self.sent[self.pos])
                 self.pos += 1
             if first.symbol in symbols:
@@ -236,11 +236,15 @@ class VenueServer:
         self.skipping = True
         await self._skip(count)
 
+    def stamp(self, trade: Trade) -> Trade:
+        """`trade` as it happens now: stamped with the wall clock in epoch ms (a venue timing finer overrides)."""
+        return replace(trade, ts=int(time.time() * 1000))
+
     async def _skip(self, count: int) -> None:
         """The market goes on while the feed is down: stamp the next `count` trades at `rate`, push none."""
         try:
             for _ in range(min(count, len(self.trades) - self.pos)):
-                self.skipped[self.pos] = replace(self.trades[self.pos], ts=int(time.time() * 1000))
+                self.skipped[self.pos] = self.stamp(self.trades[self.pos])
                 self.pos += 1
                 await asyncio.sleep(1 / self.rate)
         finally:

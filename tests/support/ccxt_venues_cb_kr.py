@@ -1,17 +1,21 @@
 """Local stand-ins for Coinbase (Advanced Trade) and Kraken (spot) reached through ccxt, on the base of
 support.ccxt_venues: the REST calls ccxt's load_markets makes and each venue's public trades WebSocket, shapes as
 the venues document them. A Kraken connection opens with a status message and a subscription is acknowledged
-per symbol (the base's greeting and answers hooks)."""
+per symbol (the base's greeting and answers hooks); Kraken times its trades to the microsecond, numbers each
+pair's trades (trade_id) and serves their history (GET /0/public/Trades, by time) from every trade sent or skipped
+in an outage."""
 
 from __future__ import annotations
 
 import itertools
 import time
-from datetime import datetime, timezone
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
 from support.ccxt_venues import Trade, VenueServer, make_trades
 
-__all__ = ["CoinbaseServer", "KrakenServer", "Trade", "coinbase_product", "kraken_pair", "make_trades"]
+__all__ = ["KRAKEN_SPOT", "KRAKEN_V2", "CoinbaseServer", "KrakenServer", "Trade", "coinbase_product", "kraken_pair",
+           "kraken_trades", "make_trades"]
 
 COINBASE_PRODUCTS = "/api/v3/brokerage/market/products"
 KRAKEN_PAIRS = "/0/public/AssetPairs"
@@ -19,7 +23,12 @@ KRAKEN_PAIRS = "/0/public/AssetPairs"
 
 def rfc3339(ms: int) -> str:
     """Epoch ms as the venues write trade times: RFC 3339, microseconds, Z."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339_us(ms * 1000)
+
+
+def rfc3339_us(us: int) -> str:
+    """Epoch µs as RFC 3339 with microseconds and Z (exact: no float on the way)."""
+    return (datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def coinbase_product(product_id: str, price: str, base_name: str) -> dict:
@@ -115,24 +124,77 @@ def kraken_pair(wsname: str, base: str, quote: str, pair_decimals: int, ordermin
 
 # Kraken's spot assets as GET /0/public/Assets lists them (id -> altname, decimals)
 KRAKEN_ASSETS = {"XXBT": ("XBT", 10), "XETH": ("ETH", 10), "ZUSD": ("USD", 4)}
+KRAKEN_SPOT = dict([kraken_pair("XBT/USD", "XXBT", "ZUSD", 1, "0.00005"),
+                    kraken_pair("ETH/USD", "XETH", "ZUSD", 2, "0.002")])
+KRAKEN_V2 = {"XBT/USD": "BTC/USD", "ETH/USD": "ETH/USD"}  # the pair's wsname -> the v2 WebSocket's symbol
+KRAKEN_TRADES = "/0/public/Trades"
+PAGE = 1000  # the most trades /0/public/Trades gives at once (and its default)
+
+
+def kraken_trades(n: int, *, seed: int = 7) -> list[Trade]:
+    """`n` trades alternating XBT/USD and ETH/USD (BTC prices for XBT), trade ids counting each pair's trades."""
+    return [replace(t, symbol=t.symbol.replace("BTC", "XBT")) for t in make_trades(["BTC/USD", "ETH/USD"], n,
+                                                                                     seed=seed)]
 
 
 class KrakenServer(VenueServer):
     """Kraken spot: ccxt's load_markets reads GET /0/public/Assets and /0/public/AssetPairs; trades come over the
     WebSocket v2 (/v2): a `status` message on connect, `trade` subscriptions acknowledged per symbol, a snapshot then
-    updates with numeric price/qty and an integer trade_id, `ping` answered with `pong`. Trades carry the pair's
-    wsname (XBT/USD); v2 writes symbols its own way (BTC/USD), given in `v2_names`."""
+    updates with numeric price/qty, an integer trade_id and RFC 3339 times to the microsecond, `ping` answered with
+    `pong`. Trades carry the pair's wsname (XBT/USD); v2 writes symbols its own way (BTC/USD), given in `v2_names`.
+    GET /0/public/Trades serves every trade sent or skipped but those whose trade_id is in `hole`."""
 
     venue = "kraken"
 
-    def __init__(self, trades: list[Trade], pairs: dict[str, dict], v2_names: dict[str, str], **kw):
+    def __init__(self, trades: list[Trade], pairs: dict[str, dict] | None = None,
+                 v2_names: dict[str, str] | None = None, **kw):
         super().__init__(trades, **kw)
-        self.pairs, self.v2_names = pairs, v2_names
-        self.wsnames = {v: k for k, v in v2_names.items()}
+        self.pairs = KRAKEN_SPOT if pairs is None else pairs
+        self.v2_names = KRAKEN_V2 if v2_names is None else v2_names
+        self.wsnames = {v: k for k, v in self.v2_names.items()}
         self._snapshot_sent: set[str] = set()
+        self.micros: dict[tuple[str, str], int] = {}  # (pair, trade id) -> its time in epoch µs
+        self._latest_us: dict[str, int] = {}
+        self.hole: set[int] = set()  # trade_ids the history leaves out (a venue's incomplete history)
+        self.history_requests: list[dict] = []
+
+    def stamp(self, trade: Trade) -> Trade:
+        """The trade's time in µs, rising with each pair's trade_id; `ts` is it cut to the ms (as ccxt reads it)."""
+        us = max(time.time_ns() // 1000, self._latest_us.get(trade.symbol, 0) + 1)
+        self.micros[(trade.symbol, trade.id)] = self._latest_us[trade.symbol] = us
+        return replace(trade, ts=us // 1000)
+
+    def at_us(self, t: Trade) -> int:
+        """A trade's time in epoch µs (a trade never stamped here: its ms `ts`)."""
+        return self.micros.get((t.symbol, t.id), t.ts * 1000)
+
+    def recent_trades(self, query: dict) -> dict:
+        """GET /0/public/Trades?pair=&since=&count=: the pair's trades after `since` (a UNIX time, nanoseconds when
+        it has more than 12 digits, else seconds; none: the latest), oldest first, at most `count` (default and
+        most 1000), as [price, volume, time (float seconds), b/s, m/l, misc, trade_id] under the pair's id, and
+        `last`, the ns time of the last one (the next page's since)."""
+        self.history_requests.append(query)
+        by_name = {k: k for k in self.pairs} | {p["altname"]: k for k, p in self.pairs.items()}
+        pair = by_name.get(str(query.get("pair")))
+        if pair is None:
+            return {"error": ["EQuery:Unknown asset pair"]}
+        name, decimals = self.pairs[pair]["wsname"], self.pairs[pair]["pair_decimals"]
+        count = min(int(query.get("count") or PAGE), PAGE)
+        held = sorted((t for t in [*self.sent.values(), *self.skipped.values()]
+                       if t.symbol == name and int(t.id) not in self.hole), key=lambda t: int(t.id))
+        since = query.get("since")
+        if since is None:
+            page = held[-count:]
+        else:
+            after = int(since) if len(str(since)) > 12 else int(since) * 10**9
+            page = [t for t in held if self.at_us(t) * 1000 > after][:count]
+        rows = [[f"{float(t.price):.{decimals}f}", f"{float(t.amount):.8f}", self.at_us(t) / 1e6,
+                 t.side[0], "m" if int(t.id) % 3 else "l", "", int(t.id)] for t in page]
+        last = self.at_us(page[-1]) * 1000 if page else int(since or 0)
+        return {"error": [], "result": {pair: rows, "last": str(last)}}
 
     def rest(self, path: str, query: dict) -> dict | None:
-        """Assets and asset pairs, in Kraken's {"error": [], "result": {...}} envelope."""
+        """Assets, asset pairs and the trade history, in Kraken's {"error": [], "result": {...}} envelope."""
         if path == "/0/public/Assets":
             return {"error": [], "result": {
                 asset: {"aclass": "currency", "altname": alt, "decimals": decimals, "display_decimals": 5,
@@ -140,6 +202,8 @@ class KrakenServer(VenueServer):
                 for asset, (alt, decimals) in KRAKEN_ASSETS.items()}}
         if path == KRAKEN_PAIRS:
             return {"error": [], "result": self.pairs}
+        if path == KRAKEN_TRADES:
+            return self.recent_trades(query)
         return None
 
     def on_connect(self) -> None:
@@ -175,5 +239,5 @@ class KrakenServer(VenueServer):
         self._snapshot_sent.add(symbol)
         return {"channel": "trade", "type": kind, "data": [
             {"symbol": symbol, "side": t.side, "price": float(t.price), "qty": float(t.amount),
-             "ord_type": "market" if int(t.id) % 3 else "limit", "trade_id": int(t.id), "timestamp": rfc3339(t.ts)}
-            for t in trades]}
+             "ord_type": "market" if int(t.id) % 3 else "limit", "trade_id": int(t.id),
+             "timestamp": rfc3339_us(self.at_us(t))} for t in trades]}

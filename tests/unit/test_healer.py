@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import polars as pl
+import pytest
 
 from mdstream.contract import columns as c
 from mdstream.contract.feed import GAP_DISCONNECT, GAP_STARTUP, FeedGap
@@ -115,3 +116,23 @@ def test_a_start_fill_is_asked_up_to_the_feeds_earliest_trades_whatever_their_or
     other = ticks("BTC-PERPETUAL", 9, [T])  # not listed at the start: starts nothing
     run(healer, [([], pl.concat([batch, other]))])
     assert asked == [("ETH-PERPETUAL", ("ETH-6", "ETH-7"), T + timedelta(seconds=1))]
+
+
+def test_a_fetch_from_is_given_the_time_of_the_last_trade_before_the_jump():
+    """A history paged by time (Kraken) is read from the jump's start; a complete fill heals the jump and the
+    outage of that symbol it spans."""
+    asked = []
+
+    async def fetch_from(exchange, symbol, last_id, next_id, start):
+        asked.append((exchange, symbol, last_id, next_id, start))
+        return Fill(ticks(symbol, last_id + 1, [start + timedelta(seconds=1)]), True, "")
+
+    healer = Healer(fetch_from=fetch_from)
+    outage = FeedGap("kraken", ("XBT/USD", "ETH/USD"), T, T + timedelta(seconds=4), GAP_DISCONNECT)
+    jump = FeedGap("kraken", ("XBT/USD",), T, T + timedelta(seconds=5), "id jump", ids=(10, 12))
+    (fill,) = run(healer, [([outage, jump], None)])
+    assert asked == [("kraken", "XBT/USD", 10, 12, T)]
+    assert fill.heal == [jump, FeedGap("kraken", ("XBT/USD",), T, T + timedelta(seconds=4), GAP_DISCONNECT)]
+    for both in ({}, {"fetch": fetch_from, "fetch_from": fetch_from}):
+        with pytest.raises(ValueError, match="exactly one of fetch and fetch_from"):
+            Healer(**both)  # type: ignore[arg-type]

@@ -1,0 +1,98 @@
+"""Checks every healed ccxt venue's tests share: `mdstream stream --source ccxt` through an outage while the venue's
+market goes on, whose stored windows must equal a Decimal aggregation of every trade, sent or missed, once healed,
+and keep `gap = feed` with healing off."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import polars as pl
+
+from mdstream.contract import columns as c
+from support.ccxt_venues import Trade, VenueServer
+from support.contracts import assert_matches_decimal, decimal_candles
+from support.stream_cli import CliStream
+from support.stream_helpers import read_db
+
+
+def run_outage(tmp_path, factory: Callable[..., VenueServer], trades: list[Trade], exchange: str,
+               symbols: list[str], label: str, *extra: str, cut: int, skip: int):
+    """`mdstream stream --source ccxt --exchange <exchange>` on the stand-in at 300 trades/s, which drops the feed
+    after `cut` trades and goes on trading `skip` more while it is down, then the rest; returns (job, server,
+    metrics) once every window with a trade closed."""
+    count = len(trades)
+
+    async def scenario():
+        server = await factory(trades, rate=300, batch=4, cut_after=cut, skip=skip).start()
+        job = CliStream(tmp_path, "ccxt", ",".join(symbols), server.url, "--exchange", exchange,
+                        "--timeframes", "15s", *extra)
+        try:
+            await job.start()
+            await job.wait_for(lambda: job.accounting(label)["accepted"] >= count - skip, "every trade sent",
+                               timeout=90)
+            # the window of the last trade closes, and the fill lands and is written
+            await asyncio.sleep(15 - time.time() % 15 + 3.0)
+            metrics = await asyncio.to_thread(job.metrics)
+            code = await job.stop()
+            return code, job, server, metrics
+        finally:
+            await job.kill()
+            await server.stop()
+
+    code, job, server, metrics = asyncio.run(scenario())
+    assert code == 0, job.output()[-3000:]
+    return job, server, metrics
+
+
+def inner_windows(job: CliStream) -> pl.DataFrame:
+    """Latest 15 s candles with trades, between each symbol's first and last window (those two are partial)."""
+    latest = read_db(job.db, "SELECT * FROM candles_latest WHERE timeframe = '15s' AND trades > 0")
+    w = pl.col(c.TIMESTAMP_IN)
+    return latest.filter((w > w.min().over(c.SYMBOL)) & (w < w.max().over(c.SYMBOL)))
+
+
+def outage_is_healed(job: CliStream, server, metrics, symbols: list[str], number: Callable[[Trade], int],
+                     kind: str) -> None:
+    """Every trade, sent or skipped, stored once; no inner window left `feed`; each symbol's inner windows, the
+    outage's among them and none missing, equal a Decimal aggregation of its trades in the order `number` gives
+    (amounts of `kind`, one unit each); the healed fill counted in the summary and the metrics."""
+    assert server.skipped and server.history_requests, job.output()[-3000:]
+    everything = [*server.sent.values(), *server.skipped.values()]
+    ticks = read_db(job.db, "SELECT symbol, id FROM ticks")
+    assert set(zip(ticks[c.SYMBOL], ticks[c.ID])) == {(t.symbol, t.id) for t in everything}
+    assert ticks.height == len(everything)  # each once
+    inner = inner_windows(job)
+    assert inner.filter(pl.col("gap") == "feed").height == 0, inner.select(c.SYMBOL, c.TIMESTAMP_IN, "gap")
+    checked = 0
+    for symbol in symbols:
+        mine = sorted((t for t in everything if t.symbol == symbol), key=number)
+        truth = pl.DataFrame({c.TIMESTAMP: [t.ts * 1000 for t in mine], c.SIDE: [t.side for t in mine],
+                              c.PRICE: [float(t.price) for t in mine], c.AMOUNT: [float(t.amount) for t in mine]})
+        expected = decimal_candles(truth, "15s", kind, 1.0)
+        emitted = inner.filter(pl.col(c.SYMBOL) == symbol)
+        assert emitted.height >= 1
+        checked += assert_matches_decimal(emitted, {w: v for w, v in expected.items()
+                                                    if w in set(emitted[c.TIMESTAMP_IN].to_list())})
+    assert checked >= 2
+    # the outage's windows are among those checked, and none is missing between the first and the last
+    for symbol in symbols:
+        missed = {datetime.fromtimestamp(t.ts // 15_000 * 15, UTC) for t in server.skipped.values() if t.symbol == symbol}
+        assert missed <= set(inner.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].to_list()), missed
+        ws = sorted(inner.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].to_list())
+        assert all(b - a == timedelta(seconds=15) for a, b in zip(ws, ws[1:])), ws
+    assert re.search(r"'complete': [1-9]", job.output()), job.output()[-2000:]
+    assert job.total("mdstream_heals_total", metrics, outcome="complete") >= 1
+    assert job.total("mdstream_healed_windows_total", metrics) >= 1
+
+
+def outage_stays_feed(job: CliStream, server, metrics) -> None:
+    """With healing off: no history asked, only what the feed sent stored, the outage's windows still `feed`."""
+    assert not server.history_requests
+    ticks = read_db(job.db, "SELECT symbol, id FROM ticks")
+    assert ticks.height == len(server.sent)  # what the feed sent, nothing more
+    assert inner_windows(job).filter(pl.col("gap") == "feed").height >= 1
+    assert job.total("mdstream_heals_total", metrics) == 0
