@@ -66,7 +66,8 @@ SOURCES = ("binance", "binance-futures", "binance-delivery", "ccxt", "tardis-mac
 @click.option("--seed", type=int, default=_default("seed"), show_default=True, help="Seed of the synthetic market.")
 @click.option("--quiet", is_flag=True, help="No line per candle (status and summary only).")
 @click.option("--heal", type=click.BOOL, default=_default("heal"), show_default=True, metavar="on|off",
-              help="Fill outages from the venue's REST trade history (Binance spot and USD-M; Deribit and Kraken "
+              help="Fill outages and the window holding the start from the venue's REST trade history (Binance "
+                   "spot and USD-M; Deribit and Kraken "
                    "through --source ccxt) as late trades, and clear gap = feed where the fill is proven complete "
                    "(contiguous ids, Deribit's trade_seq, Kraken's trade_id).")
 @click.option("--heal-url", help="REST base URL for --heal (e.g. http://127.0.0.1:9001 for a local mirror; "

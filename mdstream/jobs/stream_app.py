@@ -60,8 +60,8 @@ def build_source(req: StreamRequest):
 
 def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
     """The REST gap filler of the request's venue, or None: Binance spot and USD-M (trade ids are consecutive),
-    and through ccxt Deribit (trade_seq is consecutive per instrument) and Kraken spot (trade_id is, per pair).
-    Binance and Deribit heal outages and the job's start, Kraken its outages."""
+    and through ccxt Deribit (trade_seq is consecutive per instrument) and Kraken spot (trade_id is, per pair):
+    each heals outages and the window holding the job's start."""
     if not req.heal:
         return None
     if req.source == "ccxt" and req.exchange:
@@ -72,7 +72,7 @@ def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
         base_url = req.heal_url or req.url
         if venue == "kraken":
             from ..contract.timeframes import epoch_us
-            from ..sources.heal_kraken import fill_kraken_gap
+            from ..sources.heal_kraken import fill_kraken_gap, fill_kraken_since
 
             async def fetch_from(exchange: str, symbol: str, last_id: int, next_id: int, start: datetime):
                 """The trades between two trade_ids, read from the time of the last one seen, stamped as received
@@ -80,7 +80,11 @@ def build_healer(req: StreamRequest, clock, metrics) -> Healer | None:
                 return await fill_kraken_gap(exchange, symbol, last_id, next_id, now=clock.now(),
                                              since_ms=epoch_us(start) // 1000, base_url=base_url)
 
-            return Healer(fetch_from=fetch_from, on_result=metrics.healed)
+            async def id_since(exchange: str, symbol: str, ids: tuple[str, ...], at, start_from):
+                """The trades from a window start up to the feed's first trade_id, stamped as received now."""
+                return await fill_kraken_since(exchange, symbol, ids, at, start_from, now=clock.now(), base_url=base_url)
+
+            return Healer(fetch_from=fetch_from, since=id_since, on_result=metrics.healed)
         if venue != "deribit":
             return None
         from ..sources.heal_ccxt import fill_deribit_gap, fill_deribit_since

@@ -41,3 +41,12 @@ async def close_clients(ex: Any, made: list[Any]) -> None:
     made.clear()
     with contextlib.suppress(Exception):
         await ex.close_ws_clients()
+
+
+async def release(ex: Any) -> None:
+    """Close a ccxt async exchange whole: its WebSocket clients and its HTTP session (ccxt's plain close() keeps
+    the session, which would leak a connection pool and warn at exit)."""
+    try:
+        await ex.close(clean_instance_data=True)
+    except TypeError:  # a ccxt without the flag closes its session in close()
+        await ex.close()

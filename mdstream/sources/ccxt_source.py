@@ -23,9 +23,9 @@ from ..inputs.decode import MAX_AMOUNT, MAX_PRICE, MAX_TRADE_MS, MIN_TRADE_MS, T
 from ..inputs.parse import LINE, RAW, Check, any_failure, no_quarantine, not_positive, split_checked
 from .base import FeedTracker
 from .binance import backoff_delays
-from .ccxt_clients import close_clients, track_clients
+from .ccxt_clients import close_clients, release, track_clients
 from .ccxt_markets import VENUES, aim, find_market, instrument_of, label_of, venue_of
-from .ccxt_venue_rules import SEQUENCE_FIELD, venue_symbol
+from .ccxt_venue_rules import MAKER_SIDE, SEQUENCE_FIELD, venue_symbol
 from .status import FeedStatus, tally
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ class CcxtSource:
                 await asyncio.sleep(next(delays))
         finally:
             await self._drop(ex, tasks)
-            await ex.close()
+            await release(ex)
 
     def _drain(self, ex: Any) -> tuple[list[dict], bool]:
         """(trades appended to ccxt's per-symbol stores since the last read, whether a store overflowed: the last
@@ -271,6 +271,8 @@ class CcxtSource:
             ("amount", not_positive(pl.col(c.AMOUNT), MAX_AMOUNT), "amount not a positive number"),
         ]
         side = pl.col(c.SIDE).str.to_lowercase()
+        if self.venue in MAKER_SIDE:  # the venue names the maker's side: the aggressor took the other
+            side = side.replace({c.SIDE_BUY: c.SIDE_SELL, c.SIDE_SELL: c.SIDE_BUY})
         frame = frame.with_columns(
             pl.lit(self.exchange).alias(c.EXCHANGE),
             pl.from_epoch(ms.clip(MIN_TRADE_MS, MAX_TRADE_MS), time_unit="ms").cast(schema.TS).alias(c.TIMESTAMP),

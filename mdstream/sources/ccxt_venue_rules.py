@@ -8,6 +8,12 @@ from __future__ import annotations
 # (BTC-PERPETUAL contracts are 10 USD, BTC_USDC-PERPETUAL ones 0.001 BTC).
 AMOUNT_NOT_IN_CONTRACTS = frozenset({"deribit"})
 
+# Venues whose public trades carry the MAKER's side, which ccxt passes on as the trade's side: the aggressor, which
+# ticks carry, is the other one. Coinbase documents its matches' `side` as "the maker order side" (a `buy` side is
+# a down-tick), and its Advanced Trade `market_trades` carry the same field of the same matching engine; ccxt turns
+# it to the taker's side for Coinbase Exchange but not for Advanced Trade.
+MAKER_SIDE = frozenset({"coinbase"})
+
 # The field of a venue's raw trade (ccxt's `info`) that numbers each market's trades consecutively, where its trade
 # id does not: a jump in it names exactly the trades an outage missed, so the gap can be filled from REST and
 # proven complete. Deribit's `trade_seq` is "the sequence number of the trade within instrument"; its trade_id is

@@ -18,6 +18,7 @@ import polars as pl
 from ..contract import columns as c
 from ..contract import schema
 from ..contract.errors import SourceError
+from .ccxt_clients import release
 from .ccxt_markets import aim
 from .heal import MAX_PAGES, PAGE, Fill, proof, reaches_back
 
@@ -75,7 +76,7 @@ async def fill_okx_gap(exchange: str, symbol: str, last_id: int, next_id: int, *
             if cursor <= last_id + 1:
                 break
     finally:
-        await ex.close()
+        await release(ex)
     ids = sorted(rows)
     complete, reason = proof(ids, last_id, next_id)
     trades = [rows[i] for i in ids]
@@ -156,7 +157,7 @@ class _Deribit:
 
     async def close(self) -> None:
         """Release the client's HTTP session."""
-        await self.ex.close()
+        await release(self.ex)
 
     async def seqs(self, start: int, end: int) -> tuple[list[dict], bool]:
         """(the instrument's trades with trade_seq in [start, end], ascending, at most PAGE; whether more exist)."""

@@ -7,12 +7,9 @@ of every trade, sent or missed, with no `gap = feed` left; with `--heal off` the
 from __future__ import annotations
 
 import asyncio
-import re
-import time
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import polars as pl
 import pytest
 
 from mdstream.contract import columns as c
@@ -22,9 +19,6 @@ from mdstream.sources.heal_ccxt import fill_deribit_gap, fill_deribit_since
 from support import ccxt_heal_checks
 from support.ccxt_checks import collect
 from support.ccxt_venues_dr_hl import DeribitServer, deribit_trades
-from support.contracts import assert_matches_decimal, decimal_candles
-from support.stream_cli import CliStream
-from support.stream_helpers import read_db
 
 T0 = 1_760_000_000_000
 SYMBOLS = ["BTC-PERPETUAL", "ETH-PERPETUAL"]
@@ -178,37 +172,7 @@ def test_with_heal_off_the_deribit_outage_stays_feed(tmp_path):
 def test_the_partial_window_at_start_is_healed_from_trade_seq(tmp_path):
     """The market trades for 3 s before the job connects: the 15 s window holding the start is filled from the
     history back to its start, from the feed's first trades, and equals every trade in Decimal, not `feed`."""
-    async def scenario():
-        server = await DeribitServer(deribit_trades(9_000), rate=300, batch=4).start()
-        job = CliStream(tmp_path, "ccxt", ",".join(SYMBOLS), server.url, "--exchange", "deribit",
-                        "--timeframes", "15s")
-        try:
-            await asyncio.sleep((16 - time.time() % 15) % 15)  # 1 s into a window: the job starts within it
-            await server.trade_unseen(900)
-            await job.start()
-            await job.wait_for(lambda: job.accounting("deribit")["accepted"] >= 4_800, "16 s of the feed", timeout=90)
-            await asyncio.sleep(15 - time.time() % 15 + 3.0)
-            code = await job.stop()
-            return code, job, server
-        finally:
-            await job.kill()
-            await server.stop()
-
-    code, job, server = asyncio.run(scenario())
-    assert code == 0, job.output()[-3000:]
-    unseen = list(server.skipped.values())
-    everything = [*unseen, *server.sent.values()]
-    latest = read_db(job.db, "SELECT * FROM candles_latest WHERE timeframe = '15s' AND trades > 0")
-    for symbol in SYMBOLS:
-        window = latest.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].min()
-        mine = sorted((t for t in everything if t.symbol == symbol), key=lambda t: server.seq[(symbol, t.id)])
-        assert any(t.ts // 15_000 * 15 == window.timestamp() for t in unseen if t.symbol == symbol), window
-        row = latest.filter((pl.col(c.SYMBOL) == symbol) & (pl.col(c.TIMESTAMP_IN) == window))
-        assert row["gap"].to_list() != ["feed"], (row, job.output()[-3000:])
-        truth = pl.DataFrame({c.TIMESTAMP: [t.ts * 1000 for t in mine], c.SIDE: [t.side for t in mine],
-                              c.PRICE: [float(t.price) for t in mine], c.AMOUNT: [float(t.amount) for t in mine]})
-        expected = decimal_candles(truth, "15s", "inverse", 1.0)
-        assert assert_matches_decimal(row, {window: expected[window]}) == 1
+    job, server = ccxt_heal_checks.run_start(tmp_path, DeribitServer, deribit_trades(9_000), "deribit", SYMBOLS,
+                                             "deribit")
+    ccxt_heal_checks.start_is_healed(job, server, SYMBOLS, lambda t: server.seq[(t.symbol, t.id)], "inverse")
     assert any("start_timestamp" in q for q in server.history_requests)
-    assert re.search(r"'complete': 2", job.output()) and re.search(r"'windows': [2-9]", job.output()), \
-        job.output()[-2000:]

@@ -16,7 +16,7 @@ import pytest
 from mdstream.contract import columns as c
 from mdstream.contract.feed import GAP_DISCONNECT
 from mdstream.sources.ccxt_source import CcxtSource
-from mdstream.sources.heal_kraken import fill_kraken_gap, kraken_ms
+from mdstream.sources.heal_kraken import fill_kraken_gap, fill_kraken_since, kraken_ms
 from support import ccxt_heal_checks
 from support.ccxt_checks import collect
 from support.ccxt_venues_cb_kr import KrakenServer, Trade, kraken_trades
@@ -102,6 +102,53 @@ def test_nothing_missing_asks_nothing():
     assert server.history_requests == []
 
 
+def fill_since(trades: list[Trade], first: int, since_id: int, hole: frozenset[int] = frozenset(),
+               ids: tuple[str, ...] | None = None):
+    """(fill of XBT/USD from the time of trade_id `since_id` up to the feed's first trade, trade_id `first`; the
+    stand-in) from a history holding `trades` but `hole`."""
+    stamped, micros = timed(trades)
+    by_id = {int(t.id): t for t in stamped if t.symbol == "XBT/USD"}
+
+    async def scenario():
+        server = await KrakenServer(stamped).start()
+        server.sent, server.micros, server.hole = dict(enumerate(stamped)), micros, set(hole)
+        at, since = (datetime.fromtimestamp(by_id[i].ts / 1000, UTC) for i in (first, since_id))
+        try:
+            got = await fill_kraken_since("kraken", "XBT/USD", ids or (str(first),), at, since,
+                                          now=datetime.now(UTC), base_url=server.url)
+            return got, server
+        finally:
+            await server.stop()
+
+    got, server = asyncio.run(scenario())
+    return got, server, stamped
+
+
+@pytest.mark.timeout(60)
+def test_the_start_is_filled_from_before_the_window_start_up_to_the_feeds_first_trade():
+    """Read forward from a minute before the window start: a trade before it proves the fill reaches the start;
+    the trades from the window start up to the first one the feed gave are kept."""
+    got, server, trades = fill_since(kraken_trades(5_000), FIRST + 2_300, FIRST + 1_000)
+    xbt = [t for t in trades if t.symbol == "XBT/USD"]
+    assert got.complete and got.reason == "contiguous trade_id since the window start", got.reason
+    assert got.ticks[c.ID].to_list() == [t.id for t in xbt[1_000:2_300]]
+    assert got.ticks[c.TIMESTAMP].dt.epoch("ms").to_list() == [t.ts for t in xbt[1_000:2_300]]
+    assert got.requests == 3 and int(server.history_requests[0]["since"]) == (xbt[1_000].ts - 60_000) * 10**6 - 1
+
+
+@pytest.mark.timeout(60)
+def test_a_start_fill_without_a_trade_before_the_window_a_hole_or_a_trade_id_is_unproven():
+    trades = kraken_trades(1_000)
+    first, server, _ = fill_since(trades, FIRST + 300, FIRST)  # nothing traded before the window, however far back
+    assert not first.complete and first.reason == "the history does not reach back to the window start"
+    assert len({int(q["since"]) for q in server.history_requests}) == 3  # a minute, an hour, a day before
+    holed, _, _ = fill_since(trades, FIRST + 300, FIRST + 100, hole=frozenset({FIRST + 200}))
+    assert not holed.complete and holed.reason == "trade_id missing from the history"
+    named, server, _ = fill_since(trades, FIRST + 300, FIRST + 100, ids=("T5DIUI",))
+    assert not named.complete and named.reason == "no trade_id among the feed's first trades"
+    assert server.history_requests == []
+
+
 @pytest.mark.timeout(60)
 def test_a_missed_run_of_trades_is_a_gap_naming_the_trade_ids_and_time_on_each_side():
     """The stand-in drops the feed after 100 trades and stamps 60 more while it is down: each pair's jump in
@@ -150,3 +197,12 @@ def test_an_outage_is_healed_from_trade_id_and_equals_every_trade_in_decimal(tmp
 @pytest.mark.timeout(180)
 def test_with_heal_off_the_kraken_outage_stays_feed(tmp_path):
     ccxt_heal_checks.outage_stays_feed(*run_outage(tmp_path, "--heal", "off"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_the_partial_window_at_start_is_healed_from_trade_id(tmp_path):
+    """The market trades for 3 s before the job connects: the 15 s window holding the start is filled from the
+    history (read from a minute before it) up to the feed's first trade_id, and equals every trade in Decimal."""
+    job, server = ccxt_heal_checks.run_start(tmp_path, KrakenServer, kraken_trades(9_000), "kraken", SYMBOLS, "kraken")
+    ccxt_heal_checks.start_is_healed(job, server, SYMBOLS, lambda t: int(t.id), "linear")

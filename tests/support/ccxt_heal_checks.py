@@ -96,3 +96,49 @@ def outage_stays_feed(job: CliStream, server, metrics) -> None:
     assert ticks.height == len(server.sent)  # what the feed sent, nothing more
     assert inner_windows(job).filter(pl.col("gap") == "feed").height >= 1
     assert job.total("mdstream_heals_total", metrics) == 0
+
+
+def run_start(tmp_path, factory: Callable[..., VenueServer], trades: list[Trade], exchange: str, symbols: list[str],
+              label: str, *, unseen: int = 900):
+    """`mdstream stream --source ccxt --exchange <exchange>` started 1 s into a 15 s window on a stand-in whose market
+    traded `unseen` trades (3 s at 300 trades/s, from 2 s before that window) before the job connected; returns
+    (job, server) once the window after the one holding the start closed."""
+    async def scenario():
+        server = await factory(trades, rate=300, batch=4).start()
+        job = CliStream(tmp_path, "ccxt", ",".join(symbols), server.url, "--exchange", exchange, "--timeframes", "15s")
+        try:
+            # 2 s before a window: the market trades into it, and the job starts within it
+            await asyncio.sleep((13 - time.time() % 15) % 15)
+            await server.trade_unseen(unseen)
+            await job.start()
+            await job.wait_for(lambda: job.accounting(label)["accepted"] >= 4_800, "16 s of the feed", timeout=90)
+            await asyncio.sleep(15 - time.time() % 15 + 3.0)
+            code = await job.stop()
+            return code, job, server
+        finally:
+            await job.kill()
+            await server.stop()
+
+    code, job, server = asyncio.run(scenario())
+    assert code == 0, job.output()[-3000:]
+    return job, server
+
+
+def start_is_healed(job: CliStream, server, symbols: list[str], number: Callable[[Trade], int], kind: str) -> None:
+    """Each symbol's first window with trades holds trades the feed never sent (they were before the job), is not
+    `feed`, and equals a Decimal aggregation of every trade in it in the order `number` gives (amounts of `kind`,
+    one unit each); one complete fill per symbol, making windows whole, in the summary."""
+    unseen = list(server.skipped.values())
+    everything = [*unseen, *server.sent.values()]
+    latest = read_db(job.db, "SELECT * FROM candles_latest WHERE timeframe = '15s' AND trades > 0")
+    for symbol in symbols:
+        window = latest.filter(pl.col(c.SYMBOL) == symbol)[c.TIMESTAMP_IN].min()
+        mine = sorted((t for t in everything if t.symbol == symbol), key=number)
+        assert any(t.ts // 15_000 * 15 == window.timestamp() for t in unseen if t.symbol == symbol), window
+        row = latest.filter((pl.col(c.SYMBOL) == symbol) & (pl.col(c.TIMESTAMP_IN) == window))
+        assert row["gap"].to_list() != ["feed"], (row, job.output()[-3000:])
+        truth = pl.DataFrame({c.TIMESTAMP: [t.ts * 1000 for t in mine], c.SIDE: [t.side for t in mine],
+                              c.PRICE: [float(t.price) for t in mine], c.AMOUNT: [float(t.amount) for t in mine]})
+        assert assert_matches_decimal(row, {window: decimal_candles(truth, "15s", kind, 1.0)[window]}) == 1
+    assert re.search(rf"'complete': {len(symbols)}", job.output()), job.output()[-2000:]
+    assert re.search(r"'windows': [1-9]", job.output()), job.output()[-2000:]

@@ -98,12 +98,14 @@ class CoinbaseServer(VenueServer):
 
     def push(self, trades: list[Trade]) -> dict:
         """A market_trades message: events [{type: snapshot|update, trades: [{trade_id, product_id, price, size,
-        side, time}]}], side in capitals."""
+        side, time}]}], side in capitals and the maker's, as Coinbase reports matches (a trade's `side` here is
+        its aggressor's, what ticks must carry)."""
         product = trades[0].symbol
         kind = "update" if product in self._snapshot_sent else "snapshot"
         self._snapshot_sent.add(product)
         return self._envelope("market_trades", [{"type": kind, "trades": [
-            {"trade_id": t.id, "product_id": product, "price": t.price, "size": t.amount, "side": t.side.upper(),
+            {"trade_id": t.id, "product_id": product, "price": t.price, "size": t.amount,
+             "side": {"buy": "SELL", "sell": "BUY"}.get(t.side, t.side.upper()),
              "time": rfc3339(t.ts)} for t in trades]}])
 
 
