@@ -13,11 +13,8 @@ from datetime import UTC, datetime
 import pytest
 
 from mdstream.contract import columns as c
-from mdstream.contract.feed import GAP_DISCONNECT
-from mdstream.sources.ccxt_source import CcxtSource
 from mdstream.sources.heal_ccxt import fill_deribit_gap, fill_deribit_since
 from support import ccxt_heal_checks
-from support.ccxt_checks import collect
 from support.ccxt_venues_dr_hl import DeribitServer, deribit_trades
 
 T0 = 1_760_000_000_000
@@ -123,25 +120,10 @@ def test_a_start_fill_with_a_hole_or_without_the_first_trade_is_unproven():
 def test_a_missed_run_of_trades_is_a_gap_naming_the_trade_seq_on_each_side():
     """The stand-in drops the feed after 100 trades and stamps 60 more while it is down: each instrument's jump
     in trade_seq is one gap with ids (last seen, next seen); nothing else counts as a repeat."""
-    trades = deribit_trades(400)
-
-    async def scenario():
-        server = await DeribitServer(trades, cut_after=100, skip=60, rate=400).start()
-        try:
-            source = await asyncio.to_thread(CcxtSource, "deribit", SYMBOLS, url=server.url, silence_timeout=3,
-                                             backoff_initial=0.05)
-            chunks = await collect(source, lambda s: s.accepted >= len(trades) - 60)
-            return source, chunks, server
-        finally:
-            await server.stop()
-
-    source, chunks, server = asyncio.run(scenario())
-    assert len(server.skipped) == 60 and source.status.duplicates == 0
-    gaps = [g for ch in chunks for g in ch.gaps]
+    gaps, server = ccxt_heal_checks.missed_run(DeribitServer, deribit_trades(400), "deribit", SYMBOLS)
     jumps = sorted((g.symbols, g.ids) for g in gaps if g.ids is not None)
     # BTC and ETH alternate: trades 0..99 sent (seq 1..50 each), 100..159 skipped (seq 51..80 each)
     assert jumps == [(("BTC-PERPETUAL",), (50, 81)), (("ETH-PERPETUAL",), (50, 81))]
-    assert any(g.reason.startswith(GAP_DISCONNECT) for g in gaps if g.ids is None)
 
 
 def run_outage(tmp_path, *extra: str, count: int = 12_000, cut: int = 5_400, skip: int = 1_200):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from mdstream.contract import columns as c
+from mdstream.contract.feed import GAP_DISCONNECT
 from support.ccxt_venues import Trade, VenueServer
 from support.contracts import assert_matches_decimal, decimal_candles
 from support.stream_cli import CliStream
@@ -142,3 +143,26 @@ def start_is_healed(job: CliStream, server, symbols: list[str], number: Callable
         assert assert_matches_decimal(row, {window: decimal_candles(truth, "15s", kind, 1.0)[window]}) == 1
     assert re.search(rf"'complete': {len(symbols)}", job.output()), job.output()[-2000:]
     assert re.search(r"'windows': [1-9]", job.output()), job.output()[-2000:]
+
+
+def missed_run(factory: Callable[..., VenueServer], trades: list[Trade], venue: str, symbols: list[str]):
+    """The ccxt source on a stand-in that drops the feed after 100 trades and stamps 60 more while it is down,
+    read until the rest arrived: (the gaps reported, the stand-in); none of the trades counted as a repeat."""
+    from mdstream.sources.ccxt_source import CcxtSource
+    from support.ccxt_checks import collect
+
+    async def scenario():
+        server = await factory(trades, cut_after=100, skip=60, rate=400).start()
+        try:
+            source = await asyncio.to_thread(CcxtSource, venue, symbols, url=server.url, silence_timeout=3,
+                                             backoff_initial=0.05)
+            chunks = await collect(source, lambda s: s.accepted >= len(trades) - 60)
+            return source, chunks, server
+        finally:
+            await server.stop()
+
+    source, chunks, server = asyncio.run(scenario())
+    assert len(server.skipped) == 60 and source.status.duplicates == 0
+    gaps = [g for ch in chunks for g in ch.gaps]
+    assert any(g.reason.startswith(GAP_DISCONNECT) for g in gaps if g.ids is None)
+    return gaps, server
