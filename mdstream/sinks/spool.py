@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.ipc as ipc
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -21,6 +20,9 @@ from tenacity import (
 )
 
 from ..contract.errors import SinkError, SinkUnavailable, SpoolFull
+
+if TYPE_CHECKING:  # pyarrow (~0.1 s to import) is loaded only when a batch is spooled
+    import pyarrow as pa
 
 _NAME = re.compile(r"^(\d{12})\.([a-z_]+)\.arrow$")
 
@@ -78,6 +80,9 @@ class Spool:
 
     def push(self, kind: str, table: pa.Table, meta: dict | None = None) -> Entry:
         """Append `table` as the newest batch; SpoolFull when the byte cap would be exceeded."""
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
         sink = pa.BufferOutputStream()
         with ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
@@ -101,6 +106,9 @@ class Spool:
 
     def read(self, entry: Entry) -> pa.Table:
         """The batch of `entry`."""
+        import pyarrow as pa
+        import pyarrow.ipc as ipc
+
         with pa.memory_map(str(entry.path)) as source:
             return ipc.open_file(source).read_all()
 
@@ -133,7 +141,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 
 # send(kind, table, meta): deliver or raise SinkUnavailable; it may write delivery notes into meta.
-Send = Callable[[str, pa.Table, dict], None]
+Send = Callable[[str, "pa.Table", dict], None]
 
 
 class Backoff:
