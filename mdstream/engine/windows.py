@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..kernel.candles import WINDOW_INPUTS, order_ticks, sparse_from_ticks, sparse_many
+from ..kernel.candles import WINDOW_INPUTS, sparse_from_ticks, sparse_many
 from ..kernel.grid import SPARSE_COLUMNS
+from ..kernel.order import order_ticks
 from .state import OPEN_SCHEMA
 
 

@@ -11,7 +11,8 @@ from ..contract import columns as c
 from ..contract import schema
 from ..contract.timeframes import US_PER_DAY, day_bounds
 from ..inputs.tardis import TickRead
-from ..kernel.candles import ID_NUMBER, split_series
+from ..kernel.candles import split_series
+from ..kernel.order import ID_NUMBER
 
 EPOCH = date(1970, 1, 1)
 

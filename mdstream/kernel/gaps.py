@@ -29,7 +29,8 @@ def empty_gaps() -> pl.LazyFrame:
 def id_jump_gaps(ticks: pl.DataFrame | pl.LazyFrame | list[pl.DataFrame]) -> pl.LazyFrame:
     """Intervals (previous trade time, next trade time) where consecutive-id exchanges skip ids (diff > 1);
     `ticks` may come already split into series (candles.split_series)."""
-    from .candles import ID_NUMBER, split_series
+    from .candles import split_series
+    from .order import ID_NUMBER
 
     if isinstance(ticks, list):
         parts = ticks

@@ -11,7 +11,8 @@ from polars.testing import assert_frame_equal
 
 from mdstream.contract import columns as c
 from mdstream.contract.schema import TICK_SCHEMA
-from mdstream.kernel.candles import ID_NUMBER, WINDOW_INPUTS, _full_sort, order_ticks
+from mdstream.kernel.candles import WINDOW_INPUTS
+from mdstream.kernel.order import ID_NUMBER, _full_sort, order_ticks
 
 _T0 = int(datetime(2024, 1, 1, tzinfo=timezone.utc).timestamp() * 1e6)
 
