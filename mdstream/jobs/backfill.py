@@ -58,19 +58,17 @@ def process_day(
     start, midnight = day_bounds(day)
     if isinstance(ticks, list):
         parts = [part for part in ticks if part.height]
-        # the whole day is read only for a truncated input's cut or the input's end: else any part will do
-        whole = parts and (not complete or end is None)
-        ticks = pl.concat(parts, how="diagonal_relaxed") if whole else (parts[0] if parts else empty_ticks())
     else:
         parts = [ticks] if single_series and ticks.height else split_series(ticks)
     feed = gp.id_jump_gaps(parts).collect()
-    if not complete and ticks.height:
-        # A truncated file: whatever followed its last tick that day is missing, not quiet.
-        cut = ticks.group_by(c.EXCHANGE, c.SYMBOL).agg(pl.col(c.TIMESTAMP).max().alias(gp.GAP_START))
-        feed = pl.concat([feed, cut.with_columns(
-            pl.lit(end or midnight).cast(gp.GAP_SCHEMA[gp.GAP_END]).alias(gp.GAP_END),
-            pl.lit("input truncated").alias(gp.GAP_REASON),
-        ).select(list(gp.GAP_SCHEMA))])
+    if not complete and parts:
+        # A truncated file: whatever followed each series' last tick that day is missing, not quiet.
+        cut = pl.DataFrame({
+            c.EXCHANGE: [p[c.EXCHANGE][0] for p in parts], c.SYMBOL: [p[c.SYMBOL][0] for p in parts],
+            gp.GAP_START: [newest(p.get_column(c.TIMESTAMP)) for p in parts],
+            gp.GAP_END: [end or midnight] * len(parts), gp.GAP_REASON: ["input truncated"] * len(parts),
+        }, schema=gp.GAP_SCHEMA)
+        feed = pl.concat([feed, cut])
     spec = Spec(tuple(timeframes))
     state = prior if prior is not None else SeriesState.empty()
     if feed.height:
@@ -78,7 +76,8 @@ def process_day(
     windows = trade_windows(parts, spec.base, instruments=instruments)
     final = None
     if end is None:
-        final = input_end or newest(ticks.get_column(c.TIMESTAMP))
+        lasts = [t for t in (newest(p.get_column(c.TIMESTAMP)) for p in parts) if t is not None]
+        final = input_end or (max(lasts) if lasts else None)
     candles, state = fold(
         state, windows, spec, now=now, start_us=epoch_us(start),
         until_us=epoch_us(end) if end is not None else None, final_us=epoch_us(final) if final is not None else None,
