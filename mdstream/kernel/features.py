@@ -24,6 +24,8 @@ from .features_exprs import (
     NEW,
     POS,
     SECS,
+    SEED_REACH,
+    SID,
     SIGNAL_SEED_ROW,
     ST_DAY_QV,
     ST_DAY_V,
@@ -59,6 +61,7 @@ STATE_DTYPES = {name: (pl.Int64() if name == ST_N else pl.Float64()) for name in
 US_PER_DAY = tfm.US_PER_DAY
 _ORDER = [*c.SERIES_KEY, c.TIMESTAMP_IN]
 _FIRST_NEW = "_ft_first_new"
+_CARRIED = "_ft_carried"  # carried rows of the series in this frame
 
 
 def _seconds_by_timeframe() -> dict[str, float]:
@@ -92,10 +95,18 @@ def _combine(candles: pl.LazyFrame, prior: pl.LazyFrame | None) -> pl.LazyFrame:
     return pl.concat([new, carried], how="diagonal_relaxed").sort(_ORDER)
 
 
+def _series_number() -> pl.Expr:
+    """SID = 1 + number of series boundaries so far in the (series, timestamp_in) order."""
+    starts = [col(k).ne_missing(col(k).shift(1)) for k in c.SERIES_KEY]
+    return functools.reduce(lambda a, b: a | b, starts).cum_sum().alias(SID)
+
+
 def _positions() -> list[pl.Expr]:
-    """Row position within the series in this frame, last carried row flag, window seconds and UTC day."""
+    """Row position within the series in this frame, its carried rows, last carried row flag, window seconds and
+    UTC day."""
     return [
-        pl.int_range(pl.len(), dtype=pl.Int64).over(c.SERIES_KEY).alias(POS),
+        pl.int_range(pl.len(), dtype=pl.Int64).over(SID).alias(POS),
+        (~col(NEW)).sum().over(SID).cast(pl.Int64).alias(_CARRIED),
         (~col(NEW) & col(NEW).shift(-1).fill_null(False)).alias(LAST_PRIOR),
         col(c.TIMEFRAME).replace_strict(_seconds_by_timeframe(), return_dtype=pl.Float64).alias(SECS),
         (col(c.TIMESTAMP_IN).dt.epoch("us") // US_PER_DAY).alias(DAY),
@@ -107,7 +118,7 @@ def _day_totals() -> list[pl.Expr]:
     def running(state: str, source: str) -> pl.Expr:
         """sum of `source` over the series' rows of this UTC day so far (carried total + new rows)."""
         step = pl.when(col(LAST_PRIOR)).then(col(state)).when(~col(NEW)).then(0.0).otherwise(col(source))
-        return step.cum_sum().over([*c.SERIES_KEY, DAY]).alias(state)
+        return step.cum_sum().over([SID, DAY]).alias(state)
 
     return [running(ST_DAY_QV, c.QUOTE_VOLUME), running(ST_DAY_V, c.BASE_VOLUME)]
 
@@ -135,28 +146,46 @@ def add_features(candles: pl.LazyFrame, prior: pl.LazyFrame | pl.DataFrame | Non
     keep = [name for name in schema.names() if name not in outputs]
     candles = candles.select(keep)
     frame = _combine(candles, prior)
-    for stage in _stages():
+    lagged, recursive, row_local = _stages()
+    for stage in lagged:
+        frame = frame.with_columns(stage)
+    # Lags are columns now: a carried row is read again only by the recursions' seeds, SEED_REACH rows back.
+    frame = frame.filter(col(NEW) | (col(POS) >= col(_CARRIED) - SEED_REACH))
+    for stage in recursive:
         frame = frame.with_columns(stage)
     frame = frame.filter(col(NEW)).with_columns(col(N).alias(ST_N))
+    for stage in row_local:
+        frame = frame.with_columns(stage)
     return frame.select(*keep, *_outputs())
 
 
+Stages = tuple[tuple[pl.Expr, ...], ...]
+
+
 @functools.cache
-def _stages() -> tuple[tuple[pl.Expr, ...], ...]:
-    """The with_columns steps of add_features in order; built once, as building ~500 expressions costs ms."""
-    return (
+def _stages() -> tuple[Stages, Stages, Stages]:
+    """The with_columns steps of add_features: over every row (positions, lags), over the rows the recursions
+    read, over the new rows alone (row-local windows of the lag columns). Built once: ~500 expressions cost ms."""
+    lagged = (
+        (_series_number(),),
         tuple(_positions()),
-        ((col(POS) + col(ST_N).first().over(c.SERIES_KEY).fill_null(0)).alias(N),),
+        ((col(POS) + col(ST_N).first().over(SID).fill_null(0)).alias(N),),
         tuple(base_exprs()),
         tuple(lag_exprs()),
-        (*recursive_exprs(), *_day_totals(), *moment_exprs()),
+    )
+    recursive = (
+        (*recursive_exprs(), *_day_totals()),
         ((col(ST_EMA[12]) - col(ST_EMA[26])).alias(MACD_LINE),),
         (signal_expr(),),
+    )
+    row_local = (
+        tuple(moment_exprs()),
         (
             *price_exprs(), *volume_exprs(), *volatility_exprs(), *micro_exprs(), bollinger_pctb(),
             *indicator_exprs(), _vwap_day(),
         ),
     )
+    return lagged, recursive, row_local
 
 
 @functools.cache
@@ -183,4 +212,8 @@ def advance_tail(
     if tail is None or tail.height == 0:
         return tail_state(fresh, n)
     both = pl.concat([tail, fresh.select(tail.columns)], how="vertical_relaxed")
-    return tail_state(both.unique(subset=_ORDER, keep="last", maintain_order=True) if overlap else both, n)
+    if overlap:
+        return tail_state(both.unique(subset=_ORDER, keep="last", maintain_order=True), n)
+    # Each part is in time order per series and the new rows lie past the tail's: a series' last n rows in frame
+    # order are its newest, with no sort.
+    return both.group_by(c.SERIES_KEY, maintain_order=True).tail(n)

@@ -16,6 +16,7 @@ from ..contract import columns as c
 from ..contract.features import BY_NAME as FEATURE
 
 # Helper columns of the frame being computed (dropped before returning).
+SID = "_ft_sid"  # number of the series within this frame (one integer key groups faster than three text keys)
 POS = "_ft_pos"  # position of the row within its series in this frame (0 = first row the frame holds)
 N = "_ft_n"  # candles since the series began (0 = the series' first candle ever)
 NEW = "_ft_new"  # True for rows being computed, False for carried prior rows
@@ -48,6 +49,8 @@ RSI_PERIOD = 5
 MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
 MACD_SEED_ROW = MACD_SLOW - 1  # both MACD EMAs are seeded here (TA-Lib starts the fast EMA at the slow one's row)
 SIGNAL_SEED_ROW = MACD_SEED_ROW + MACD_SIGNAL - 1  # first row of macd, macd_signal and macd_hist
+# Earlier rows a recursion's seed reads by position (the signal's seed averages 9 MACD lines).
+SEED_REACH = MACD_SIGNAL - 1
 DEEPEST_LAG = FEATURE["roll_spread"].lags  # roll_spread reaches back to close 21 rows earlier, the deepest window
 CS_K = 3.0 - 2.0 * math.sqrt(2.0)
 
@@ -58,7 +61,7 @@ def col(name: str) -> pl.Expr:
 
 
 # How many earlier rows of each per-row input the windows read; lags are materialised once as columns.
-LAG_DEPTH = {c.CLOSE: MACD_SLOW - 1, c.VOLUME: 19, LR: 19, SV: 19, DP: DEEPEST_LAG - 1}
+LAG_DEPTH = {c.CLOSE: MACD_SLOW - 1, c.VOLUME: 19, LR: 19, SV: 19, DP: DEEPEST_LAG - 1, c.HIGH: 1, c.LOW: 1}
 
 
 def lagged(name: str, k: int) -> pl.Expr:
@@ -154,11 +157,12 @@ def volatility_exprs() -> list[pl.Expr]:
     ]
 
 
-def cs_spread(high: pl.Expr, low: pl.Expr) -> pl.Expr:
+def cs_spread() -> pl.Expr:
     """Corwin-Schultz: beta = ln(H_t/L_t)^2 + ln(H_{t-1}/L_{t-1})^2, gamma = ln(max H / min L over both)^2,
     alpha = (sqrt(2 beta) - sqrt(beta)) / (3 - 2 sqrt 2) - sqrt(gamma / (3 - 2 sqrt 2)),
     S = 2 (e^alpha - 1) / (1 + e^alpha), floored at 0."""
-    ph, pl_ = high.shift(1), low.shift(1)
+    high, low = col(c.HIGH), col(c.LOW)
+    ph, pl_ = lagged(c.HIGH, 1), lagged(c.LOW, 1)
     beta = (high / low).log().pow(2) + (ph / pl_).log().pow(2)
     gamma = (pl.max_horizontal(high, ph) / pl.min_horizontal(low, pl_)).log().pow(2)
     alpha = ((2.0 * beta).sqrt() - beta.sqrt()) / CS_K - (gamma / CS_K).sqrt()
@@ -191,7 +195,7 @@ def micro_exprs() -> list[pl.Expr]:
         nullify_zero(col(LR).abs() / col(c.QUOTE_VOLUME), col(c.QUOTE_VOLUME)).alias("amihud"),
         from_row(nullify_zero(col(KYLE_COV) / kyle_var, kyle_var), 20).alias("kyle_lambda"),
         from_row(pl.when(roll_cov <= 0).then(2.0 * (-roll_cov).sqrt()), DEEPEST_LAG).alias("roll_spread"),
-        cs_spread(col(c.HIGH), col(c.LOW)).alias("cs_spread"),
+        cs_spread().alias("cs_spread"),
     ]
 
 
@@ -214,7 +218,7 @@ def resume(x: pl.Expr, seed: pl.Expr, seed_row: int, state: str) -> pl.Expr:
 
 def smooth(z: pl.Expr, alpha: float, state: str) -> pl.Expr:
     """y_t = y_{t-1} + alpha (z_t - y_{t-1}) from the first non-null z; carried rows keep their stored state."""
-    y = z.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True).over(c.SERIES_KEY)
+    y = z.ewm_mean(alpha=alpha, adjust=False, ignore_nulls=True).over(SID)
     return pl.when(col(NEW)).then(y).otherwise(col(state)).alias(state)
 
 
