@@ -220,10 +220,10 @@ class _Job:
 def _write_days(jobs: list[_Job], opts: BackfillOptions, sink: base.DaySink, clock: Clock, summary: BackfillSummary,
                 guard, committed, *, input_end: datetime | None = None) -> None:
     """Compute and write the days (the same for every job) of one or more series in order, carrying their state
-    (several series fold in one pass, then each series-day is written on its own); a job's quarantine rides with
-    its first day; only the last day can be cut short by a truncated file. Unless `ranged`, the last day ends
-    where the input does (`input_end`: its windows there are cut short, feed), or at midnight when the input
-    runs on past it (another series' trades)."""
+    (several series fold in one pass, then a day of all of them is written, in one commit where the sink can);
+    a job's quarantine rides with its first day; only the last day can be cut short by a truncated file. Unless
+    `ranged`, the last day ends where the input does (`input_end`: its windows there are cut short, feed), or at
+    midnight when the input runs on past it (another series' trades)."""
     first = jobs[0]
     days, ranged, complete = first.days, first.ranged, first.complete
     prior = first.state.prior if len(jobs) == 1 else merge([job.state.prior for job in jobs])
@@ -240,28 +240,35 @@ def _write_days(jobs: list[_Job], opts: BackfillOptions, sink: base.DaySink, clo
             input_end=input_end, instruments=instruments,
         )
         by_series = candles.partition_by(c.EXCHANGE, c.SYMBOL, as_dict=True) if len(jobs) > 1 else {}
-        for job, day_ticks in zip(jobs, parts):
-            mine = by_series.get((job.exchange, job.symbol), candles.clear()) if len(jobs) > 1 else candles
-            _write_day(job, day, i, day_ticks, mine, opts, sink, summary, guard, committed, complete or not last)
+        mine = [by_series.get((job.exchange, job.symbol), candles.clear()) if len(jobs) > 1 else candles
+                for job in jobs]
+        _write_day(jobs, day, i, parts, mine, opts, sink, summary, guard, committed, complete or not last)
     for job in jobs:
         job.state.prior = prior if len(jobs) == 1 or prior is None else prior.only(job.exchange, job.symbol)
 
 
-def _write_day(job: _Job, day: date, i: int, day_ticks: pl.DataFrame, candles: pl.DataFrame, opts: BackfillOptions,
-               sink: base.DaySink, summary: BackfillSummary, guard, committed, complete: bool) -> None:
-    """Write one series-day whole or not at all (its quarantine and duplicates with its first day), and count it."""
-    q = job.quarantine if (i == 0 and job.quarantine is not None) else pl.DataFrame(schema=QUARANTINE_SCHEMA)
-    frames = {base.CANDLES: candles, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}
-    if opts.store_ticks:
-        frames[base.TICKS] = conform(day_ticks, TICK_SCHEMA)
+def _write_day(jobs: list[_Job], day: date, i: int, day_ticks: list[pl.DataFrame], candles: list[pl.DataFrame],
+               opts: BackfillOptions, sink: base.DaySink, summary: BackfillSummary, guard, committed,
+               complete: bool) -> None:
+    """Write one day of each job's series, each series-day whole or not at all (in one commit where the sink
+    can), its quarantine and duplicates with its first day, and count them."""
+    writes: list[base.Day] = []
+    results = []
+    for job, ticks, mine in zip(jobs, day_ticks, candles):
+        q = job.quarantine if (i == 0 and job.quarantine is not None) else pl.DataFrame(schema=QUARANTINE_SCHEMA)
+        frames = {base.CANDLES: mine, base.QUARANTINE: conform(q, QUARANTINE_SCHEMA)}
+        if opts.store_ticks:
+            frames[base.TICKS] = conform(ticks, TICK_SCHEMA)
+        writes.append((job.exchange, job.symbol, day.isoformat(), frames))
+        results.append(DayResult(job.exchange, job.symbol, day, ticks.height, mine.height, q.height,
+                                 job.duplicates if i == 0 else 0, complete, job.sources))
     with guard.atomic():
-        sink.write_day(job.exchange, job.symbol, day.isoformat(), frames)
-        result = DayResult(job.exchange, job.symbol, day, day_ticks.height, candles.height, q.height,
-                           job.duplicates if i == 0 else 0, complete, job.sources)
-        summary.days.append(result)
-    job.state.last_day = day
-    if committed:
-        committed(result)
+        base.write_days(sink, writes)
+        summary.days.extend(results)
+    for job, result in zip(jobs, results):
+        job.state.last_day = day
+        if committed:
+            committed(result)
 
 
 def _warm_state(sink: base.DaySink, exchange: str, symbol: str, day: date,

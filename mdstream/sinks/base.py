@@ -27,6 +27,7 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
 
 # Capabilities a sink declares in its `capabilities` set (what jobs may ask of it beyond write/flush/close).
 WRITE_DAY = "write_day"  # DaySink: replaces one historical day atomically
+WRITE_DAYS = "write_days"  # DaySink with write_days: replaces several series-days in one commit
 READ_BACK = "read_back"  # CandleReader: stored candles can be read back (warm starts)
 
 # Rows of each series a warm start reads back at least (beyond the newest window's whole UTC day): enough for every
@@ -54,6 +55,20 @@ class DaySink(Sink, Protocol):
 
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
         """Replace everything of (exchange, symbol, day) with `frames` by kind, all or nothing."""
+
+
+# One series-day a DaySink replaces: (exchange, symbol, UTC day as YYYY-MM-DD, frames by kind).
+Day = tuple[str, str, str, dict[str, pl.DataFrame]]
+
+
+def write_days(sink: DaySink, days: Sequence[Day]) -> None:
+    """Replace each series-day with its frames: all in one commit where the sink can (WRITE_DAYS; a commit costs
+    more than a small day's rows), else one day after another, each whole or not at all."""
+    if len(days) > 1 and can(sink, WRITE_DAYS):
+        sink.write_days(days)  # type: ignore[attr-defined]
+        return
+    for exchange, symbol, day, frames in days:
+        sink.write_day(exchange, symbol, day, frames)
 
 
 class CandleReader(Protocol):

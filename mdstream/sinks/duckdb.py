@@ -9,6 +9,7 @@ migrations and same-transaction delete + insert of one key always work.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -35,7 +36,7 @@ from .duckdb_writes import delete_day, insert, prepare, upsert, warm_query
 class DuckDBSink:
     """Sink into one DuckDB file: tables candles, ticks, quarantine and the views of views.sql."""
 
-    capabilities = frozenset({base.WRITE_DAY, base.READ_BACK})
+    capabilities = frozenset({base.WRITE_DAY, base.WRITE_DAYS, base.READ_BACK})
 
     def __init__(self, path: str | Path = "./mdstream.duckdb", *, shared: bool = False, background: bool = False,
                  remove_unused: bool = False):
@@ -132,14 +133,22 @@ class DuckDBSink:
 
     def write_day(self, exchange: str, symbol: str, day: str, frames: dict[str, pl.DataFrame]) -> None:
         """Replace every row of (exchange, symbol, UTC day) with `frames`, all or nothing."""
-        start, end = day_bounds(day)
-        prepared = {kind: prepare(kind, frame) for kind, frame in frames.items()}
+        self.write_days([(exchange, symbol, day, frames)])
+
+    def write_days(self, days: Sequence[base.Day]) -> None:
+        """Replace every row of each (exchange, symbol, UTC day) with its frames, all in one transaction."""
+        prepared = [(exchange, symbol, day, {kind: prepare(kind, frame) for kind, frame in frames.items()})
+                    for exchange, symbol, day, frames in days]
+        # Each kind goes in with one insert: DuckDB's per-statement cost exceeds a small day's rows.
+        kinds = {kind: pl.concat(parts) for kind in base.KINDS
+                 if (parts := [f[kind] for *_, f in prepared if kind in f and f[kind].height])}
 
         def replace() -> None:
-            """Delete the day's rows then insert the new frames (inside the caller's transaction)."""
+            """Delete the days' rows then insert the new frames (inside the caller's transaction)."""
             if not self._untouched:
-                self._delete_day(exchange, symbol, day, start, end, prepared.get(base.QUARANTINE))
-            for kind, frame in prepared.items():
+                for exchange, symbol, day, frames in prepared:
+                    self._delete_day(exchange, symbol, day, *day_bounds(day), frames.get(base.QUARANTINE))
+            for kind, frame in kinds.items():
                 self._insert(kind, frame)
 
         with self._session():
@@ -150,10 +159,11 @@ class DuckDBSink:
                 self._transaction(replace)
                 self._untouched = False
             except duckdb.Error as exc:
-                raise failure(exc, self.path, f"write of {exchange} {symbol} {day} to") from exc
+                what = " ".join(prepared[0][:3]) + (f" and {len(prepared) - 1} more day(s)" if len(prepared) > 1 else "")
+                raise failure(exc, self.path, f"write of {what} to") from exc
             finally:
                 _quietly(self.con, "RESET checkpoint_threshold")
-        for kind, frame in prepared.items():
+        for kind, frame in kinds.items():
             self.rows_written[kind] += frame.height
 
     def read_candles(self, *, exchange: str, symbols=None, timeframes=(), rows: int = base.WARM_ROWS,

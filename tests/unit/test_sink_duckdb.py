@@ -132,6 +132,32 @@ def test_write_day_failing_after_the_delete_leaves_the_previous_state(tmp_path):
     assert rows(db, "SELECT id FROM ticks") == [("1",)]
 
 
+def test_write_days_replaces_several_series_days_all_or_nothing(tmp_path):
+    db = tmp_path / "m.duckdb"
+    sink = DuckDBSink(db)
+    assert base.can(sink, base.WRITE_DAYS)
+    day = "2024-01-02"
+    base.write_days(sink, [("binance-futures", "BTCUSDT", day, {base.CANDLES: candles(6)}),
+                           ("binance-futures", "ETHUSDT", day, {base.CANDLES: candles(6, symbol="ETHUSDT")})])
+    original = sink._insert
+
+    def fail(kind, frame):
+        """The second series' rows go in with the first's: fail after the deletes of both."""
+        raise duckdb.IOException("simulated crash while inserting")
+
+    sink._insert = fail
+    again = [("binance-futures", "BTCUSDT", day, {base.CANDLES: candles(3, close=999.0)}),
+             ("binance-futures", "ETHUSDT", day, {base.CANDLES: candles(4, symbol="ETHUSDT", close=999.0)})]
+    with pytest.raises(SinkError, match="nothing applied.*simulated crash"):
+        base.write_days(sink, again)
+    per = "SELECT symbol, count(*), max(close) FROM candles GROUP BY ALL ORDER BY ALL"
+    assert sink.con.execute(per).fetchall() == [("BTCUSDT", 6, 105.0), ("ETHUSDT", 6, 105.0)]
+    sink._insert = original
+    base.write_days(sink, again)
+    sink.close()
+    assert rows(db, per) == [("BTCUSDT", 3, 1001.0), ("ETHUSDT", 4, 1002.0)]
+
+
 def test_backfill_day_of_candles_is_fast(tmp_path):
     sink = DuckDBSink(tmp_path / "m.duckdb")
     day = candles(7000)
