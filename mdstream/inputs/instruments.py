@@ -12,8 +12,6 @@ import json
 import logging
 import os
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -163,6 +161,9 @@ class InstrumentBook:
 
     def _download(self, exchange: str) -> dict[str, Instrument] | None:
         """Fetch and cache the venue's list; None (and a warning) when the endpoint cannot be used."""
+        import urllib.error  # here: most runs never download (the cache or the built-in table answers)
+        import urllib.request
+
         default_url, parse = VENUE_ENDPOINTS[exchange]
         url = _endpoint_overrides().get(exchange, default_url)
         try:

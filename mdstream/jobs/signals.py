@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import signal
 import threading
@@ -80,6 +79,8 @@ def exit_status(error: BaseException) -> int:
 def stop_on_signals(stop: Callable[[], None]) -> None:
     """In a running event loop, SIGINT/SIGTERM call `stop` (a clean stop: flush, checkpoint) instead of killing the
     job mid-write; a loop that cannot take signal handlers (not the main thread) keeps the default."""
+    import asyncio  # here: a backfill, which has no event loop, need not import it
+
     loop = asyncio.get_running_loop()
     for sig in SIGNALS:
         with contextlib.suppress(NotImplementedError, RuntimeError):
