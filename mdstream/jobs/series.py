@@ -25,11 +25,13 @@ def series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead],
     for read in reads:
         # Ids the reader already parsed ride along, so order and gap checks need not parse them again.
         frame = read.ticks
-        if read.id_numbers is not None:
-            # ids held as integers are their own numbers: the same chunks, so later column picks need no rechunk
-            numbers = pl.col(c.ID) if frame[c.ID].dtype == pl.Int64 else read.id_numbers
-            frame = frame.with_columns(numbers.alias(ID_NUMBER))
+        # ids held as integers are their own numbers, added after any split (an alias, not a second column to move)
+        own = frame[c.ID].dtype == pl.Int64
+        if read.id_numbers is not None and not own:
+            frame = frame.with_columns(read.id_numbers.alias(ID_NUMBER))
         for part in ([frame] if read.single_series and frame.height else split_series(frame)):
+            if read.id_numbers is not None and own:
+                part = part.with_columns(pl.col(c.ID).alias(ID_NUMBER))
             groups.setdefault((part[c.EXCHANGE][0], part[c.SYMBOL][0]), []).append((part, read))
     out = []
     for parts in groups.values():

@@ -22,19 +22,34 @@ _BUY = "_buy_amount"
 _SELL = "_sell_amount"
 
 
+def _constant(ticks: pl.DataFrame) -> tuple[bool, bool]:
+    """(every row has the first row's exchange, every row has the first row's symbol)."""
+    return ticks.select(*((pl.col(k) == pl.col(k).first()).all() for k in (c.EXCHANGE, c.SYMBOL))).row(0)
+
 
 def is_single_series(ticks: pl.DataFrame) -> bool:
     """True when every row has the first row's exchange and symbol."""
-    return ticks.select(
-        ((pl.col(c.EXCHANGE) == pl.col(c.EXCHANGE).first()) & (pl.col(c.SYMBOL) == pl.col(c.SYMBOL).first())).all()
-    ).item()
+    return all(_constant(ticks))
 
 
 def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
     """One frame per (exchange, symbol); a single-series frame (a Tardis day file) is returned as is."""
     if ticks.height == 0:
         return []
-    return [ticks] if is_single_series(ticks) else ticks.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
+    one_exchange, one_symbol = _constant(ticks)
+    if one_exchange and one_symbol:
+        return [ticks]
+    # Exchange and symbol, one value in each part, are set once rather than gathered row by row (a third fewer
+    # bytes moved on millions of rows); one venue in the file (the usual case) is split on the symbol alone.
+    keys = [c.SYMBOL] if one_exchange else [c.EXCHANGE, c.SYMBOL]
+    first = ticks[c.EXCHANGE][0]
+    rest = ticks.drop(c.EXCHANGE) if one_exchange else ticks
+    parts = rest.partition_by(keys, maintain_order=True, include_key=False, as_dict=True)
+    return [
+        part.with_columns(pl.lit(first if one_exchange else key[0], ticks.schema[c.EXCHANGE]).alias(c.EXCHANGE),
+                          pl.lit(key[-1], ticks.schema[c.SYMBOL]).alias(c.SYMBOL))[ticks.columns]
+        for key, part in parts.items()
+    ]
 
 
 def window_inputs(inverse: bool = False) -> list[pl.Expr]:

@@ -184,3 +184,18 @@ def test_latency_is_measured_from_the_window_end():
     row = candles_from_ticks(ticks, ["1m"], now=now).collect().row(0, named=True)
     assert row[c.LATENCY_MS] == pytest.approx(250.0)
     assert row[c.TIMESTAMP_OUT] == now and row[c.REVISION] == 0 and row[c.LATE_TRADES] == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["binance", "deribit"]), st.sampled_from(["BTCUSDT", "ETHUSDT", "X"])),
+                min_size=1, max_size=40))
+def test_split_series_equals_a_partition_by_exchange_and_symbol(keys):
+    """Parts in first-seen order, each with its rows in order, every column (and its type) where it was."""
+    from mdstream.kernel.candles import split_series
+
+    frame = pl.DataFrame({c.EXCHANGE: [e for e, _ in keys], "n": list(range(len(keys))), c.SYMBOL: [s for _, s in keys]})
+    expected = frame.partition_by([c.EXCHANGE, c.SYMBOL], maintain_order=True)
+    got = split_series(frame)
+    assert len(got) == len(expected)
+    for part, want in zip(got, expected):
+        assert part.equals(want) and part.schema == want.schema
