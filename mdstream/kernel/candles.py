@@ -130,7 +130,8 @@ def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str, instruments: pl.Dat
             pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME),
         )
         .select(SPARSE_COLUMNS)
-        .collect()
+        # In memory: the default engine may sum a window in parts whose order varies from run to run.
+        .collect(engine="in-memory")
     )
 
 
