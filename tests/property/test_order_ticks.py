@@ -103,15 +103,12 @@ def test_input_frame_is_left_untouched():
 
 def test_windows_of_ticks_sorted_by_exchange_time_sum_the_same_every_time():
     """The exchange-time sort leaves the column unflagged (a flagged one sent the window sums down a path 3x slower
-    whose order of partial sums varied), and the windows are summed in memory in one order even when a caller
-    hands over a flagged column: 1M out-of-order trades, windows equal bit for bit run after run."""
+    whose order of partial sums varied): 1M out-of-order trades, windows equal bit for bit run after run."""
     from benchmarks.shapes import out_of_order
     from mdstream.contract.schema import conform
     from mdstream.kernel.candles import sparse_from_ticks
 
     ordered = order_ticks(conform(out_of_order(1_000_000), TICK_SCHEMA), WINDOW_INPUTS)
     assert not ordered[c.TIMESTAMP].flags["SORTED_ASC"]
-    flagged = ordered.with_columns(pl.col(c.TIMESTAMP).set_sorted())
-    for frame in (ordered, flagged):
-        first = sparse_from_ticks(frame, "15s")
-        assert all(sparse_from_ticks(frame, "15s").equals(first) for _ in range(8))
+    first = sparse_from_ticks(ordered, "15s")
+    assert all(sparse_from_ticks(ordered, "15s").equals(first) for _ in range(8))
