@@ -85,7 +85,9 @@ cmd_start() {
   echo "$pid" >"$PIDFILE"
   local url="http://127.0.0.1:$port/bigquery/v2/projects/$PROJECT/datasets"
   local deadline=$((SECONDS + START_TIMEOUT))
-  until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null || true)" == "200" ]]; do
+  # Ready when the REST side answers and the Storage Write API's gRPC port takes connections (it can lag).
+  until [[ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null || true)" == "200" ]] \
+      && (exec 3<>"/dev/tcp/127.0.0.1/$grpc") 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then
       rm -f "$PIDFILE"; tail -n 30 "$LOG" >&2; die "server exited during start-up (log: $LOG)"
     fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import time
 import urllib.error
@@ -47,7 +48,7 @@ class Emulator:
         """Start the server again on the same ports and wait until it answers."""
         _script("start", self.home, {"MDSTREAM_BQ_EMULATOR_PORT": str(self.port),
                                      "MDSTREAM_BQ_EMULATOR_GRPC_PORT": str(self.grpc_port)})
-        wait_ready(self.endpoint)
+        wait_ready(self.endpoint, self.grpc)
 
     def restart(self) -> None:
         """Stop and start on the same ports; tables survive, write streams do not (as after a real outage)."""
@@ -76,20 +77,35 @@ def _parse_exports(text: str) -> dict[str, str]:
     return {key: value for key, value in pairs}
 
 
-def wait_ready(endpoint: str, timeout: float = 30.0) -> None:
-    """Poll the dataset list until it answers 200, or raise after `timeout` seconds."""
+def wait_ready(endpoint: str, grpc: str | None = None, timeout: float = 30.0) -> None:
+    """Poll the dataset list until it answers 200 and (given) the gRPC port of the Storage Write API until it takes
+    connections, or raise after `timeout` seconds: the REST side answering first does not mean writes can start,
+    and a sink closing right after an outage tries its spool once, at once."""
     url = f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets"
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
+    while not _answers(url) or (grpc is not None and not _listens(grpc)):
         if time.monotonic() > deadline:
-            raise RuntimeError(f"BigQuery emulator at {endpoint} not ready after {timeout}s")
+            raise RuntimeError(f"BigQuery emulator at {endpoint} ({grpc}) not ready after {timeout}s")
         time.sleep(0.1)
+
+
+def _answers(url: str) -> bool:
+    """Whether a GET of `url` answers 200."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _listens(address: str) -> bool:
+    """Whether host:port takes a TCP connection."""
+    host, port = address.rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def start_or_attach() -> Emulator:
@@ -97,7 +113,7 @@ def start_or_attach() -> Emulator:
     home = _home()
     if os.environ.get(ENDPOINT_ENV) and os.environ.get(GRPC_ENV):
         emulator = Emulator(os.environ[ENDPOINT_ENV], os.environ[GRPC_ENV], home, owned=False)
-        wait_ready(emulator.endpoint)
+        wait_ready(emulator.endpoint, emulator.grpc)
         return emulator
     _script("setup", home)
     exports = _parse_exports(_script("start", home))

@@ -62,6 +62,11 @@ class Stats:
         self.billed_bytes[kind] += billed
 
 
+# Seconds a closing sink keeps trying after failures: the write channel's longest reconnect backoff
+# (config.write_client), so a server that has just come back is reached, and one still down costs no more.
+RECONNECT_S = 2.5
+
+
 class BigQuerySink:
     """Sink and DaySink writing Arrow to BigQuery through the Storage Write API; its candles read back."""
 
@@ -102,16 +107,20 @@ class BigQuerySink:
 
     def close(self) -> None:
         """Flush and wait (bounded by close_seconds) for the spool to drain; whatever still waits is delivered
-        on the next start. One immediate try; if BigQuery is still down it does not wait."""
+        on the next start. After failures, one immediate try, then at most RECONNECT_S more (the write channel
+        reconnecting to a server that is back); if BigQuery is still down it waits no longer."""
         self.flush()
         spool = self.delivery.spool
         # One immediate try, unless the set-up never succeeded and the last attempt failed (still down).
         if len(spool) and (self._ready or not self.delivery.backoff.failures):
             self.delivery.backoff.not_before = 0.0
             self.delivery.drain()
-        if len(spool) and not self.delivery.backoff.failures:
+        failed = self.delivery.backoff.failures
+        # A channel in its reconnect backoff fails a call at once, even to a server that is back up.
+        wait = self.config.close_seconds if not failed else min(self.config.close_seconds, RECONNECT_S) * self._ready
+        if len(spool) and wait:
             try:
-                self.delivery.drain_all(self.config.close_seconds)
+                self.delivery.drain_all(wait)
             except SinkUnavailable:
                 pass  # kept on disk; the next sink on this spool folder sends it first
         if len(spool):
