@@ -38,12 +38,10 @@ def order_ticks(series: pl.DataFrame, carry: Sequence[str] | None = None) -> pl.
     if series[c.TIMESTAMP].null_count():
         return _full_sort(series).select(keep)
     if not series[c.TIMESTAMP].is_sorted():
-        # Only the columns asked for move; exchange and symbol, one value in a series, stay where they are:
-        # moving 3M text values costs more than the sort.
+        # Only the columns asked for move; exchange and symbol, one value in a series, stay as they are (any
+        # order of one value is the same column): moving 3M text values costs more than the sort.
         moved = [name for name in dict.fromkeys([*keep, *_KEYS]) if name not in _SERIES]
-        # Set as one-chunk columns, like the sorted ones: a frame of mixed chunking aggregates (sums) in another
-        # order, which changes the last bits of volumes.
-        constant = [pl.lit(series[name][0], series.schema[name]).alias(name) for name in _SERIES if name in keep]
+        constant = [series[name] for name in _SERIES if name in keep]
         # One integer key, stable: ~10x cheaper than four keys with strings; ties keep their file order. Sorted
         # by an expression, so the exchange time is not flagged sorted: Polars then aggregates the windows down
         # a path 3x slower whose sums vary in the last bit from run to run.

@@ -30,13 +30,13 @@ class PlainConsole:
             print(text, file=self.stream, flush=True)
 
 
-def _console(stream: TextIO, *, quiet: bool = False, width: int | None = None) -> Any:
+def _console(stream: TextIO, *, quiet: bool = False) -> Any:
     """A rich Console on `stream` when it is a terminal, else a PlainConsole."""
     if not stream.isatty():
         return PlainConsole(stream, quiet=quiet)
     from rich.console import Console
 
-    return Console(file=stream, quiet=quiet, width=width)
+    return Console(file=stream, quiet=quiet)
 
 
 class BackfillProgress:

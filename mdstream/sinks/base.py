@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 import polars as pl
 
@@ -61,11 +61,18 @@ class DaySink(Sink, Protocol):
 Day = tuple[str, str, str, dict[str, pl.DataFrame]]
 
 
+class DaysSink(DaySink, Protocol):
+    """A DaySink that replaces several series-days in one commit (capability WRITE_DAYS)."""
+
+    def write_days(self, days: Sequence[Day]) -> None:
+        """Replace each (exchange, symbol, day) with its frames, all or nothing together."""
+
+
 def write_days(sink: DaySink, days: Sequence[Day]) -> None:
     """Replace each series-day with its frames: all in one commit where the sink can (WRITE_DAYS; a commit costs
     more than a small day's rows), else one day after another, each whole or not at all."""
     if len(days) > 1 and can(sink, WRITE_DAYS):
-        sink.write_days(days)  # type: ignore[attr-defined]
+        cast(DaysSink, sink).write_days(days)
         return
     for exchange, symbol, day, frames in days:
         sink.write_day(exchange, symbol, day, frames)

@@ -135,6 +135,10 @@ def rest_client(config: BigQueryConfig):
         raise
 
 
+# The longest wait of the write channel between reconnect attempts (gRPC's default grows to minutes).
+MAX_RECONNECT_BACKOFF_MS = 2000
+
+
 def write_client(config: BigQueryConfig):
     """BigQueryWriteClient for `config` (ADC, or an insecure channel to the overridden endpoint)."""
     from google.cloud.bigquery_storage_v1 import BigQueryWriteClient
@@ -146,9 +150,9 @@ def write_client(config: BigQueryConfig):
         )
 
         limit = max(config.request_limit_bytes * 2, 16 * 1024 * 1024)
-        # Reconnect quickly after the endpoint comes back (gRPC's default backoff grows to minutes).
+        # Reconnect quickly after the endpoint comes back.
         options = [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit),
-                   ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 2000)]
+                   ("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", MAX_RECONNECT_BACKOFF_MS)]
         channel = grpc.insecure_channel(config.write_endpoint, options=options)
         return BigQueryWriteClient(transport=BigQueryWriteGrpcTransport(channel=channel))
     try:

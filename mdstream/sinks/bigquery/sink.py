@@ -37,7 +37,7 @@ from ...contract.timeframes import day_bounds
 from ..base import CANDLES, KINDS, QUARANTINE, READ_BACK, TICKS, WARM_ROWS, WRITE_DAY, KindBuffer
 from ..spool import Backoff, Spool, SpooledDelivery
 from . import cost
-from .config import BigQueryConfig, rest_client, write_client
+from .config import MAX_RECONNECT_BACKOFF_MS, BigQueryConfig, rest_client, write_client
 from .schema import to_arrow
 from .setup import initialize
 from .views import render, run
@@ -62,9 +62,9 @@ class Stats:
         self.billed_bytes[kind] += billed
 
 
-# Seconds a closing sink keeps trying after failures: the write channel's longest reconnect backoff
-# (config.write_client), so a server that has just come back is reached, and one still down costs no more.
-RECONNECT_S = 2.5
+# Seconds a closing sink keeps trying after failures: just over the write channel's longest reconnect backoff, so
+# a server that has just come back is reached, and one still down costs no more.
+RECONNECT_S = MAX_RECONNECT_BACKOFF_MS / 1000 + 0.5
 
 
 class BigQuerySink:
@@ -115,9 +115,11 @@ class BigQuerySink:
         if len(spool) and (self._ready or not self.delivery.backoff.failures):
             self.delivery.backoff.not_before = 0.0
             self.delivery.drain()
-        failed = self.delivery.backoff.failures
-        # A channel in its reconnect backoff fails a call at once, even to a server that is back up.
-        wait = self.config.close_seconds if not failed else min(self.config.close_seconds, RECONNECT_S) * self._ready
+        if not self.delivery.backoff.failures:
+            wait = self.config.close_seconds
+        else:
+            # A channel in its reconnect backoff fails a call at once, even to a server that is back up.
+            wait = min(self.config.close_seconds, RECONNECT_S) if self._ready else 0.0
         if len(spool) and wait:
             try:
                 self.delivery.drain_all(wait)
