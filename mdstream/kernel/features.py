@@ -35,6 +35,7 @@ from .features_exprs import (
     N,
     base_exprs,
     bollinger_pctb,
+    centred_exprs,
     col,
     indicator_exprs,
     lag_exprs,
@@ -179,6 +180,7 @@ def _stages() -> tuple[Stages, Stages, Stages]:
         (signal_expr(),),
     )
     row_local = (
+        tuple(centred_exprs()),
         tuple(moment_exprs()),
         (
             *price_exprs(), *volume_exprs(), *volatility_exprs(), *micro_exprs(), bollinger_pctb(),

@@ -94,13 +94,30 @@ def window_mean(name: str, w: int) -> pl.Expr:
     return total([lagged(name, k) for k in range(w)]) / w
 
 
+def centred(x: str, k: int, lag: int = 0) -> str:
+    """Column name of x_{t-lag-k} - x_{t-lag}: a window's value k rows before its newest, minus the newest."""
+    return f"_ft_d_{x}_{lag}_{k}"
+
+
+# Inputs whose windows are centred (see window_cov) and the lags their windows end at; the differences are
+# materialised once as columns: written inside each moment they were the bulk of the features' planning time.
+CENTRED = {LR: (0,), SV: (0,), DP: (0, 1), c.CLOSE: (0,)}
+MOMENT_WINDOW = 20
+
+
+def centred_exprs() -> list[pl.Expr]:
+    """x_{t-lag-k} - x_{t-lag} for k < MOMENT_WINDOW, every (x, lag) of CENTRED."""
+    return [(lagged(x, k + lag) - lagged(x, lag)).alias(centred(x, k, lag))
+            for x, lags in CENTRED.items() for lag in lags for k in range(1, MOMENT_WINDOW)]
+
+
 def window_cov(x: str, y: str, w: int, y_lag: int = 0) -> pl.Expr:
     """Population covariance over w rows: mean(dx dy) - mean(dx) mean(dy), d = value - newest value of the window.
 
     Centring on the window's newest value keeps the result exact for flat windows (all d = 0) and free of
-    the cancellation that raw moments of prices suffer."""
-    dx = [lagged(x, k) - col(x) for k in range(1, w)]
-    dy = [lagged(y, k + y_lag) - lagged(y, y_lag) for k in range(1, w)]
+    the cancellation that raw moments of prices suffer. Reads the centred_exprs columns (w <= MOMENT_WINDOW)."""
+    dx = [col(centred(x, k)) for k in range(1, w)]
+    dy = [col(centred(y, k, y_lag)) for k in range(1, w)]
     return total([a * b for a, b in zip(dx, dy)]) / w - (total(dx) / w) * (total(dy) / w)
 
 
@@ -202,7 +219,7 @@ def micro_exprs() -> list[pl.Expr]:
 def bollinger_pctb() -> pl.Expr:
     """%B = (c - lower)/(upper - lower), bands = SMA20 -+ 2 sigma (population) = (2 sigma - (SMA20 - c)) / (4 sigma)."""
     sigma = col(SIGMA_20)
-    above = total([lagged(c.CLOSE, k) - col(c.CLOSE) for k in range(1, 20)]) / 20.0  # SMA20 - close
+    above = total([col(centred(c.CLOSE, k)) for k in range(1, 20)]) / 20.0  # SMA20 - close
     return from_row(nullify_zero((2.0 * sigma - above) / (4.0 * sigma), sigma), 19).alias("bb_pctb_20")
 
 
