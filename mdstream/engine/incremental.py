@@ -22,6 +22,7 @@ from .frames import cursor_marks, gaps_frame, healed_windows, late_ticks, merge_
 from .ledger import Ledger
 from .output import NEVER, EngineOutput, dt_of, first_us, us_of
 from .state import NEXT, SeriesState, state_from_candles, tail_rows
+from .store import SEQ as STORE_SEQ
 from .store import TickStore
 from .store import W as STORE_W
 from .timing import Timing
@@ -166,7 +167,7 @@ class CandleEngine:
         if fresh.height:
             self._take(fresh, now_us)
         return EngineOutput(_NO_CANDLES, late, fresh.height, dups + repeats, quarantined_by=reasons,
-                            ticks=fresh.drop(STORE_W) if fresh.height else None)
+                            ticks=fresh.drop(STORE_W, STORE_SEQ) if fresh.height else None)
 
     def revisable_from(self) -> datetime | None:
         """The oldest event time the next step still admits (newest event - lateness - horizon); None before any."""
