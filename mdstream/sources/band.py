@@ -53,13 +53,12 @@ class PriceBand:
         if stats is None:
             stats = _stats(ticks.lazy())
         ref_p, ref_q = self._reference({row[0]: row[4] for row in stats})
-        sym, price, amount = pl.col(c.SYMBOL), pl.col(c.PRICE), pl.col(c.AMOUNT)
-        rp = sym.replace_strict(ref_p, default=None, return_dtype=pl.Float64)
-        rq = sym.replace_strict(ref_q, default=None, return_dtype=pl.Float64)
-        if len(ref_p) < len(stats):  # symbols without a usable history: their own chunk is the reference
-            own = pl.len().over(c.SYMBOL) >= self.min_history
-            rp = pl.coalesce(rp, pl.when(own).then(price.median().over(c.SYMBOL)))
-            rq = pl.coalesce(rq, pl.when(own).then(amount.median().over(c.SYMBOL)))
+        for symbol, p_med, q_med, n, _ in stats:
+            if symbol not in ref_p and n >= self.min_history:
+                # no usable history: the symbol's own trades of this chunk are its reference
+                ref_p[symbol], ref_q[symbol] = p_med, q_med
+        price, amount = pl.col(c.PRICE), pl.col(c.AMOUNT)
+        rp, rq = _per_symbol(ref_p, stats), _per_symbol(ref_q, stats)
         far = ((price > rp * self.factor) | (price * self.factor < rp)).fill_null(False)
         huge = (amount > rq * self.size_factor).fill_null(False)
         flags = ticks.lazy().select(far.alias("_far"), huge.alias("_huge")).collect(engine="in-memory")
@@ -79,6 +78,14 @@ class PriceBand:
         for symbol, p, q, n, ts in stats:
             if n:
                 self._chunks.setdefault(symbol, deque(maxlen=self.window)).append((p, q, n, ts))
+
+
+def _per_symbol(values: dict[str, float], stats: list[tuple]) -> pl.Expr:
+    """Each row's value of `values` by its symbol (null for a symbol without one); a literal when the chunk holds
+    one symbol, which costs no per-row lookup."""
+    if len(stats) == 1:
+        return pl.lit(values.get(stats[0][0]), dtype=pl.Float64)
+    return pl.col(c.SYMBOL).replace_strict(values, default=None, return_dtype=pl.Float64)
 
 
 def stats_exprs() -> list[pl.Expr]:

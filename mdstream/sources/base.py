@@ -59,8 +59,9 @@ class FeedTracker:
 
     def __init__(self, exchange: str, symbols: tuple[str, ...] = (), *, check_id_jumps: bool = False,
                  recent_ids: int = 10_000, recent_seconds: float = 600.0, source: str | None = None,
-                 band: PriceBand | None = None):
+                 band: PriceBand | None = None, remember_keys: bool = True):
         self.exchange = exchange
+        self.remember_keys = remember_keys  # False: every trade comes in one accept, none repeats a later chunk's
         self.symbols = tuple(symbols)
         self.check_id_jumps = check_id_jumps
         self.source = source or exchange
@@ -203,6 +204,8 @@ class FeedTracker:
             if lo is not None:
                 old = self._ranges.get(symbol, (lo, hi))
                 self._ranges[symbol] = (min(lo, old[0]), max(hi, old[1]))
+        if not self.remember_keys:
+            return
         keys = frame.select(c.SYMBOL, KEY, pl.col(c.TIMESTAMP).alias("_ts"))
         if keys.get_column(KEY).null_count():
             keys = keys.filter(pl.col(KEY).is_not_null())

@@ -145,3 +145,28 @@ def test_a_recorded_coin_m_file_replays_as_binance_delivery(tmp_path):
     assert ticks[c.AMOUNT].to_list()[:3] == [1.0, 2.0, 3.0]  # contracts, as the venue reports them
     lag = (ticks[c.LOCAL_TIMESTAMP] - ticks[c.TIMESTAMP]).dt.total_microseconds().unique().to_list()
     assert lag == [700]  # 16-digit receive stamps read as microseconds
+
+
+def test_files_merge_in_event_time_with_ties_in_file_then_row_order(tmp_path):
+    """Two files, one of them out of order: the replay hands trades over by exchange time, equal times in the
+    order of the files given and of their rows (a stable merge), and an unsorted file is sorted too."""
+    start = 1_723_161_600_000_000
+
+    def write(name: str, rows: list[tuple[int, str]]) -> object:
+        """A Tardis trades file of (µs after start, id) rows of one symbol."""
+        n = len(rows)
+        frame = pl.DataFrame({
+            "exchange": ["binance-futures"] * n, "symbol": ["BTCUSDT"] * n,
+            "timestamp": [start + us for us, _ in rows], "local_timestamp": [start + us + 900 for us, _ in rows],
+            "id": [i for _, i in rows], "side": ["buy"] * n, "price": [59_000.0] * n, "amount": [0.01] * n,
+        })
+        path = tmp_path / name
+        frame.write_csv(path)
+        return path
+
+    first = write("a.csv", [(1_000, "11"), (2_000, "12"), (2_000, "13")])
+    second = write("b.csv", [(2_000, "21"), (1_000, "22"), (2_000, "23"), (500, "24")])
+    ticks = pl.concat([b.ticks for b, _ in asyncio.run(drain(ReplaySource([first, second], speed=0)))])
+    assert ticks.get_column(c.ID).to_list() == ["24", "11", "22", "12", "13", "21", "23"]
+    alone = pl.concat([b.ticks for b, _ in asyncio.run(drain(ReplaySource([second], speed=0)))])
+    assert alone.get_column(c.ID).to_list() == ["24", "22", "21", "23"]
