@@ -105,7 +105,10 @@ def _order_tie_groups(series: pl.DataFrame, breaks: pl.Series, keep: list[str]) 
     break sorted by the tie-breakers; every other row stays where it is. A stable sort of the groups' rows by all
     keys keeps the groups apart (their times differ) and in place, so the result equals the full stable sort."""
     ts = series[c.TIMESTAMP]
-    rows = ts.is_in(ts.gather(breaks).unique().implode()).arg_true()
+    # Exchange times are sorted: each group is the run of rows holding its time, found by two binary searches.
+    times = ts.gather(breaks).unique().sort()
+    rows = pl.int_ranges(ts.search_sorted(times, side="left"), ts.search_sorted(times, side="right"),
+                         dtype=pl.UInt32, eager=True).explode()
     groups = series[list(dict.fromkeys([*keep, *_KEYS]))].gather(rows)
     ordered = (
         groups.with_columns(id_length())
