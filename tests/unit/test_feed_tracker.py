@@ -131,6 +131,31 @@ def test_prices_far_from_the_series_are_quarantined_with_the_reason():
     assert "6e+07" in out.quarantine[c.Q_RAW][0] or "60000000" in out.quarantine[c.Q_RAW][0]
 
 
+def test_without_history_each_symbol_of_a_chunk_is_checked_against_its_own_median():
+    """A first chunk: a symbol with enough trades is its own reference, one with too few is not checked; with one
+    symbol in the chunk as with several."""
+    for symbols in (("BTCUSDT",), ("BTCUSDT", "ETHUSDT", "SOLUSDT")):
+        tracker = FeedTracker("binance", symbols)
+        rows = [("BTCUSDT", str(i), i, 60_000.0 + i) for i in range(9)] + [("BTCUSDT", "9", 9, 6.0)]
+        if len(symbols) > 1:
+            rows += [("ETHUSDT", str(10 + i), i, 3000.0) for i in range(6)] + [("ETHUSDT", "16", 7, 3e5)]
+            rows += [("SOLUSDT", "17", 1, 150.0), ("SOLUSDT", "18", 2, 1.5e6)]  # two trades: no reference yet
+        out = accept(tracker, rows)
+        assert out.ticks.height + out.quarantine.height == len(rows)
+        kept = set(out.ticks[c.PRICE].to_list())
+        assert 6.0 not in kept and 3e5 not in kept
+        assert out.quarantine.height == (2 if len(symbols) > 1 else 1)
+        assert len(symbols) == 1 or 1.5e6 in kept
+
+
+def test_a_tracker_given_everything_at_once_still_drops_repeats_within_it():
+    """remember_keys=False (a replay's single accept): repeats inside the one chunk are dropped and counted."""
+    tracker = FeedTracker("binance", ("BTCUSDT",), remember_keys=False)
+    out = accept(tracker, [("BTCUSDT", "1", 1), ("BTCUSDT", "2", 2), ("BTCUSDT", "1", 3), ("BTCUSDT", "3", 4)])
+    assert out.ticks[c.ID].to_list() == ["1", "2", "3"] and out.duplicates == 1
+    assert tracker._seen.height == 0  # noqa: SLF001 (what is not kept is the point)
+
+
 def test_an_outlier_id_inside_a_chunk_leaves_the_sequence_where_it_was():
     tracker = FeedTracker("binance", ("BTCUSDT",), check_id_jumps=True)
     accept(tracker, [("BTCUSDT", "99", 0)])
