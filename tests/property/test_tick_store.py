@@ -9,7 +9,7 @@ from ticks_strategies import tick_frames
 
 from mdstream.contract import columns as c
 from mdstream.contract.schema import TICK_SCHEMA
-from mdstream.engine.store import SEQ, W, TickStore
+from mdstream.engine.store import SEQ, TickStore, W
 from mdstream.kernel.candles import sparse_many
 from mdstream.kernel.grid import SPARSE_COLUMNS
 
