@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -18,6 +20,7 @@ from .volumes import apply_many, apply_one, has_inverse, inverse_agg, inverse_in
 # The columns the window aggregation reads (window_inputs, window_aggs): all order_ticks needs to move for it.
 WINDOW_INPUTS = (c.EXCHANGE, c.SYMBOL, c.TIMESTAMP, c.SIDE, c.PRICE, c.AMOUNT)
 _BUCKET = "_bucket"
+_FILTER_SPLIT = 8  # up to this many series in one file, split_series filters once per series
 _BUY = "_buy_amount"
 _SELL = "_sell_amount"
 
@@ -44,7 +47,15 @@ def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
     keys = [c.SYMBOL] if one_exchange else [c.EXCHANGE, c.SYMBOL]
     first = ticks[c.EXCHANGE][0]
     rest = ticks.drop(c.EXCHANGE) if one_exchange else ticks
-    parts = rest.partition_by(keys, maintain_order=True, include_key=False, as_dict=True)
+    series = (ticks[c.SYMBOL].unique(maintain_order=True).to_frame() if one_exchange
+              else ticks.select(keys).unique(maintain_order=True))
+    if series.height <= _FILTER_SPLIT:
+        # A few series: one filter pass each moves ~2x fewer bytes than partition_by's gathers over the many
+        # chunks a file is read in; same parts, same order (first appearance), rows in file order.
+        parts = {key: rest.filter(functools.reduce(operator.and_, (ticks[k] == v for k, v in zip(keys, key))))
+                 .drop(keys) for key in series.iter_rows()}
+    else:
+        parts = rest.partition_by(keys, maintain_order=True, include_key=False, as_dict=True)
     return [
         part.with_columns(pl.lit(first if one_exchange else key[0], ticks.schema[c.EXCHANGE]).alias(c.EXCHANGE),
                           pl.lit(key[-1], ticks.schema[c.SYMBOL]).alias(c.SYMBOL))[ticks.columns]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..contract.errors import ConfigError
 
@@ -61,12 +64,19 @@ def spool_folder(opts: SinkOptions) -> Path:
 def _open(opts: SinkOptions, mode: str):
     """The sink itself."""
     if opts.kind == "duckdb":
-        from .duckdb import DuckDBSink
+        def duckdb_sink():
+            """The DuckDB sink (importing duckdb)."""
+            from .duckdb import DuckDBSink
 
-        # A stream runs for days: it holds the file only while writing, so queries can read in between.
-        # A backfill opens the file while it reads its first input.
-        # A command that fails before writing leaves no empty file behind.
-        return DuckDBSink(opts.duckdb_path, shared=mode == "stream", background=mode == "backfill", remove_unused=True)
+            # A stream runs for days: it holds the file only while writing, so queries can read in between.
+            # A backfill opens the file while it reads its first input; an open that fails is raised by the
+            # first operation, and a command that fails before writing leaves no empty file behind.
+            return DuckDBSink(opts.duckdb_path, shared=mode == "stream", background=mode == "backfill",
+                              remove_unused=True)
+
+        # A backfill imports duckdb on a thread too, while its first input is read (the read leaves the
+        # interpreter free).
+        return Opening(duckdb_sink) if mode == "backfill" else duckdb_sink()
     if opts.kind == "parquet":
         from .parquet import ParquetSink
 
@@ -76,3 +86,17 @@ def _open(opts: SinkOptions, mode: str):
 
         return open_bigquery(opts.bigquery_config(), mode=mode)
     raise ConfigError(f"unknown sink {opts.kind!r}; choose from {', '.join(SINK_NAMES)}")
+
+
+class Opening:
+    """A sink being opened on a thread, its imports included: the first attribute asked of it waits for the open
+    and raises its error, if any."""
+
+    def __init__(self, open_: Callable[[], Any]):
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-open")
+        self._future = pool.submit(open_)
+        pool.shutdown(wait=False)
+
+    def __getattr__(self, name: str) -> Any:
+        """`name` of the opened sink."""
+        return getattr(self._future.result(), name)

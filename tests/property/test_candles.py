@@ -186,11 +186,13 @@ def test_latency_is_measured_from_the_window_end():
     assert row[c.TIMESTAMP_OUT] == now and row[c.REVISION] == 0 and row[c.LATE_TRADES] == 0
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["binance", "deribit"]), st.sampled_from(["BTCUSDT", "ETHUSDT", "X"])),
-                min_size=1, max_size=40))
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["binance", "deribit"]),
+                          st.sampled_from(["BTCUSDT", "ETHUSDT", "X", "SOLUSDT", "ADAUSDT", "DOGEUSDT"])),
+                min_size=1, max_size=60))
 def test_split_series_equals_a_partition_by_exchange_and_symbol(keys):
-    """Parts in first-seen order, each with its rows in order, every column (and its type) where it was."""
+    """Parts in first-seen order, each with its rows in order, every column (and its type) where it was; few
+    series (split by filters) and many (by partition)."""
     from mdstream.kernel.candles import split_series
 
     frame = pl.DataFrame({c.EXCHANGE: [e for e, _ in keys], "n": list(range(len(keys))), c.SYMBOL: [s for _, s in keys]})
