@@ -167,3 +167,20 @@ def test_backfill_day_of_candles_is_fast(tmp_path):
     elapsed = (time.perf_counter() - started) / 3
     sink.close()
     assert elapsed < 1.0, f"write_day of 7,000 candles took {elapsed:.3f}s"
+
+
+def test_a_backfill_sink_is_imported_and_opened_on_a_thread_its_first_use_waits(tmp_path):
+    """open_sink for a backfill returns at once; the first operation waits for the open (and raises its error)."""
+    from mdstream.sinks.factory import Opening, SinkOptions, open_sink
+
+    sink = open_sink(SinkOptions(duckdb_path=tmp_path / "b.duckdb"), mode="backfill")
+    assert isinstance(sink, Opening)
+    assert sink.read_candles(exchange="binance").height == 0
+    sink.close()
+    assert not (tmp_path / "b.duckdb").exists(), "a sink that wrote nothing leaves no file behind"
+    (tmp_path / "not-a-db.duckdb").write_text("plain text, not a database")
+    broken = open_sink(SinkOptions(duckdb_path=tmp_path / "not-a-db.duckdb"), mode="backfill")
+    with pytest.raises(SinkError, match="not-a-db.duckdb"):
+        broken.read_candles(exchange="binance")
+    with pytest.raises(SinkError):
+        broken.close()
