@@ -55,7 +55,7 @@ def load(paths: list[Path], *, now: datetime, exchange: str | None = None,
         # A stable sort keeps ties in (file, row) order, the order they were concatenated in.
         merged = merged.sort(c.TIMESTAMP, maintain_order=True)
     else:
-        # In order already: only the flag a sort sets, which the engine's per-slice sorts take their fast path on.
+        # In order already: flagged sorted as the sort would leave it, so what follows sees the same frame.
         merged = merged.with_columns(pl.col(c.TIMESTAMP).set_sorted())
     return merged, pl.concat(quarantine) if quarantine else empty_quarantine()
 
