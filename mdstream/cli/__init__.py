@@ -10,7 +10,7 @@ import click
 from .. import __version__
 from ..contract import timeframes as tfm
 from ..jobs.requests import BackfillOptions, default
-from .edge import Main, guarded
+from .edge import PROCESS, Main, end_process, guarded
 from .options import (
     day_callback,
     exchange_callback,
@@ -26,6 +26,12 @@ from .options import (
 @click.version_option(__version__, prog_name="mdstream")
 def main() -> None:
     """mdstream: trade ticks -> UTC-aligned candles (15s..1d) + features, in DuckDB, Parquet or BigQuery."""
+
+
+def entry() -> None:
+    """The `mdstream` program and `python -m mdstream`: the command line in a process of its own."""
+    PROCESS["own"] = True
+    main()
 
 
 @main.command()
@@ -71,6 +77,7 @@ def backfill(**kw) -> None:
         instruments=instruments_from(kw, kw["exchange"]),
     )
     run_with_progress(opts, sink_opts, quiet=kw["quiet"])
+    end_process()  # every day is committed and the sink closed
 
 
 @main.command()

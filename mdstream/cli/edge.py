@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 
 import click
 
 from ..contract.errors import MdstreamError
 
 DEBUG_ENV = "MDSTREAM_DEBUG"
+# Set by the `mdstream` program (cli.entry): the process is the command's own, not a caller's (a test runner).
+PROCESS = {"own": False}
 
 
 class OneLine(click.ClickException):
@@ -59,3 +62,21 @@ class Main(click.Group):
     def invoke(self, ctx):
         """Run the command; errors -> one line and their exit status."""
         return guarded(super().invoke)(ctx)
+
+
+def end_process() -> None:
+    """After a command finished and closed everything it wrote: when the process is the command's own, end it at
+    once, exit status 0, without the interpreter's teardown (freeing every frame and module the OS reclaims
+    anyway: ~0.1 s after a day's backfill); otherwise return."""
+    if not PROCESS["own"]:
+        return
+    status = 0
+    logging = sys.modules.get("logging")  # its handlers flushed and closed, if anything logged at all
+    if logging is not None:
+        logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            status = 120  # what the interpreter reports when its output cannot be flushed at exit
+    os._exit(status)
