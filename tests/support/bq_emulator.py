@@ -80,7 +80,7 @@ def _parse_exports(text: str) -> dict[str, str]:
 def wait_ready(endpoint: str, grpc: str | None = None, timeout: float = 30.0) -> None:
     """Poll the dataset list until it answers 200 and (given) the gRPC port of the Storage Write API until it takes
     connections, or raise after `timeout` seconds: the REST side answering first does not mean writes can start,
-    and a sink closing right after an outage tries its spool once, at once."""
+    and a sink closing right after an outage gives its spool only a short while (bigquery/sink.RECONNECT_S)."""
     url = f"{endpoint}/bigquery/v2/projects/{PROJECT}/datasets"
     deadline = time.monotonic() + timeout
     while not _answers(url) or (grpc is not None and not _listens(grpc)):
