@@ -20,6 +20,7 @@ from ..kernel import gaps as gp
 from ..kernel.candles import rollup
 from ..kernel.features import TAIL_ROWS, add_features, advance_tail
 from ..kernel.grid import fill_grid, finalize
+from ..kernel.plans import SMALL_PLAN
 from .holes import split_holes
 from .state import CURSOR_SCHEMA, NEXT, SERIES, STARTED, WINDOW, SeriesState
 
@@ -225,13 +226,13 @@ def _build(open_: pl.DataFrame, segments: pl.DataFrame, tail: pl.DataFrame | Non
         # One scalar range per timeframe: the grid join keeps only each series' own segments.
         rows = base.filter((ts >= lo) & (ts < hi))
         plans.append(rows if tf == spec.base else rollup(rows, tf))
-    frames = pl.collect_all(plans, engine="in-memory") if len(plans) > 1 else [plans[0].collect(engine="in-memory")]
+    frames = pl.collect_all(plans, engine="in-memory", optimizations=SMALL_PLAN)
     sparse = pl.concat(frames) if len(frames) > 1 else frames[0]
     bounds = segments.select(*_KEY, _LO, (pl.col(_HI) - pl.col(_W)).alias(_HI), _PRIOR)
     dense = fill_grid(sparse.lazy(), bounds.lazy())
     if marks.height:
         dense = gp.mark_feed_gaps(dense, marks.lazy(), list(ranges))
-    return add_features(finalize(dense, now=now), prior=tail).collect(engine="in-memory")
+    return add_features(finalize(dense, now=now), prior=tail).collect(engine="in-memory", optimizations=SMALL_PLAN)
 
 
 def _advance(bounds: pl.DataFrame, featured: pl.DataFrame | None) -> pl.DataFrame:

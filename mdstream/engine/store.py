@@ -9,6 +9,7 @@ from ..contract import columns as c
 from ..contract.schema import TICK_SCHEMA
 from ..kernel.candles import sparse_many
 from ..kernel.grid import SPARSE_COLUMNS
+from ..kernel.plans import SMALL_PLAN
 
 W = "_base_window_us"  # start of the tick's window of the shortest timeframe, computed once on arrival
 SEQ = "_store_seq"  # arrival number of a retained tick: those from a batch on are that batch's or later ones'
@@ -43,7 +44,7 @@ class TickStore:
         fresh = pl.concat([keyed, ticks.lazy().filter(~has_id)]).with_columns(
             (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).alias(W),
             (pl.int_range(pl.len(), dtype=pl.Int64) + self._seq).alias(SEQ),
-        ).collect(engine="in-memory")
+        ).collect(engine="in-memory", optimizations=SMALL_PLAN)
         self._seq += fresh.height
         if fresh.height:
             both = pl.concat([self.ticks, fresh])

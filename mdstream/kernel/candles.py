@@ -15,10 +15,12 @@ from ..contract.instruments import INVERSE
 from ..contract.schema import CANDLE_BASE_SCHEMA, TS
 from .grid import SPARSE_COLUMNS, densify, finalize, window_start
 from .order import ORDER_KEYS, id_length, order_ticks
+from .plans import SMALL_PLAN
 from .volumes import apply_many, apply_one, has_inverse, inverse_agg, inverse_input, series_rule
 
 # The columns the window aggregation reads (window_inputs, window_aggs): all order_ticks needs to move for it.
 WINDOW_INPUTS = (c.EXCHANGE, c.SYMBOL, c.TIMESTAMP, c.SIDE, c.PRICE, c.AMOUNT)
+_ORDER_READS = (c.LOCAL_TIMESTAMP, c.ID)  # and the tie-breakers of the trade order
 _BUCKET = "_bucket"
 _FILTER_SPLIT = 8  # up to this many series in one file, split_series filters once per series
 _BUY = "_buy_amount"
@@ -106,7 +108,8 @@ def sparse_many(ticks: pl.DataFrame, timeframe: str, instruments: pl.DataFrame |
     width = tfm.duration_us(timeframe)
     inverse = has_inverse(instruments)
     windows = (
-        ticks.lazy()
+        # Only the columns read move through the sort (the plan is collected without projection pushdown).
+        ticks.lazy().select(*WINDOW_INPUTS, *_ORDER_READS)
         .with_columns(id_length())
         # first()/last() follow row order inside each group, so a sort on the (numeric) trade order is
         # enough; sorting by the symbol strings too would cost ten times more.
@@ -116,7 +119,8 @@ def sparse_many(ticks: pl.DataFrame, timeframe: str, instruments: pl.DataFrame |
         .agg(window_aggs(inverse))
         .with_columns(pl.col(_BUCKET).cast(TS).alias(c.TIMESTAMP_IN), pl.lit(timeframe).alias(c.TIMEFRAME))
     )
-    return apply_many(windows, instruments, inverse=inverse).select(SPARSE_COLUMNS).collect(engine="in-memory")
+    return apply_many(windows, instruments, inverse=inverse).select(SPARSE_COLUMNS).collect(engine="in-memory",
+                                                                                           optimizations=SMALL_PLAN)
 
 
 def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str, instruments: pl.DataFrame | None = None) -> pl.DataFrame:

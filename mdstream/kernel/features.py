@@ -47,6 +47,7 @@ from .features_exprs import (
     volatility_exprs,
     volume_exprs,
 )
+from .plans import SMALL_PLAN
 
 __all__ = ["STATE_COLUMNS", "TAIL_ROWS", "add_features", "tail_state", "advance_tail"]
 
@@ -202,7 +203,7 @@ def tail_state(featured: pl.LazyFrame | pl.DataFrame, n: int = TAIL_ROWS) -> pl.
     _require(frame.collect_schema(), INPUT_COLUMNS + STATE_COLUMNS, "featured frame (keep STATE_COLUMNS)")
     # pl.len() is unsigned: cast before subtracting, or a short series underflows and keeps nothing.
     in_tail = pl.int_range(pl.len()).over(c.SERIES_KEY) >= pl.len().over(c.SERIES_KEY).cast(pl.Int64) - n
-    return frame.sort(_ORDER).filter(in_tail).collect(engine="in-memory")
+    return frame.sort(_ORDER).filter(in_tail).collect(engine="in-memory", optimizations=SMALL_PLAN)
 
 
 def advance_tail(
