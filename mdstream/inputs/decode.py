@@ -15,6 +15,7 @@ import polars as pl
 from ..contract import columns as c
 from ..contract import schema
 from ..contract.schema import empty_ticks
+from ..kernel.plans import SMALL_PLAN
 from .parse import (
     LINE,
     MSG,
@@ -144,7 +145,7 @@ def decode_binance(raw: pl.DataFrame, *, exchange: str, source: str, now: dateti
     fields, checks, ticks = _binance_plan(exchange, tuple(symbols) if symbols else None)
     # One query from parsed messages to checked ticks: a chunk is a few hundred rows, so every extra Polars
     # call costs more than the work it does.
-    frame = parsed.lazy().select(fields).with_columns(ticks).collect(engine="in-memory")
+    frame = parsed.lazy().select(fields).with_columns(ticks).collect(engine="in-memory", optimizations=SMALL_PLAN)
     out = _sort_out(frame, [*c.TICK_COLUMNS, TRADE_ID, TRADE_KIND], checks, source, now)
     return out if not unread.height else out._replace(quarantine=_concat_quarantine(unread, out.quarantine))
 
@@ -210,7 +211,7 @@ def decode_tardis(raw: pl.DataFrame, *, source: str, now: datetime, exchange: st
         return Decoded(_empty_with_id(), unread, {})
     subscribed = tuple(s.upper() for s in symbols) if symbols else None
     fields, checks, ticks = _tardis_plan(exchange, subscribed)
-    frame = parsed.lazy().select(fields).with_columns(ticks).collect(engine="in-memory")
+    frame = parsed.lazy().select(fields).with_columns(ticks).collect(engine="in-memory", optimizations=SMALL_PLAN)
     out = _sort_out(frame, [*c.TICK_COLUMNS, TRADE_ID], checks, source, now)
     return out if not unread.height else out._replace(quarantine=_concat_quarantine(unread, out.quarantine))
 
