@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from ..kernel.candles import WINDOW_INPUTS, sparse_from_ticks, sparse_many
+from ..kernel.candles import series_windows, sparse_many
 from ..kernel.grid import SPARSE_COLUMNS
-from ..kernel.order import order_ticks
 from .state import OPEN_SCHEMA
 
 
@@ -22,7 +21,7 @@ def trade_windows(ticks: pl.DataFrame | list[pl.DataFrame], base: str, *, single
         if not single_series:
             return sparse_many(ticks, base, instruments).select(SPARSE_COLUMNS)
         ticks = [ticks]
-    parts = [sparse_from_ticks(order_ticks(part, WINDOW_INPUTS), base, instruments) for part in ticks if part.height]
+    parts = [series_windows(part, base, instruments) for part in ticks if part.height]
     if not parts:
         return pl.DataFrame(schema=OPEN_SCHEMA)
     return pl.concat(parts) if len(parts) > 1 else parts[0]

@@ -14,14 +14,15 @@ from ..contract import timeframes as tfm
 from ..contract.instruments import INVERSE
 from ..contract.schema import CANDLE_BASE_SCHEMA, TS
 from .grid import SPARSE_COLUMNS, densify, finalize, window_start
-from .order import ORDER_KEYS, id_length, order_ticks
+from .order import ORDER_KEYS, id_length, in_trade_order, order_ticks
 from .plans import SMALL_PLAN
+from .unordered import BUCKET, unordered_windows
 from .volumes import apply_many, apply_one, has_inverse, inverse_agg, inverse_input, series_rule
 
 # The columns the window aggregation reads (window_inputs, window_aggs): all order_ticks needs to move for it.
 WINDOW_INPUTS = (c.EXCHANGE, c.SYMBOL, c.TIMESTAMP, c.SIDE, c.PRICE, c.AMOUNT)
 _ORDER_READS = (c.LOCAL_TIMESTAMP, c.ID)  # and the tie-breakers of the trade order
-_BUCKET = "_bucket"
+_BUCKET = BUCKET
 _FILTER_SPLIT = 8  # up to this many series in one file, split_series filters once per series
 _BUY = "_buy_amount"
 _SELL = "_sell_amount"
@@ -84,19 +85,28 @@ def window_aggs(inverse: bool = False) -> list[pl.Expr]:
     """OHLC (first/max/min/last price in trade order), volume = sum amount, quote_volume = sum price*amount (raw,
     before volumes.apply_*), with `inverse` sum amount/price, buy/sell volume by aggressor side, trades = count,
     first/last trade time (rows are in trade order)."""
-    amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
+    price = pl.col(c.PRICE)
     return [
         price.first().alias(c.OPEN),
         price.max().alias(c.HIGH),
         price.min().alias(c.LOW),
         price.last().alias(c.CLOSE),
+        *window_sums(inverse),
+        pl.len().cast(pl.Int64).alias(c.TRADES),
+        pl.col(c.TIMESTAMP).first().alias(c.FIRST_TRADE_AT),
+        pl.col(c.TIMESTAMP).last().alias(c.LAST_TRADE_AT),
+    ]
+
+
+def window_sums(inverse: bool = False) -> list[pl.Expr]:
+    """The window sums: volume = sum amount, quote_volume = sum price*amount (raw), buy/sell volume = sum of the
+    side's amounts, with `inverse` sum amount/price (window_inputs makes the per-trade columns they read)."""
+    amount, price = pl.col(c.AMOUNT), pl.col(c.PRICE)
+    return [
         amount.sum().alias(c.VOLUME),
         (price * amount).sum().alias(c.QUOTE_VOLUME),
         pl.col(_BUY).sum().alias(c.BUY_VOLUME),
         pl.col(_SELL).sum().alias(c.SELL_VOLUME),
-        pl.len().cast(pl.Int64).alias(c.TRADES),
-        pl.col(c.TIMESTAMP).first().alias(c.FIRST_TRADE_AT),
-        pl.col(c.TIMESTAMP).last().alias(c.LAST_TRADE_AT),
         *([inverse_agg()] if inverse else []),
     ]
 
@@ -123,6 +133,20 @@ def sparse_many(ticks: pl.DataFrame, timeframe: str, instruments: pl.DataFrame |
                                                                                            optimizations=SMALL_PLAN)
 
 
+def series_windows(series: pl.DataFrame, timeframe: str, instruments: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Windows with at least one trade of ONE series in any row order (sparse_from_ticks' rows): rows already in
+    trade order are aggregated as they are; others without moving them (kernel/unordered.py), unless an exchange
+    time is missing (then sorted, nulls first, by order_ticks)."""
+    if in_trade_order(series):
+        return sparse_from_ticks(series, timeframe, instruments)
+    if series.get_column(c.TIMESTAMP).null_count():
+        return sparse_from_ticks(order_ticks(series, WINDOW_INPUTS), timeframe, instruments)
+    kind, size = series_rule(instruments, series[c.EXCHANGE][0], series[c.SYMBOL][0])
+    inverse = kind == INVERSE
+    windows = unordered_windows(series, tfm.duration_us(timeframe), window_inputs(inverse), window_sums(inverse))
+    return _finish_one(windows, series, timeframe, kind, size)
+
+
 def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str, instruments: pl.DataFrame | None = None) -> pl.DataFrame:
     """Windows with at least one trade, for ONE series already in trade order (order_ticks); volumes follow the
     series' instrument in `instruments` (unlisted: linear, size 1). The exchange time must not be flagged sorted
@@ -131,9 +155,7 @@ def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str, instruments: pl.Dat
     width = tfm.duration_us(timeframe)
     # The bucket is sorted because the ticks are: flagging it lets Polars group by runs, ~2.5x faster.
     bucket = (pl.col(c.TIMESTAMP).dt.epoch("us") // width * width).set_sorted()
-    # One series: exchange and symbol are constants, cheaper added after than gathered per window.
-    exchange, symbol = ordered[c.EXCHANGE][0], ordered[c.SYMBOL][0]
-    kind, size = series_rule(instruments, exchange, symbol)
+    kind, size = series_rule(instruments, ordered[c.EXCHANGE][0], ordered[c.SYMBOL][0])
     inverse = kind == INVERSE
     windows = (
         ordered.lazy()
@@ -141,6 +163,13 @@ def sparse_from_ticks(ordered: pl.DataFrame, timeframe: str, instruments: pl.Dat
         .group_by(_BUCKET, maintain_order=True)
         .agg(window_aggs(inverse))
     )
+    return _finish_one(windows, ordered, timeframe, kind, size)
+
+
+def _finish_one(windows: pl.LazyFrame, series: pl.DataFrame, timeframe: str, kind: str, size: float) -> pl.DataFrame:
+    """Sparse rows (SPARSE_COLUMNS) of one series' window aggregates (_bucket, raw sums): volumes by its rule."""
+    # One series: exchange and symbol are constants, cheaper added after than gathered per window.
+    exchange, symbol = series[c.EXCHANGE][0], series[c.SYMBOL][0]
     return (
         apply_one(windows, kind, size)
         .with_columns(
@@ -188,12 +217,12 @@ def sparse_all(
     wanted = sorted({tfm.normalize(t) for t in timeframes}, key=tfm.duration_us)
     base = wanted[0]
     if isinstance(ticks, list):  # big series, already split: each takes the single-series fast path
-        parts = [sparse_from_ticks(order_ticks(part), base, instruments) for part in ticks if part.height]
+        parts = [series_windows(part, base, instruments) for part in ticks if part.height]
         sparse = pl.concat(parts) if parts else None
     elif ticks.height == 0:
         sparse = None
     elif is_single_series(ticks):
-        sparse = sparse_from_ticks(order_ticks(ticks), base, instruments)
+        sparse = series_windows(ticks, base, instruments)
     else:  # many small series (a stream batch): one vectorised pass
         sparse = sparse_many(ticks, base, instruments)
     if sparse is None:

@@ -18,7 +18,7 @@ _SERIES = (c.EXCHANGE, c.SYMBOL)  # one value in the ticks of one series
 # Optional helper column: the trade id as Int64, when a reader already parsed it (saves re-parsing 1e6s of ids).
 ID_NUMBER = "_id_number"
 
-__all__ = ["ID_NUMBER", "ORDER_KEYS", "id_length", "order_ticks"]
+__all__ = ["ID_NUMBER", "ORDER_KEYS", "id_length", "in_trade_order", "order_ticks"]
 
 
 def id_length() -> pl.Expr:
@@ -54,6 +54,18 @@ def order_ticks(series: pl.DataFrame, carry: Sequence[str] | None = None) -> pl.
     if breaks.len() == 0:
         return series if carry is None else series[keep]
     return _order_tie_groups(series, breaks, keep)
+
+
+def in_trade_order(series: pl.DataFrame) -> bool:
+    """True when the rows are known to follow the order rule: exchange times present and sorted, and ids rising
+    as a Tardis file's do, or receive times rising with no tie of both out of order. Receive times that fall
+    back (network jitter) answer False without looking for the ties they break: such a series is not moved."""
+    ts, lts = series.get_column(c.TIMESTAMP), series.get_column(c.LOCAL_TIMESTAMP)
+    if ts.null_count() or not ts.is_sorted():
+        return False
+    if _rising_ids(series):
+        return True
+    return not lts.null_count() and lts.is_sorted() and _tie_breaks(series).len() == 0
 
 
 def _full_sort(series: pl.DataFrame) -> pl.DataFrame:
