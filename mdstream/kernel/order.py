@@ -108,8 +108,12 @@ def _tie_breaks(series: pl.DataFrame) -> pl.Series:
         return bad
     ids = series[c.ID]
     cur, prev = ids.gather(same), ids.gather(same - 1)
-    iln, piln = cur.cast(pl.String).str.len_bytes(), prev.cast(pl.String).str.len_bytes()
-    ok = (iln > piln) | ((iln == piln) & (cur >= prev))
+    if ids.dtype.is_integer() and all(isinstance(m, int) and m >= 0 for m in (cur.min(), prev.min())):
+        # non-negative integers order by (text length, text) as by value: no cast of every tied id to text
+        ok = cur >= prev
+    else:
+        iln, piln = cur.cast(pl.String).str.len_bytes(), prev.cast(pl.String).str.len_bytes()
+        ok = (iln > piln) | ((iln == piln) & (cur >= prev))
     return pl.concat([bad, same.filter(~ok.fill_null(False))])
 
 
