@@ -18,6 +18,8 @@ from ..contract import columns as c
 from ..contract import schema
 from ..contract.errors import InputError
 from ..kernel import validate
+from ..kernel.candles import split_series
+from ..kernel.order import ID_NUMBER
 
 GZIP_MAGIC = b"\x1f\x8b"
 # Types of the file as written: timestamps stay integers until the vectorised conversion after the read.
@@ -52,12 +54,17 @@ class TickRead:
     source: str
     id_numbers: pl.Series | None = None  # ids as Int64 when every id is an integer (clean files), for reuse
     single_series: bool = False  # True when the reader proved every row has one exchange and symbol
+    # With `split`, a clean file of several series: its ticks per series (kernel.candles.split_series order),
+    # with the parsed ids as ID_NUMBER when the ids are text
+    parts: list[pl.DataFrame] | None = None
 
 
-def read_trades(path: str | Path, *, now: datetime, numeric_ids: bool = False) -> TickRead:
+def read_trades(path: str | Path, *, now: datetime, numeric_ids: bool = False, split: bool = False) -> TickRead:
     """Read a Tardis trades CSV: a fast typed read when the file is clean, a tolerant line-level read otherwise.
     `numeric_ids` lets a clean file whose ids are all integers keep them as Int64 in `ticks` (ids then order
-    as numbers); without it, ids are always text, as the data contract stores them."""
+    as numbers); without it, ids are always text, as the data contract stores them. `split`: a clean file of
+    several series also comes split by series (`parts`), its ids checked per series on the way (cheaper than
+    over the whole file)."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
@@ -73,14 +80,34 @@ def read_trades(path: str | Path, *, now: datetime, numeric_ids: bool = False) -
         except (pl.exceptions.PolarsError, OSError, UnicodeError):
             # Unparseable numbers, ragged rows, bad UTF-8, broken gzip (or an id that is not an integer).
             continue
-        facts = validate.inspect(frame)
+        facts = validate.inspect(frame, series_ids=not split)
         if not facts.clean:
             break  # bad values: the text read names them
         # Sortedness found by the inspection is flagged, so min/max and order checks downstream are O(1).
         ticks = validate.finish(frame, text_ids=csv_schema is CSV_SCHEMA, ascending=facts.ascending)
+        parts = None
+        if split and not facts.single_series:
+            parts = _series_parts(ticks, facts.id_numbers, checked=not facts.ids_unchecked)
+            if parts is None:
+                break  # an id repeated within a series: the text read quarantines the repeats
         return TickRead(ticks, schema.empty(schema.QUARANTINE_SCHEMA), frame.height, 0, True, source,
-                        facts.id_numbers, facts.single_series)
+                        facts.id_numbers, facts.single_series, parts)
     return _read_as_text(path, source, now) or _read_tolerant(path, source, now)
+
+
+def _series_parts(ticks: pl.DataFrame, id_numbers: pl.Series | None, *, checked: bool) -> list[pl.DataFrame] | None:
+    """The ticks of each series, text ids' parsed numbers riding along as ID_NUMBER; None when ids are not
+    `checked` yet and some series repeats one (ids rising within each series prove it does not, cheaply)."""
+    own = ticks[c.ID].dtype == pl.Int64
+    frame = ticks if own or id_numbers is None else ticks.with_columns(id_numbers.alias(ID_NUMBER))
+    parts = split_series(frame)
+    if checked:
+        return parts
+    for part in parts:
+        numbers = part[c.ID] if own else part[ID_NUMBER] if id_numbers is not None else None
+        if validate.has_duplicate_ids(part, numbers):
+            return None
+    return parts
 
 
 def _integer_id(row: bytes | None) -> bool:

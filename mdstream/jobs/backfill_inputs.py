@@ -92,15 +92,15 @@ Note = Callable[[str], None]
 
 def read_unit(unit: Unit, opts: BackfillOptions, now: datetime, note: Note | None = None,
               cancel: threading.Event | None = None) -> list[TickRead]:
-    """The reads of one unit (ids as numbers unless ticks are stored); a Tardis day is downloaded first, and a
-    cached file found truncated is removed and downloaded again."""
+    """The reads of one unit (ids as numbers unless ticks are stored; a file of several series split by series);
+    a Tardis day is downloaded first, and a cached file found truncated is removed and downloaded again."""
     numeric = not opts.store_ticks
     if unit.symbol is None:
         if len(unit.paths) < 2:
-            return [read_trades(path, now=now, numeric_ids=numeric) for path in unit.paths]
+            return [read_trades(path, now=now, numeric_ids=numeric, split=True) for path in unit.paths]
         # Two at a time: while one file is still inflating (gzip is one core) the other is parsed.
         with ThreadPoolExecutor(max_workers=2, thread_name_prefix="backfill-file") as pool:
-            return list(pool.map(lambda path: read_trades(path, now=now, numeric_ids=numeric), unit.paths))
+            return list(pool.map(lambda path: read_trades(path, now=now, numeric_ids=numeric, split=True), unit.paths))
     from ..inputs.tardis_download import cache_path, download_trades
 
     assert unit.day is not None and opts.exchange is not None, "a download unit names its day (tardis_units)"
@@ -112,7 +112,7 @@ def read_unit(unit: Unit, opts: BackfillOptions, now: datetime, note: Note | Non
             cache_dir=opts.cache_dir, endpoint=opts.tardis_endpoint, timeout_s=opts.download_timeout,
             progress=(lambda text: note(f"{unit.label}: {text}")) if note else None, cancel=cancel,
         )
-        reads = [read_trades(p, now=now, numeric_ids=numeric) for p in paths]
+        reads = [read_trades(p, now=now, numeric_ids=numeric, split=True) for p in paths]
         if attempt or not cached or all(r.complete for r in reads):
             return reads
         # A cut-short file in the cache (a copy or disk that failed): fetch it again once.

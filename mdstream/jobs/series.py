@@ -27,9 +27,10 @@ def series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead],
         frame = read.ticks
         # ids held as integers are their own numbers, added after any split (an alias, not a second column to move)
         own = frame[c.ID].dtype == pl.Int64
-        if read.id_numbers is not None and not own:
+        if read.id_numbers is not None and not own and read.parts is None:
             frame = frame.with_columns(read.id_numbers.alias(ID_NUMBER))
-        for part in ([frame] if read.single_series and frame.height else split_series(frame)):
+        # split by the reader already (text ids' numbers added), else here
+        for part in read.parts or ([frame] if read.single_series and frame.height else split_series(frame)):
             if read.id_numbers is not None and own:
                 part = part.with_columns(pl.col(c.ID).alias(ID_NUMBER))
             groups.setdefault((part[c.EXCHANGE][0], part[c.SYMBOL][0]), []).append((part, read))

@@ -108,10 +108,13 @@ class Inspection:
     single_series: bool = False
     id_numbers: pl.Series | None = None  # flagged sorted when the ids strictly rise
     ascending: tuple[str, ...] = ()  # columns whose ascending order may be flagged on the frame
+    ids_unchecked: bool = False  # several series, distinct ids per series left to the caller (series_ids=False)
 
 
-def inspect(df: pl.DataFrame) -> Inspection:
-    """Inspection of a typed tick frame (Int64 us timestamps, Float64 amounts) by column reductions."""
+def inspect(df: pl.DataFrame, *, series_ids: bool = True) -> Inspection:
+    """Inspection of a typed tick frame (Int64 us timestamps, Float64 amounts) by column reductions. With
+    `series_ids=False`, ids of a frame of several series not rising as one sequence are not checked for
+    repeats here (`ids_unchecked`): a caller that splits the frame anyway checks each series more cheaply."""
     if df.height == 0:
         return Inspection(True, True)
     # Column reductions instead of per-row flags: equivalent and several times cheaper (and cheaper again
@@ -138,14 +141,17 @@ def inspect(df: pl.DataFrame) -> Inspection:
     ).collect().row(0)
     if not all(texts + tuple(found.values())):
         return Inspection(False)
+    unchecked = False
     if df.height > 1 and _ids_rising(df, ids):
         ids = ids.set_sorted()  # later order and gap checks then cost nothing
+    elif not one and not series_ids:
+        unchecked = True
     elif (df.height > 1 and (one or not _ids_rising_per_series(df, ids, one_exchange))
           and df.select(_duplicate_mask().any()).item()):
         return Inspection(False)
     # Not the event time: flagged sorted, it sends Polars' streaming group-by down a path 2.5x slower.
     ascending = (c.LOCAL_TIMESTAMP,) if df[c.LOCAL_TIMESTAMP].is_sorted() else ()
-    return Inspection(True, one, ids if ids.null_count() == 0 else None, ascending)
+    return Inspection(True, one, ids if ids.null_count() == 0 else None, ascending, unchecked)
 
 
 def has_duplicate_ids(df: pl.DataFrame, int_ids: pl.Series | None = None) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from mdstream.contract import columns as c
 from mdstream.contract import schema
 from mdstream.inputs.tardis import _read_tolerant, read_trades
+from mdstream.kernel.order import ID_NUMBER
 
 NOW = datetime(2024, 1, 1, tzinfo=timezone.utc)
 TRADES = "tardis/binance-futures_trades_2020-02-22_BTCUSDT.first9999rows.csv"
@@ -121,17 +122,34 @@ def test_numeric_ids_not_tried_for_text_ids(real_data: Path) -> None:
     assert read.ticks[c.ID].dtype == pl.String and read.ticks.height == 10
 
 
+@pytest.mark.parametrize("split", [False, True])
 @pytest.mark.parametrize("numeric", [True, False])
-def test_several_symbols_share_ids_yet_a_repeat_within_one_is_a_duplicate(tmp_path: Path, numeric: bool) -> None:
-    """Ids rising per symbol (and shared across symbols) are clean; an id repeated within one symbol is not."""
+def test_several_symbols_share_ids_yet_a_repeat_within_one_is_a_duplicate(tmp_path: Path, numeric: bool,
+                                                                          split: bool) -> None:
+    """Ids rising per symbol (and shared across symbols) are clean; an id repeated within one symbol is not,
+    whether the whole file is checked or (`split`) each series after the reader splits it."""
     header = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount\n"
     rows = [f"binance-futures,{s},{1704067200000000 + k * 1000},{1704067200000000 + k * 1000 + 5},{100 + k // 2},"
             f"buy,1.0,1.0\n" for k, s in enumerate(["BTCUSDT", "ETHUSDT"] * 3)]
     clean = tmp_path / "clean.csv"
     clean.write_text(header + "".join(rows))
-    read = read_trades(clean, now=datetime.now(timezone.utc), numeric_ids=numeric)
+    read = read_trades(clean, now=datetime.now(timezone.utc), numeric_ids=numeric, split=split)
     assert (read.ticks.height, read.duplicates, read.quarantine.height) == (6, 0, 0)
+    if split:  # the series in order of first appearance, each with its rows in file order
+        assert read.parts is not None
+        assert [p[c.SYMBOL].unique().to_list() for p in read.parts] == [["BTCUSDT"], ["ETHUSDT"]]
+        assert [p[c.ID].cast(pl.Int64).to_list() for p in read.parts] == [[100, 101, 102]] * 2
+        if not numeric:  # text ids: their parsed numbers ride along for the order and gap checks
+            assert [p[ID_NUMBER].to_list() for p in read.parts] == [[100, 101, 102]] * 2
+    else:
+        assert read.parts is None
     repeated = tmp_path / "repeated.csv"
     repeated.write_text(header + "".join(rows) + rows[2].replace(",buy,", ",sell,"))
-    read = read_trades(repeated, now=datetime.now(timezone.utc), numeric_ids=numeric)
+    read = read_trades(repeated, now=datetime.now(timezone.utc), numeric_ids=numeric, split=split)
     assert (read.ticks.height, read.duplicates) == (6, 1)
+    # ids not rising within a series, yet distinct: still clean, nothing quarantined
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text(header + "".join(rows[:2] + rows[4:] + rows[2:4]))
+    read = read_trades(shuffled, now=datetime.now(timezone.utc), numeric_ids=numeric, split=split)
+    assert (read.ticks.height, read.duplicates, read.quarantine.height) == (6, 0, 0)
+    assert (read.parts is not None) == split
