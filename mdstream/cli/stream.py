@@ -9,7 +9,7 @@ import click
 from ..contract import timeframes as tfm
 from ..jobs.requests import STREAM_MODES as MODES
 from ..jobs.requests import StreamRequest, default
-from .edge import guarded
+from .edge import end_process, guarded
 from .options import instrument_option, instruments_from, parse_symbols, sink_from, sink_options
 
 
@@ -105,6 +105,7 @@ def stream(**kw) -> None:
         instruments=instruments_from(kw, kw["exchange"]), heal=kw["heal"], heal_url=kw["heal_url"],
     )
     asyncio.run(run_stream(request, sink_opts))
+    end_process()  # the input ended, --duration passed or a signal stopped it: the sink is closed, the server stopped
 
 
 commands = [stream]

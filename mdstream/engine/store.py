@@ -7,7 +7,7 @@ import polars as pl
 
 from ..contract import columns as c
 from ..contract.schema import TICK_SCHEMA
-from ..kernel.candles import sparse_many
+from ..kernel.candles import is_single_series, series_windows, sparse_many
 from ..kernel.grid import SPARSE_COLUMNS
 from ..kernel.plans import SMALL_PLAN
 
@@ -64,6 +64,10 @@ class TickStore:
             older = older.join(fresh.select(*_SERIES, W).unique(), on=[*_SERIES, W], how="semi")
         latest = self.ticks.slice(split)
         mine = pl.concat([older, latest]) if older.height else latest
+        if is_single_series(mine):
+            # One series (a replay's slice, a one-symbol feed): the backfill's path, in any row order, with no
+            # sort of every tick by the trade order (a 1M-trade slice: ~80 -> ~20 ms), and the backfill's sums.
+            return series_windows(mine, base, instruments)
         return sparse_many(mine, base, instruments).select(SPARSE_COLUMNS)
 
     def prune(self, floor_us: int) -> None:
