@@ -137,6 +137,10 @@ def series_windows(series: pl.DataFrame, timeframe: str, instruments: pl.DataFra
     """Windows with at least one trade of ONE series in any row order (sparse_from_ticks' rows): rows already in
     trade order are aggregated as they are; others without moving them (kernel/unordered.py), unless an exchange
     time is missing (then sorted, nulls first, by order_ticks)."""
+    if series.get_column(c.TIMESTAMP).flags["SORTED_ASC"]:
+        # A flagged exchange time sends the window sums down a path 3-5x slower whose sums vary in the last bit
+        # from run to run (see sparse_from_ticks): the windows read an unflagged copy (~1 ms per 1M trades).
+        series = series.with_columns((pl.col(c.TIMESTAMP).dt.epoch("us") + 0).cast(TS).alias(c.TIMESTAMP))
     if in_trade_order(series):
         return sparse_from_ticks(series, timeframe, instruments)
     if series.get_column(c.TIMESTAMP).null_count():
