@@ -64,7 +64,7 @@ class TickStore:
             older = older.join(fresh.select(*_SERIES, W).unique(), on=[*_SERIES, W], how="semi")
         latest = self.ticks.slice(split)
         mine = pl.concat([older, latest]) if older.height else latest
-        if is_single_series(mine):
+        if mine.height and is_single_series(mine):
             # One series (a replay's slice, a one-symbol feed): the backfill's path, in any row order, with no
             # sort of every tick by the trade order (a 1M-trade slice: ~80 -> ~20 ms), and the backfill's sums.
             return series_windows(mine, base, instruments)

@@ -78,3 +78,18 @@ def test_a_late_tick_brings_back_its_whole_window_and_no_other():
     first = got.row(0, named=True)
     assert (first[c.OPEN], first[c.HIGH], first[c.LOW], first[c.CLOSE], first[c.TRADES]) == (100.0, 101.0, 99.0, 99.0, 3)
     assert late.get_column(SEQ).to_list() == [3, 4]
+
+
+def test_queued_ticks_pruned_before_their_fold_give_no_window():
+    """Ticks queued for a fold but pruned first (the floor passed them meanwhile) leave nothing to recompute:
+    no window, and no error."""
+    t0 = 1_704_067_200_000_000
+    batch = pl.DataFrame({
+        c.EXCHANGE: ["binance-futures"] * 2, c.SYMBOL: ["BTCUSDT"] * 2, c.TIMESTAMP: [t0, t0 + 1_000],
+        c.LOCAL_TIMESTAMP: [t0 + 5, t0 + 1_005], c.ID: ["1", "2"], c.SIDE: ["buy", "sell"], c.PRICE: [100.0, 101.0],
+        c.AMOUNT: [1.0, 2.0],
+    }).with_columns(pl.col(c.TIMESTAMP, c.LOCAL_TIMESTAMP).cast(TICK_SCHEMA[c.TIMESTAMP])).cast(TICK_SCHEMA)
+    store = TickStore(BASE_US)
+    fresh, _ = store.add(batch)
+    store.prune(t0 + 10 * BASE_US)
+    assert len(store) == 0 and store.windows(fresh, "15s").height == 0
