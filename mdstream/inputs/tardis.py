@@ -18,7 +18,7 @@ from ..contract import columns as c
 from ..contract import schema
 from ..contract.errors import InputError
 from ..kernel import validate
-from ..kernel.candles import split_series
+from ..kernel.candles import split_numbered
 from ..kernel.order import ID_NUMBER
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -54,8 +54,7 @@ class TickRead:
     source: str
     id_numbers: pl.Series | None = None  # ids as Int64 when every id is an integer (clean files), for reuse
     single_series: bool = False  # True when the reader proved every row has one exchange and symbol
-    # With `split`, a clean file of several series: its ticks per series (kernel.candles.split_series order),
-    # with the parsed ids as ID_NUMBER when the ids are text
+    # With `split`, a clean file of several series: its ticks per series (kernel.candles.split_numbered)
     parts: list[pl.DataFrame] | None = None
 
 
@@ -96,15 +95,13 @@ def read_trades(path: str | Path, *, now: datetime, numeric_ids: bool = False, s
 
 
 def _series_parts(ticks: pl.DataFrame, id_numbers: pl.Series | None, *, checked: bool) -> list[pl.DataFrame] | None:
-    """The ticks of each series, text ids' parsed numbers riding along as ID_NUMBER; None when ids are not
-    `checked` yet and some series repeats one (ids rising within each series prove it does not, cheaply)."""
-    own = ticks[c.ID].dtype == pl.Int64
-    frame = ticks if own or id_numbers is None else ticks.with_columns(id_numbers.alias(ID_NUMBER))
-    parts = split_series(frame)
+    """The ticks of each series, their parsed ids riding along as ID_NUMBER; None when ids are not `checked` yet
+    and some series repeats one (ids rising within each series prove it does not, cheaply)."""
+    parts = split_numbered(ticks, id_numbers)
     if checked:
         return parts
     for part in parts:
-        numbers = part[c.ID] if own else part[ID_NUMBER] if id_numbers is not None else None
+        numbers = part.get_column(ID_NUMBER) if ID_NUMBER in part.columns else None
         if validate.has_duplicate_ids(part, numbers):
             return None
     return parts

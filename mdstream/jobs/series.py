@@ -11,8 +11,7 @@ from ..contract import columns as c
 from ..contract import schema
 from ..contract.timeframes import US_PER_DAY, day_bounds
 from ..inputs.tardis import TickRead
-from ..kernel.candles import split_series
-from ..kernel.order import ID_NUMBER
+from ..kernel.candles import split_numbered
 
 EPOCH = date(1970, 1, 1)
 
@@ -23,16 +22,9 @@ def series_of(reads: list[TickRead]) -> list[tuple[pl.DataFrame, list[TickRead],
     A Tardis file holds one series, so files of different symbols are never concatenated or hashed."""
     groups: dict[tuple[str, str], list[tuple[pl.DataFrame, TickRead]]] = {}
     for read in reads:
-        # Ids the reader already parsed ride along, so order and gap checks need not parse them again.
-        frame = read.ticks
-        # ids held as integers are their own numbers, added after any split (an alias, not a second column to move)
-        own = frame[c.ID].dtype == pl.Int64
-        if read.id_numbers is not None and not own and read.parts is None:
-            frame = frame.with_columns(read.id_numbers.alias(ID_NUMBER))
-        # split by the reader already (text ids' numbers added), else here
-        for part in read.parts or ([frame] if read.single_series and frame.height else split_series(frame)):
-            if read.id_numbers is not None and own:
-                part = part.with_columns(pl.col(c.ID).alias(ID_NUMBER))
+        # Split by the reader already, else here; ids the reader parsed ride along, so order and gap checks need
+        # not parse them again.
+        for part in read.parts or split_numbered(read.ticks, read.id_numbers, single=read.single_series):
             groups.setdefault((part[c.EXCHANGE][0], part[c.SYMBOL][0]), []).append((part, read))
     out = []
     for parts in groups.values():

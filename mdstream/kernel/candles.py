@@ -14,14 +14,13 @@ from ..contract import timeframes as tfm
 from ..contract.instruments import INVERSE
 from ..contract.schema import CANDLE_BASE_SCHEMA, TS
 from .grid import SPARSE_COLUMNS, densify, finalize, window_start
-from .order import ORDER_KEYS, id_length, in_trade_order, order_ticks
+from .order import ID_NUMBER, ORDER_KEYS, id_length, in_trade_order, order_ticks
 from .plans import SMALL_PLAN
 from .unordered import BUCKET, unordered_windows
 from .volumes import apply_many, apply_one, has_inverse, inverse_agg, inverse_input, series_rule
 
 # The columns the window aggregation reads (window_inputs, window_aggs): all order_ticks needs to move for it.
 WINDOW_INPUTS = (c.EXCHANGE, c.SYMBOL, c.TIMESTAMP, c.SIDE, c.PRICE, c.AMOUNT)
-_ORDER_READS = (c.LOCAL_TIMESTAMP, c.ID)  # and the tie-breakers of the trade order
 _BUCKET = BUCKET
 _FILTER_SPLIT = 8  # up to this many series in one file, split_series filters once per series
 _BUY = "_buy_amount"
@@ -65,6 +64,19 @@ def split_series(ticks: pl.DataFrame) -> list[pl.DataFrame]:
                           pl.lit(key[-1], ticks.schema[c.SYMBOL]).alias(c.SYMBOL))[ticks.columns]
         for key, part in parts.items()
     ]
+
+
+def split_numbered(ticks: pl.DataFrame, numbers: pl.Series | None, *, single: bool = False) -> list[pl.DataFrame]:
+    """split_series of `ticks` (`single`: known to be one series, not split), each part with its ids as Int64 in
+    ID_NUMBER when `numbers` (the ids a reader parsed) is given: integer ids are their own numbers, aliased after
+    the split so no second column moves through it; text ids' numbers are added before it."""
+    own = ticks[c.ID].dtype == pl.Int64
+    if numbers is not None and not own:
+        ticks = ticks.with_columns(numbers.alias(ID_NUMBER))
+    parts = [ticks] if single and ticks.height else split_series(ticks)
+    if numbers is not None and own:
+        parts = [part.with_columns(pl.col(c.ID).alias(ID_NUMBER)) for part in parts]
+    return parts
 
 
 def window_inputs(inverse: bool = False) -> list[pl.Expr]:
@@ -118,8 +130,7 @@ def sparse_many(ticks: pl.DataFrame, timeframe: str, instruments: pl.DataFrame |
     width = tfm.duration_us(timeframe)
     inverse = has_inverse(instruments)
     windows = (
-        # Only the columns read move through the sort (the plan is collected without projection pushdown).
-        ticks.lazy().select(*WINDOW_INPUTS, *_ORDER_READS)
+        ticks.lazy()
         .with_columns(id_length())
         # first()/last() follow row order inside each group, so a sort on the (numeric) trade order is
         # enough; sorting by the symbol strings too would cost ten times more.
